@@ -1,0 +1,65 @@
+// Eager attention as in the HF reference: scores = q.k, then / sqrt(head_dim), causal mask,
+// softmax in f32, probabilities rounded to the activation dtype, times V.
+#include "layers/attention.h"
+
+#include <cmath>
+
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+
+namespace moepp {
+
+void attention_forward(ThreadPool& pool, const AttentionShape& shape, const AttentionWeights& w,
+                       const std::vector<float>& inv_freq, const Batch& batch, int64_t layer,
+                       KvCache& cache, const float* x, float* y, Precision p) {
+  const int64_t n = batch.size();
+  const int64_t hd = shape.head_dim;
+  const int64_t q_width = shape.n_heads * hd;
+  const int64_t kv_width = shape.n_kv_heads * hd;
+  std::vector<float> q(static_cast<size_t>(n * q_width));   // [n, n_heads*hd]
+  std::vector<float> k(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
+  std::vector<float> v(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
+  matmul(pool, x, n, w.q, q.data(), p);
+  matmul(pool, x, n, w.k, k.data(), p);
+  matmul(pool, x, n, w.v, v.data(), p);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t pos = batch.positions[t];
+    for (int64_t h = 0; h < shape.n_heads; ++h) rope_inplace(&q[t * q_width + h * hd], hd, pos, inv_freq.data(), p);
+    for (int64_t h = 0; h < shape.n_kv_heads; ++h) rope_inplace(&k[t * kv_width + h * hd], hd, pos, inv_freq.data(), p);
+    // The caller reserved the cache for every position in the batch.
+    std::copy(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k(layer, batch.seq_ids[t], pos));
+    std::copy(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v(layer, batch.seq_ids[t], pos));
+  }
+
+  std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
+  const float inv_scale_div = std::sqrt(static_cast<float>(hd));
+  const int64_t group = shape.n_heads / shape.n_kv_heads;
+  pool.parallel_for(n * shape.n_heads, [&](int64_t task) {
+    const int64_t t = task / shape.n_heads;
+    const int64_t h = task % shape.n_heads;
+    const int64_t kvh = h / group;  // HF repeat_kv: consecutive query heads share a kv head
+    const int32_t seq = batch.seq_ids[t];
+    const int64_t pos = batch.positions[t];
+    const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+    const float* qh = &q[t * q_width + h * hd];
+    std::vector<float> scores(static_cast<size_t>(pos + 1 - first));
+    for (int64_t j = first; j <= pos; ++j) {
+      const float* kj = cache.k(layer, seq, j) + kvh * hd;
+      float s = 0;
+      for (int64_t i = 0; i < hd; ++i) s += qh[i] * kj[i];
+      scores[j - first] = p.round(p.round(s) / inv_scale_div);
+    }
+    softmax_inplace(scores.data(), static_cast<int64_t>(scores.size()));
+    float* out = &attn[t * q_width + h * hd];
+    std::fill(out, out + hd, 0.0f);
+    for (int64_t j = first; j <= pos; ++j) {
+      const float pj = p.round(scores[j - first]);
+      const float* vj = cache.v(layer, seq, j) + kvh * hd;
+      for (int64_t i = 0; i < hd; ++i) out[i] += pj * vj[i];
+    }
+    p.round(out, static_cast<size_t>(hd));
+  });
+  matmul(pool, attn.data(), n, w.o, y, p);
+}
+
+}  // namespace moepp

@@ -1,0 +1,63 @@
+// KV cache slots grow by doubling; truncation keeps memory for reuse.
+#include "layers/kv_cache.h"
+
+#include <algorithm>
+
+namespace moepp {
+
+KvCache::KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim)
+    : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim) {}
+
+int32_t KvCache::add_sequence() {
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (!slots_[i].in_use) {
+      slots_[i] = Slot();
+      slots_[i].in_use = true;
+      slots_[i].k.resize(n_layers_);
+      slots_[i].v.resize(n_layers_);
+      return static_cast<int32_t>(i);
+    }
+  }
+  Slot s;
+  s.in_use = true;
+  s.k.resize(n_layers_);
+  s.v.resize(n_layers_);
+  slots_.push_back(std::move(s));
+  return static_cast<int32_t>(slots_.size() - 1);
+}
+
+void KvCache::remove_sequence(int32_t seq) {
+  if (valid(seq)) slots_[seq] = Slot();
+}
+
+bool KvCache::valid(int32_t seq) const {
+  return seq >= 0 && static_cast<size_t>(seq) < slots_.size() && slots_[seq].in_use;
+}
+
+int64_t KvCache::length(int32_t seq) const { return slots_[seq].length; }
+
+void KvCache::truncate(int32_t seq, int64_t n) {
+  Slot& s = slot(seq);
+  s.length = std::min(s.length, std::max<int64_t>(0, n));
+}
+
+void KvCache::reserve(int32_t seq, int64_t n) {
+  Slot& s = slot(seq);
+  if (n > s.capacity) {
+    const int64_t cap = std::max<int64_t>(n, std::max<int64_t>(16, 2 * s.capacity));
+    for (int64_t l = 0; l < n_layers_; ++l) {
+      s.k[l].resize(static_cast<size_t>(cap * row_size()));
+      s.v[l].resize(static_cast<size_t>(cap * row_size()));
+    }
+    s.capacity = cap;
+  }
+  s.length = std::max(s.length, n);
+}
+
+size_t KvCache::bytes() const {
+  size_t b = 0;
+  for (const Slot& s : slots_) b += 2 * static_cast<size_t>(s.capacity * row_size() * n_layers_) * sizeof(float);
+  return b;
+}
+
+}  // namespace moepp

@@ -1,0 +1,240 @@
+// Model loading (config -> family -> weights) and the decoder forward pass shared by all
+// families: h += Attn(RMSNorm(h)); h += MoE(RMSNorm(h)); logits = lm_head(RMSNorm(h)).
+#include "models/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "layers/attention.h"
+#include "models/family.h"
+#include "moe/moe_layer.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+
+namespace moepp {
+namespace {
+
+Result<nlohmann::json> read_json_file(const std::string& path, bool required) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (required) return Status::Error(path + ": cannot open (is this a model directory?)");
+    return nlohmann::json();  // null: absent optional file
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Error(path + ": not valid JSON");
+  if (!j.is_object()) return Status::Error(path + ": expected a JSON object at the top level, got " + std::string(j.type_name()));
+  return j;
+}
+
+// "bos_token": "<s>" or {"content": "<s>", ...}
+std::string token_content(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+Status resolve_special_tokens(const std::string& dir, ModelConfig* config) {
+  MOEPP_ASSIGN_OR_RETURN(nlohmann::json tok_config, read_json_file(dir + "/tokenizer_config.json", false));
+  MOEPP_ASSIGN_OR_RETURN(nlohmann::json special_map, read_json_file(dir + "/special_tokens_map.json", false));
+  std::map<std::string, int32_t> id_of;  // token text -> id, from added_tokens_decoder
+  if (tok_config.is_object() && tok_config.contains("added_tokens_decoder")) {
+    const auto& decoder = tok_config["added_tokens_decoder"];
+    if (!decoder.is_object()) return Status::Error(dir + "/tokenizer_config.json: field 'added_tokens_decoder': expected an object");
+    for (const auto& [key, value] : decoder.items()) {
+      char* end = nullptr;
+      const long id = std::strtol(key.c_str(), &end, 10);
+      if (key.empty() || *end != '\0' || id < 0 || id >= config->vocab_size)
+        return Status::Error(dir + "/tokenizer_config.json: field 'added_tokens_decoder': expected token ids in [0, " +
+                             std::to_string(config->vocab_size) + "), got \"" + key + "\"");
+      const std::string content = token_content(value);
+      if (!content.empty()) id_of[content] = static_cast<int32_t>(id);
+    }
+  }
+  auto lookup = [&](const char* field) -> int32_t {
+    std::string content;
+    if (tok_config.is_object() && tok_config.contains(field)) content = token_content(tok_config[field]);
+    if (content.empty() && special_map.is_object() && special_map.contains(field)) content = token_content(special_map[field]);
+    auto it = id_of.find(content);
+    return it == id_of.end() ? -1 : it->second;
+  };
+  const int32_t bos = lookup("bos_token");
+  if (bos >= 0) config->bos_token_id = bos;
+  const int32_t eos = lookup("eos_token");
+  if (eos >= 0 && std::find(config->eos_token_ids.begin(), config->eos_token_ids.end(), eos) == config->eos_token_ids.end())
+    config->eos_token_ids.insert(config->eos_token_ids.begin(), eos);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  m->dir_ = dir;
+  m->precision_.dtype = options.dtype;
+  const std::string config_path = dir + "/config.json";
+  MOEPP_ASSIGN_OR_RETURN(nlohmann::json json, read_json_file(config_path, true));
+  ConfigReader reader(json, config_path);
+  MOEPP_ASSIGN_OR_RETURN(std::string model_type, reader.string_or("model_type", ""));
+  const FamilyDef* family = find_family(model_type);
+  if (family == nullptr) return reader.error("model_type", "one of " + supported_model_types());
+  ModelConfig& c = m->config_;
+  c.family = family->family;
+  c.model_type = model_type;
+  MOEPP_RETURN_IF_ERROR(parse_decoder_fields(reader, &c));
+  MOEPP_RETURN_IF_ERROR(family->parse_config(reader, &c));
+  MOEPP_RETURN_IF_ERROR(resolve_special_tokens(dir, &c));
+
+  MOEPP_ASSIGN_OR_RETURN(TensorSource source, open_checkpoint(dir));
+  m->source_ = std::make_unique<TensorSource>(std::move(source));
+  m->weight_format_ = m->source_->format();
+  std::map<std::string, int64_t> dtype_counts;
+  for (const TensorEntry& e : m->source_->entries()) ++dtype_counts[dtype_name(e.dtype)];
+  m->checkpoint_dtypes_.assign(dtype_counts.begin(), dtype_counts.end());
+
+  WeightLoader loader(*m->source_, m->precision_.weight_dtype(), dir);
+  family->declare_ignored(loader);
+  ModelWeights& w = m->weights_;
+  const int64_t d = c.d_model;
+  MOEPP_ASSIGN_OR_RETURN(w.embed, loader.matrix("model.embed_tokens.weight", c.vocab_size, d));
+  w.layers.resize(static_cast<size_t>(c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights& lw = w.layers[l];
+    MOEPP_ASSIGN_OR_RETURN(lw.input_norm, loader.vector(p + "input_layernorm.weight", d));
+    MOEPP_ASSIGN_OR_RETURN(lw.post_norm, loader.vector(p + "post_attention_layernorm.weight", d));
+    const int64_t q_width = c.n_heads * c.head_dim;
+    const int64_t kv_width = c.n_kv_heads * c.head_dim;
+    MOEPP_ASSIGN_OR_RETURN(lw.attention.q, loader.matrix(p + "self_attn.q_proj.weight", q_width, d));
+    MOEPP_ASSIGN_OR_RETURN(lw.attention.k, loader.matrix(p + "self_attn.k_proj.weight", kv_width, d));
+    MOEPP_ASSIGN_OR_RETURN(lw.attention.v, loader.matrix(p + "self_attn.v_proj.weight", kv_width, d));
+    MOEPP_ASSIGN_OR_RETURN(lw.attention.o, loader.matrix(p + "self_attn.o_proj.weight", d, q_width));
+    MOEPP_RETURN_IF_ERROR(family->load_moe_layer(c, l, loader, &lw.moe));
+  }
+  MOEPP_ASSIGN_OR_RETURN(w.final_norm, loader.vector("model.norm.weight", d));
+  if (c.tie_word_embeddings && !loader.has("lm_head.weight")) {
+    w.lm_head = w.embed;
+  } else {
+    MOEPP_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", c.vocab_size, d));
+  }
+  MOEPP_RETURN_IF_ERROR(loader.check_all_used());
+
+  // inv_freq[j] = 1 / theta^(2j / head_dim), in f32 as HF computes it.
+  for (int64_t j = 0; j < c.head_dim / 2; ++j)
+    m->inv_freq_.push_back(1.0f / std::pow(static_cast<float>(c.rope_theta),
+                                           static_cast<float>(2 * j) / static_cast<float>(c.head_dim)));
+  return m;
+}
+
+ParamCounts Model::param_counts() const {
+  const ModelConfig& c = config_;
+  auto count = [](const Weight& w) { return w.rows * w.cols; };
+  ParamCounts pc;
+  int64_t dense = count(weights_.embed) + count(weights_.final_norm);
+  if (weights_.lm_head.data != weights_.embed.data) dense += count(weights_.lm_head);
+  pc.total = dense;
+  pc.active_max = pc.active_min = dense;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = weights_.layers[l];
+    const AttentionWeights& a = lw.attention;
+    int64_t layer = count(lw.input_norm) + count(lw.post_norm) + count(a.q) + count(a.k) + count(a.v) + count(a.o) +
+                    count(lw.moe.router.w1) + count(lw.moe.router.w2) + count(lw.moe.router.gate_map);
+    std::vector<int64_t> expert_params;
+    for (const ExpertWeights& e : lw.moe.experts)
+      expert_params.push_back(count(e.gate_up) + count(e.down) + count(e.constant_gate) + count(e.constant_value));
+    int64_t experts_total = 0;
+    for (int64_t p : expert_params) experts_total += p;
+    std::sort(expert_params.begin(), expert_params.end());
+    const int k = c.layers[l].router.top_k;
+    int64_t lo = 0, hi = 0;
+    for (int j = 0; j < k; ++j) {
+      lo += expert_params[j];
+      hi += expert_params[expert_params.size() - 1 - j];
+    }
+    pc.total += layer + experts_total;
+    pc.active_min += layer + lo;
+    pc.active_max += layer + hi;
+  }
+  return pc;
+}
+
+size_t Model::weight_bytes() const {
+  return static_cast<size_t>(param_counts().total) * dtype_size(precision_.weight_dtype());
+}
+
+Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
+  std::map<int32_t, int64_t> next_pos;  // sequence -> position its next token must have
+  for (int64_t t = 0; t < batch.size(); ++t) {
+    const int32_t token = batch.tokens[t];
+    if (token < 0 || token >= config_.vocab_size)
+      return Status::Error(str_format("token %lld: id %d out of range, expected [0, %lld)", static_cast<long long>(t),
+                                      token, static_cast<long long>(config_.vocab_size)));
+    const int32_t seq = batch.seq_ids[t];
+    if (!cache.valid(seq)) return Status::Error(str_format("token %lld: unknown sequence %d", static_cast<long long>(t), seq));
+    auto it = next_pos.find(seq);
+    const int64_t expected = it == next_pos.end() ? cache.length(seq) : it->second;
+    if (batch.positions[t] != expected)
+      return Status::Error(str_format("token %lld of sequence %d: position %d, expected %lld (positions must continue the cache)",
+                                      static_cast<long long>(t), seq, batch.positions[t], static_cast<long long>(expected)));
+    next_pos[seq] = expected + 1;
+  }
+  return Status::Ok();
+}
+
+Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std::vector<float>* logits,
+                      ForwardObserver* observer) const {
+  MOEPP_RETURN_IF_ERROR(check_batch(batch, cache));
+  const ModelConfig& c = config_;
+  const Precision p = precision_;
+  const int64_t n = batch.size();
+  const int64_t d = c.d_model;
+  for (int64_t t = 0; t < n; ++t) cache.reserve(batch.seq_ids[t], batch.positions[t] + 1);
+
+  std::vector<float> h(static_cast<size_t>(n * d));       // [n, d] residual stream
+  std::vector<float> normed(static_cast<size_t>(n * d));  // [n, d]
+  std::vector<float> branch(static_cast<size_t>(n * d));  // [n, d] attention or MoE output
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < d; ++i) h[t * d + i] = weights_.embed.at(batch.tokens[t], i);
+
+  const AttentionShape shape{d, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window};
+  std::vector<float> prev_logits, raw_logits;  // gating residual [n, n_experts]
+  RoutingPlan plan;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = weights_.layers[l];
+    rms_norm(h.data(), n, d, lw.input_norm, c.rms_norm_eps, normed.data(), p);
+    attention_forward(pool, shape, lw.attention, inv_freq_, batch, l, cache, normed.data(), branch.data(), p);
+    for (size_t i = 0; i < h.size(); ++i) h[i] = p.round(h[i] + branch[i]);
+
+    rms_norm(h.data(), n, d, lw.post_norm, c.rms_norm_eps, normed.data(), p);
+    const MoeLayerSpec& spec = c.layers[l];
+    raw_logits.assign(static_cast<size_t>(n * spec.n_experts()), 0.0f);
+    const bool has_prev = l > 0 && prev_logits.size() == raw_logits.size();
+    moe_forward(pool, spec, lw.moe, normed.data(), n, d, has_prev ? prev_logits.data() : nullptr,
+                raw_logits.data(), &plan, branch.data(), p);
+    std::swap(prev_logits, raw_logits);
+    for (size_t i = 0; i < h.size(); ++i) h[i] = p.round(h[i] + branch[i]);
+    if (observer != nullptr) {
+      observer->on_routing(l, batch, plan);
+      observer->on_layer_output(l, batch, h.data());
+    }
+  }
+
+  // Final norm and lm_head only for the rows whose logits are wanted.
+  const int64_t n_out = batch.n_outputs();
+  std::vector<float> rows(static_cast<size_t>(n_out * d));
+  for (int64_t t = 0, r = 0; t < n; ++t)
+    if (batch.want_logits[t]) std::copy(h.begin() + t * d, h.begin() + (t + 1) * d, rows.begin() + (r++) * d);
+  std::vector<float> rows_normed(rows.size());
+  rms_norm(rows.data(), n_out, d, weights_.final_norm, c.rms_norm_eps, rows_normed.data(), p);
+  logits->resize(static_cast<size_t>(n_out * c.vocab_size));
+  matmul(pool, rows_normed.data(), n_out, weights_.lm_head, logits->data(), p);
+  return Status::Ok();
+}
+
+}  // namespace moepp

@@ -1,0 +1,78 @@
+// A loaded model: config, canonical weights, and the decoder forward pass over a batch.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "io/tensor_source.h"
+#include "layers/batch.h"
+#include "layers/kv_cache.h"
+#include "models/model_config.h"
+#include "models/model_weights.h"
+#include "moe/routing.h"
+#include "ops/precision.h"
+#include "platform/thread_pool.h"
+
+namespace moepp {
+
+struct LoadOptions {
+  ComputeDType dtype = ComputeDType::kF32;
+};
+
+// Hooks called during forward (tests, routing analysis, debugging): per layer output and
+// routing plan. Default implementations do nothing.
+class ForwardObserver {
+ public:
+  virtual ~ForwardObserver() = default;
+  virtual void on_layer_output(int64_t layer, const Batch& batch, const float* h /*[n_tokens, d_model]*/) {}
+  virtual void on_routing(int64_t layer, const Batch& batch, const RoutingPlan& plan) {}
+};
+
+struct ParamCounts {
+  int64_t total = 0;
+  int64_t active_max = 0;  // per token when every slot goes to the largest FFN experts
+  int64_t active_min = 0;  // per token when the router picks the cheapest experts
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(const std::string& dir, const LoadOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  Precision precision() const { return precision_; }
+  const ModelWeights& weights() const { return weights_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& weight_format() const { return weight_format_; }
+  std::vector<std::pair<std::string, int64_t>> checkpoint_dtypes() const { return checkpoint_dtypes_; }
+  ParamCounts param_counts() const;
+  size_t weight_bytes() const;
+
+  KvCache make_cache() const { return KvCache(config_.n_layers, config_.n_kv_heads, config_.head_dim); }
+
+  // Runs the batch through the model, appending its keys/values to the cache. logits (out):
+  // [batch.n_outputs(), vocab_size] for the tokens marked in want_logits, in batch order.
+  Status forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std::vector<float>* logits,
+                 ForwardObserver* observer = nullptr) const;
+
+ private:
+  Model() = default;
+  Status check_batch(const Batch& batch, const KvCache& cache) const;
+
+  std::string dir_;
+  std::string weight_format_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  Precision precision_;
+  std::vector<float> inv_freq_;  // [head_dim/2]
+  std::unique_ptr<TensorSource> source_;  // keeps mapped weights alive
+  std::vector<std::pair<std::string, int64_t>> checkpoint_dtypes_;  // dtype name -> tensor count
+};
+
+// Reads tokenizer_config.json / special_tokens_map.json next to config.json and, where they name
+// the BOS/EOS tokens with ids, lets them override config.json (LLaMA-8x265M-MoE's config.json
+// says bos 0, its tokenizer says <s> = 1).
+Status resolve_special_tokens(const std::string& dir, ModelConfig* config);
+
+}  // namespace moepp

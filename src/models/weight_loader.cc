@@ -1,0 +1,91 @@
+// Name/shape/dtype checks and dtype conversion of checkpoint tensors.
+#include "models/weight_loader.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace moepp {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Result<const TensorEntry*> WeightLoader::find(const std::string& name, const std::vector<int64_t>& shape) {
+  const TensorEntry* e = source_.find(name);
+  if (e == nullptr) return Status::Error(dir_ + ": missing tensor '" + name + "'");
+  if (e->shape != shape)
+    return Status::Error(e->file + ": tensor '" + name + "': expected shape " + shape_string(shape) +
+                         ", got " + shape_string(e->shape));
+  if (e->dtype != DType::kF32 && e->dtype != DType::kBF16 && e->dtype != DType::kF16)
+    return Status::Error(e->file + ": tensor '" + name + "': expected dtype F32, BF16 or F16, got " +
+                         dtype_name(e->dtype));
+  used_.insert(name);
+  return e;
+}
+
+void WeightLoader::convert_into(const TensorEntry& e, void* dst) const {
+  const size_t n = static_cast<size_t>(e.numel());
+  if (e.dtype == target_) {
+    std::memcpy(dst, e.data, n * dtype_size(target_));
+  } else if (target_ == DType::kF32) {
+    float* out = static_cast<float*>(dst);
+    for (size_t i = 0; i < n; ++i) out[i] = load_as_f32(e.data, e.dtype, i);
+  } else {  // bf16 target from f32 or f16: round to nearest even, as torch's .to(bfloat16)
+    uint16_t* out = static_cast<uint16_t*>(dst);
+    for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(load_as_f32(e.data, e.dtype, i));
+  }
+}
+
+Result<Weight> WeightLoader::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {rows, cols}));
+  const bool aligned = reinterpret_cast<uintptr_t>(e->data) % dtype_size(target_) == 0;
+  if (e->dtype == target_ && aligned) {  // zero-copy view into the mapped file
+    Weight w;
+    w.dtype = target_;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = e->data;
+    return w;
+  }
+  Weight w = make_owned_weight(target_, rows, cols);
+  convert_into(*e, const_cast<void*>(w.data));
+  return w;
+}
+
+Result<Weight> WeightLoader::vector(const std::string& name, int64_t n) {
+  MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {n}));
+  Weight w = make_owned_weight(target_, 1, n);
+  convert_into(*e, const_cast<void*>(w.data));
+  return w;
+}
+
+Result<Weight> WeightLoader::stacked(const std::vector<std::string>& names,
+                                     const std::vector<int64_t>& rows, int64_t cols) {
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  Weight w = make_owned_weight(target_, total, cols);
+  uint8_t* dst = static_cast<uint8_t*>(const_cast<void*>(w.data));
+  for (size_t i = 0; i < names.size(); ++i) {
+    MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(names[i], {rows[i], cols}));
+    convert_into(*e, dst);
+    dst += static_cast<size_t>(rows[i] * cols) * dtype_size(target_);
+  }
+  return w;
+}
+
+Status WeightLoader::check_all_used() const {
+  for (const TensorEntry& e : source_.entries()) {
+    if (used_.count(e.name)) continue;
+    bool ignored = false;
+    for (const std::string& s : ignored_suffixes_)
+      ignored |= e.name.size() >= s.size() && e.name.compare(e.name.size() - s.size(), s.size(), s) == 0;
+    if (!ignored)
+      return Status::Error(e.file + ": unexpected tensor '" + e.name + "' (shape " + shape_string(e.shape) +
+                           "): not part of this model's layout; is config.json right?");
+  }
+  return Status::Ok();
+}
+
+}  // namespace moepp

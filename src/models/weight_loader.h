@@ -1,0 +1,47 @@
+// Turns checkpoint tensors into canonical weights: checks names, shapes and dtypes, converts
+// to the compute dtype (zero-copy when the file already holds it, aligned), and reports any
+// tensor the model did not use.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "io/tensor_source.h"
+#include "tensor/weight.h"
+
+namespace moepp {
+
+class WeightLoader {
+ public:
+  WeightLoader(const TensorSource& source, DType target, std::string dir)
+      : source_(source), target_(target), dir_(std::move(dir)) {}
+
+  // A tensor of shape [rows, cols].
+  Result<Weight> matrix(const std::string& name, int64_t rows, int64_t cols);
+  // A 1-D tensor [n], returned as [1, n].
+  Result<Weight> vector(const std::string& name, int64_t n);
+  // Tensors of shapes [rows_i, cols] stacked along rows into one weight (e.g. gate; up).
+  Result<Weight> stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
+
+  bool has(const std::string& name) const { return source_.find(name) != nullptr; }
+  // Tensors present in checkpoints but unused by inference (training-only, RoPE buffers).
+  void ignore_suffix(const std::string& suffix) { ignored_suffixes_.push_back(suffix); }
+  // Fails on the first tensor neither used nor ignored.
+  Status check_all_used() const;
+
+ private:
+  Result<const TensorEntry*> find(const std::string& name, const std::vector<int64_t>& shape);
+  void convert_into(const TensorEntry& e, void* dst) const;
+
+  const TensorSource& source_;
+  DType target_;
+  std::string dir_;
+  std::set<std::string> used_;
+  std::vector<std::string> ignored_suffixes_;
+};
+
+std::string shape_string(const std::vector<int64_t>& shape);
+
+}  // namespace moepp

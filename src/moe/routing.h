@@ -1,0 +1,27 @@
+// Router: from normed hidden states to a routing plan (which experts, what weights).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "moe/moe_spec.h"
+#include "ops/precision.h"
+#include "platform/thread_pool.h"
+
+namespace moepp {
+
+struct RoutingPlan {
+  int64_t n_tokens = 0;
+  int top_k = 0;
+  std::vector<int32_t> experts;  // [n_tokens, top_k], in selection order (best first)
+  std::vector<float> weights;    // [n_tokens, top_k], as applied to expert outputs
+};
+
+// Computes router logits, applies the gating residual, scores, selects and weights.
+// prev_logits: [n_tokens, n_experts] raw logits of the previous MoE layer, or null (layer 0).
+// raw_logits (out): [n_tokens, n_experts] the logits passed on as the next layer's residual.
+void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w,
+           const float* x /*[n_tokens, d_model]*/, int64_t n_tokens,
+           const float* prev_logits, float* raw_logits, RoutingPlan* plan, Precision p);
+
+}  // namespace moepp

@@ -1,0 +1,54 @@
+// RMSNorm, softmax and RoPE.
+#include "ops/elementwise.h"
+
+#include <cmath>
+#include <vector>
+
+namespace moepp {
+
+void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
+              Precision p) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * d;
+    float* yi = y + i * d;
+    // The mean of squares accumulates in double so the f32 result is the correctly rounded
+    // mean, independent of summation order.
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+    const float var = static_cast<float>(ss / static_cast<double>(d));
+    const float r = 1.0f / std::sqrt(var + eps);
+    for (int64_t j = 0; j < d; ++j) yi[j] = p.round(weight.at(0, j) * p.round(xi[j] * r));
+  }
+}
+
+void softmax_inplace(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  if (mx == -INFINITY) {  // fully masked row: PyTorch gives NaN; we give zeros
+    for (int64_t i = 0; i < n; ++i) x[i] = 0;
+    return;
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void rope_inplace(float* v, int64_t head_dim, int64_t pos, const float* inv_freq, Precision p) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(pos) * inv_freq[i];
+    const float c = p.round(std::cos(angle));
+    const float s = p.round(std::sin(angle));
+    const float a = v[i];
+    const float b = v[i + half];
+    // q*cos + rotate_half(q)*sin, each product and the sum rounded like separate torch ops.
+    v[i] = p.round(p.round(a * c) + p.round(-b * s));
+    v[i + half] = p.round(p.round(b * c) + p.round(a * s));
+  }
+}
+
+}  // namespace moepp

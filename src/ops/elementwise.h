@@ -1,0 +1,25 @@
+// Row-wise and element-wise ops of the decoder, with the rounding points of the PyTorch
+// reference (see docs/moepp-spec.md §1.4 and checkpoint-formats.md §1.5-§1.7).
+#pragma once
+
+#include <cstdint>
+
+#include "ops/precision.h"
+#include "tensor/weight.h"
+
+namespace moepp {
+
+// HF LlamaRMSNorm: normalise in f32, round to the activation dtype, then multiply by weight.
+void rms_norm(const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& weight /*[1, d]*/,
+              float eps, float* y /*[n, d]*/, Precision p);
+
+// In-place softmax over n values, computed in f32 (the caller rounds if needed).
+void softmax_inplace(float* x, int64_t n);
+
+inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+
+// Rotate-half (GPT-NeoX) RoPE on one head vector [head_dim] at `pos`, in place; inv_freq is
+// [head_dim/2]; cos/sin are computed in f32 and rounded to the activation dtype, as HF does.
+void rope_inplace(float* v, int64_t head_dim, int64_t pos, const float* inv_freq, Precision p);
+
+}  // namespace moepp

@@ -1,0 +1,58 @@
+// Portable matmul. Speed comes later from SIMD kernels with run-time dispatch (issue 4);
+// this version keeps one weight row hot across all M input rows and splits N over threads.
+#include "ops/matmul.h"
+
+#include <algorithm>
+
+namespace moepp {
+namespace {
+
+// 8 independent partial sums so the compiler can vectorise without reassociating.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+float dot_f32(const float* x, const float* w, int64_t k) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += x[i + j] * w[i + j];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < k; ++i) s += x[i] * w[i];
+  return s;
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+float dot_bf16(const float* x, const uint16_t* w, int64_t k) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += x[i + j] * bf16_to_f32(w[i + j]);
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < k; ++i) s += x[i] * bf16_to_f32(w[i]);
+  return s;
+}
+
+}  // namespace
+
+float dot_row(const float* x, const Weight& w, int64_t r) {
+  if (w.dtype == DType::kF32) return dot_f32(x, w.f32() + r * w.cols, w.cols);
+  return dot_bf16(x, w.bf16() + r * w.cols, w.cols);
+}
+
+void matmul_rows(const float* x, int64_t M, const Weight& w, int64_t row_begin, int64_t row_end,
+                 float* y, int64_t ldy, Precision p) {
+  const int64_t K = w.cols;
+  for (int64_t n = row_begin; n < row_end; ++n)
+    for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - row_begin)] = p.round(dot_row(x + m * K, w, n));
+}
+
+void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
+  const int64_t N = w.rows;
+  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(64, N / (4 * pool.size()) + 1));
+  const int64_t n_blocks = (N + block - 1) / block;
+  pool.parallel_for(n_blocks, [&](int64_t b) {
+    const int64_t n0 = b * block;
+    const int64_t n1 = std::min(N, n0 + block);
+    matmul_rows(x, M, w, n0, n1, y + n0, N, p);
+  });
+}
+
+}  // namespace moepp

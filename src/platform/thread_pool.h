@@ -1,0 +1,48 @@
+// A persistent pool of worker threads with a blocking parallel-for. One pool is created per
+// process (or per test) and passed explicitly; no thread is created per operation.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moepp {
+
+class ThreadPool {
+ public:
+  // n_threads counts the calling thread: 1 means everything runs inline.
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Runs fn(task) for task in [0, n_tasks); threads pull tasks from an atomic counter. Each
+  // task must write disjoint outputs, which keeps results independent of the thread count.
+  void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& fn);
+
+  static int default_threads();  // physical cores (best effort)
+
+ private:
+  void worker_loop();
+  void run_tasks();
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(int64_t)>* job_ = nullptr;
+  int64_t n_tasks_ = 0;
+  std::atomic<int64_t> next_{0};
+  int busy_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace moepp

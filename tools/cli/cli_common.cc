@@ -1,0 +1,56 @@
+// Shared CLI helpers.
+#include "cli_common.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace moepp::cli {
+
+Result<std::vector<int32_t>> parse_ids(const std::string& text, const char* flag) {
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno != 0 || v < 0 || v > INT32_MAX)
+      return Status::Error(std::string(flag) + ": expected comma-separated non-negative token ids, got '" + item + "'");
+    ids.push_back(static_cast<int32_t>(v));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+Result<ComputeDType> parse_dtype(const std::string& text) {
+  if (text == "f32" || text == "float32" || text == "fp32") return ComputeDType::kF32;
+  if (text == "bf16" || text == "bfloat16") return ComputeDType::kBF16;
+  return Status::Error("--dtype: expected f32 or bf16, got '" + text + "'");
+}
+
+Status write_file_atomic(const std::string& path, const void* data, size_t size) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return Status::Error(path + ": cannot write: " + std::strerror(errno));
+  const bool ok = std::fwrite(data, 1, size, f) == size;
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    return Status::Error(path + ": write failed: " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::Error(path + ": cannot rename into place: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+int fail(const Status& status) {
+  std::fprintf(stderr, "moepp: %s\n", status.message().c_str());
+  return 1;
+}
+
+}  // namespace moepp::cli
