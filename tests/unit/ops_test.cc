@@ -1,0 +1,87 @@
+// Numeric building blocks against straightforward formulas: matmul (f32 and bf16 weights, odd
+// sizes, several thread counts), RMSNorm, softmax, RoPE, bf16 rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "test_util.h"
+
+namespace moepp {
+namespace {
+
+TEST(Ops, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  // 1 + 2^-8 is exactly halfway between bf16 neighbours 1 and 1 + 2^-7: ties to even (1).
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + std::ldexp(1.0f, -8))), 1.0f);
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8))), 1.0f + std::ldexp(1.0f, -6));
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
+}
+
+TEST(Ops, MatmulMatchesNaiveForOddShapes) {
+  std::mt19937 rng(1);
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (int threads : {1, 3}) {
+      ThreadPool pool(threads);
+      const int64_t M = 5, N = 37, K = 29;
+      const Weight w = testing::random_weight(rng, N, K, 1.0f, dt);
+      const std::vector<float> x = testing::random_vector(rng, M * K);
+      std::vector<float> y(M * N);
+      matmul(pool, x.data(), M, w, y.data(), Precision{});
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * w.at(n, k);
+          EXPECT_NEAR(y[m * N + n], s, 1e-4 * (1 + std::fabs(s)));
+        }
+    }
+  }
+}
+
+TEST(Ops, RmsNormAndSoftmax) {
+  std::mt19937 rng(2);
+  const int64_t d = 19;
+  const Weight g = testing::random_weight(rng, 1, d, 1.0f);
+  const std::vector<float> x = testing::random_vector(rng, 2 * d);
+  std::vector<float> y(2 * d);
+  rms_norm(x.data(), 2, d, g, 1e-5f, y.data(), Precision{});
+  for (int r = 0; r < 2; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += x[r * d + i] * x[r * d + i];
+    const double inv = 1 / std::sqrt(ss / d + 1e-5);
+    for (int64_t i = 0; i < d; ++i) EXPECT_NEAR(y[r * d + i], g.at(0, i) * x[r * d + i] * inv, 1e-5);
+  }
+  float s[] = {1.0f, 2.0f, 3.0f, -INFINITY};
+  softmax_inplace(s, 4);
+  const double z = std::exp(-2.0) + std::exp(-1.0) + 1.0;
+  EXPECT_NEAR(s[0], std::exp(-2.0) / z, 1e-6);
+  EXPECT_NEAR(s[2], 1.0 / z, 1e-6);
+  EXPECT_EQ(s[3], 0.0f);
+}
+
+TEST(Ops, RopeRotatesHalvesAndPreservesNorm) {
+  const int64_t hd = 8;
+  float inv_freq[4];
+  for (int j = 0; j < 4; ++j) inv_freq[j] = 1.0f / std::pow(10000.0f, 2.0f * j / hd);
+  float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  float orig[8];
+  std::copy(v, v + 8, orig);
+  rope_inplace(v, hd, 3, inv_freq, Precision{});
+  double n0 = 0, n1 = 0;
+  for (int i = 0; i < 8; ++i) {
+    n0 += orig[i] * orig[i];
+    n1 += v[i] * v[i];
+  }
+  EXPECT_NEAR(n0, n1, 1e-4);
+  // Pair (0, 4) rotated by angle 3 * inv_freq[0] = 3 rad.
+  EXPECT_NEAR(v[0], 1 * std::cos(3.0) - 5 * std::sin(3.0), 1e-5);
+  EXPECT_NEAR(v[4], 5 * std::cos(3.0) + 1 * std::sin(3.0), 1e-5);
+  float w[8];
+  std::copy(orig, orig + 8, w);
+  rope_inplace(w, hd, 0, inv_freq, Precision{});  // position 0 is the identity
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(w[i], orig[i]);
+}
+
+}  // namespace
+}  // namespace moepp
