@@ -22,6 +22,9 @@ Status parse_llama_moe(const ConfigReader& r, ModelConfig* c) {
   MOEPP_ASSIGN_OR_RETURN(bool use_softmax, r.bool_or("gate_use_softmax", true));
   MOEPP_ASSIGN_OR_RETURN(bool multiply, r.bool_or("multiply_gate_scores", true));
   MOEPP_ASSIGN_OR_RETURN(int64_t intermediate, r.int_or("intermediate_size", 0));
+  // The reference's rotary embedding never reads rope_theta: it always uses base 10000
+  // (checkpoint-formats.md §3.4), so a config value is ignored here too.
+  c->rope_theta = 10000.0;
 
   // score_scale_factor: a number, or one number per layer.
   std::vector<double> scales(static_cast<size_t>(c->n_layers), 1.0);
