@@ -8,6 +8,8 @@ packages=(
   libgtest-dev libgmock-dev                  # tests
   nlohmann-json3-dev libcli11-dev            # JSON, command line
   python3-torch python3-numpy                # PyTorch reference for the model tests (/usr/bin/python3)
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev   # tokenizers
+  sentencepiece python3-sentencepiece nodejs npm      # tokenizer test oracles and assets
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)

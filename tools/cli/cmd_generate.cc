@@ -64,6 +64,7 @@ int run_generate(const GenerateCliOptions& o) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the token line before the stats line, also when piped
     std::fprintf(stderr, "prompt %lld tokens at %.1f tok/s; generated %lld tokens at %.1f tok/s\n",
                  (long long)stats.prompt_tokens, pp_s, (long long)stats.generated_tokens, tok_s);
   }
