@@ -9,10 +9,16 @@ packages=(
   nlohmann-json3-dev libcli11-dev            # JSON, command line
   python3-torch python3-numpy                # PyTorch reference for the model tests (/usr/bin/python3)
   libsentencepiece-dev libpcre2-dev libutf8proc-dev   # tokenizers
-  sentencepiece python3-sentencepiece nodejs npm      # tokenizer test oracles and assets
+  sentencepiece python3-sentencepiece                 # tokenizer test oracle
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+fi
+
+# Node.js + npm fetch the tokenizer test assets; any install that provides both will do
+# (Debian's nodejs + npm, or a vendor build that bundles npm).
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  packages+=(nodejs npm)
 fi
 
 missing=()
