@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev            # JSON, command line
   python3-torch python3-numpy                # PyTorch reference for the model tests (/usr/bin/python3)
   libsentencepiece-dev libpcre2-dev libutf8proc-dev   # tokenizers
-  sentencepiece python3-sentencepiece                 # tokenizer test oracle
+  sentencepiece python3-sentencepiece python3-jinja2  # tokenizer and chat-template test oracles
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
