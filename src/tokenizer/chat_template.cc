@@ -9,15 +9,15 @@ Result<ChatTemplate> ChatTemplate::create(const std::string& source, const Token
   return ChatTemplate(std::move(t), config);
 }
 
-Result<std::string> ChatTemplate::apply(const nlohmann::json& messages, bool add_generation_prompt,
-                                        const nlohmann::json& extra) const {
+Result<std::string> ChatTemplate::apply(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                        const nlohmann::ordered_json& extra) const {
   if (!messages.is_array()) return Status::Error("messages: expected a JSON array of {\"role\", \"content\"} objects");
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
       return Status::Error("messages[" + std::to_string(i) + "]: expected an object with a string \"role\"");
   }
-  jinja::Value context = jinja::Value::from_json(extra.is_object() ? extra : nlohmann::json::object());
+  jinja::Value context = jinja::Value::from_json(extra.is_object() ? extra : nlohmann::ordered_json::object());
   context.set("messages", jinja::Value::from_json(messages));
   context.set("add_generation_prompt", jinja::Value(add_generation_prompt));
   context.set("bos_token", jinja::Value(config_.bos_token));

@@ -18,9 +18,10 @@ class ChatTemplate {
   static Result<ChatTemplate> create(const std::string& source, const TokenizerConfig& config);
 
   // messages: [{"role": ..., "content": ...}, ...]; extra: more template variables (tools, ...).
+  // ordered_json keeps keys in document order, which tojson output depends on.
   // The result is meant to be encoded without adding BOS again (the template writes it).
-  Result<std::string> apply(const nlohmann::json& messages, bool add_generation_prompt,
-                            const nlohmann::json& extra = nlohmann::json::object()) const;
+  Result<std::string> apply(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                            const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) const;
 
  private:
   ChatTemplate(jinja::Template t, TokenizerConfig config) : template_(std::move(t)), config_(std::move(config)) {}

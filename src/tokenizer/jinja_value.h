@@ -29,7 +29,7 @@ class Value {
   Value(const char* s) : Value(std::string(s)) {}                     // NOLINT
   static Value list(List items = {});
   static Value dict(Dict items = {}, bool is_namespace = false);
-  static Value from_json(const nlohmann::json& j);
+  static Value from_json(const nlohmann::ordered_json& j);  // keeps key order
 
   Type type() const { return type_; }
   bool is_undefined() const { return type_ == Type::kUndefined; }

@@ -13,15 +13,15 @@
 namespace moepp {
 namespace {
 
-nlohmann::json golden() {
+nlohmann::ordered_json golden() {
   std::ifstream in(std::string(MOEPP_TOKENIZER_TEST_DATA) + "/chat_templates.json");
   std::stringstream ss;
   ss << in.rdbuf();
-  return nlohmann::json::parse(ss.str(), nullptr, false);
+  return nlohmann::ordered_json::parse(ss.str(), nullptr, false);
 }
 
 TEST(ChatTemplate, MatchesJinja2OnRealAndFeatureTemplates) {
-  const nlohmann::json g = golden();
+  const nlohmann::ordered_json g = golden();
   ASSERT_TRUE(g.is_object()) << "missing tests/tokenizer/data/chat_templates.json";
   int checked = 0;
   for (const auto& c : g["cases"]) {
@@ -61,7 +61,7 @@ TEST(ChatTemplate, UnsupportedConstructsAreNamed) {
     if (!t.ok()) {
       message = t.status().message();
     } else {
-      auto out = t->apply(nlohmann::json::array(), false);
+      auto out = t->apply(nlohmann::ordered_json::array(), false);
       ASSERT_FALSE(out.ok()) << c.source;
       message = out.status().message();
     }
@@ -73,8 +73,8 @@ TEST(ChatTemplate, UnsupportedConstructsAreNamed) {
 TEST(ChatTemplate, BadMessagesAreRejected) {
   auto t = ChatTemplate::create("{% for m in messages %}{{ m.content }}{% endfor %}", TokenizerConfig{});
   ASSERT_TRUE(t.ok());
-  EXPECT_FALSE(t->apply(nlohmann::json::object(), false).ok());
-  auto bad = t->apply(nlohmann::json::parse(R"([{"content": "no role"}])"), false);
+  EXPECT_FALSE(t->apply(nlohmann::ordered_json::object(), false).ok());
+  auto bad = t->apply(nlohmann::ordered_json::parse(R"([{"content": "no role"}])"), false);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("messages[0]"), std::string::npos);
 }
