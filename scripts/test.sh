@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The test command: installs packages, builds Release and runs the default test labels
-# (unit, moe, model), then builds with AddressSanitizer + UBSan and runs the unit tests (the
-# parsers and bad-input checks) under it. Usage: scripts/test.sh [--no-sanitize]
+# The test command: installs packages, fetches the tokenizer test assets (npm, pinned), builds
+# Release and runs the default test labels (unit, moe, model, tokenizer), then builds with
+# AddressSanitizer + UBSan and runs the unit and tokenizer tests (parsers, bad input) under it.
+# Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/fetch-tokenizer-assets.sh
 jobs=$(nproc)
 scripts/build.sh build
-ctest --test-dir build -L "unit|moe|model" --output-on-failure -j "$jobs"
+ctest --test-dir build -L "unit|moe|model|tokenizer" --output-on-failure -j "$jobs"
 if [[ "${1:-}" != "--no-sanitize" ]]; then
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOEPP_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+    ctest --test-dir build-asan -L "unit|tokenizer" --output-on-failure -j "$jobs"
 fi

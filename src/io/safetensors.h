@@ -37,7 +37,5 @@ Status add_safetensors_file(const std::string& path, TensorSource* out);
 // (nlohmann::json would silently keep the last duplicate). Throws nothing.
 Result<nlohmann::json> parse_json_strict(std::string_view text, const std::string& where);
 
-// True if `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
-bool is_valid_utf8(std::string_view text);
 
 }  // namespace moepp

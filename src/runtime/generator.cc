@@ -32,6 +32,7 @@ Result<std::vector<int32_t>> generate(ThreadPool& pool, const Model& model, cons
     out.push_back(token);
     if (!on_token(token)) break;
     if (options.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) break;
+    if (std::find(options.extra_stop_ids.begin(), options.extra_stop_ids.end(), token) != options.extra_stop_ids.end()) break;
     if (static_cast<int64_t>(out.size()) == options.max_new_tokens) break;
     batch = Batch();
     batch.add(token, static_cast<int32_t>(position++), seq, true);

@@ -15,6 +15,7 @@ struct GenerateOptions {
   int64_t max_new_tokens = 64;
   SamplingParams sampling;
   bool stop_at_eos = true;
+  std::vector<int32_t> extra_stop_ids;  // e.g. a chat template's end-of-turn token
 };
 
 struct GenerateStats {

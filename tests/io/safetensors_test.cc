@@ -1,5 +1,6 @@
 // safetensors reader: valid round trips and one hand-corrupted file per validation rule (§8.2).
 #include "io/safetensors.h"
+#include "base/utf8.h"
 
 #include <gtest/gtest.h>
 

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   add(moepp::cli::add_info_command);
   add(moepp::cli::add_logits_command);
   add(moepp::cli::add_generate_command);
+  add(moepp::cli::add_chat_command);
+  add(moepp::cli::add_tokenize_command);
+  add(moepp::cli::add_detokenize_command);
   // CLI11 reports bad flags with exceptions; this is the one place they are caught.
   try {
     app.parse(argc, argv);
