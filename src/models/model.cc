@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,15 @@ std::string token_content(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
   return "";
+}
+
+// inv_freq[j] = 1 / theta^(2j / head_dim), in f32 as HF computes it.
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  std::vector<float> inv_freq;
+  for (int64_t j = 0; j < c.head_dim / 2; ++j)
+    inv_freq.push_back(1.0f / std::pow(static_cast<float>(c.rope_theta),
+                                       static_cast<float>(2 * j) / static_cast<float>(c.head_dim)));
+  return inv_freq;
 }
 
 }  // namespace
@@ -125,10 +135,69 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   }
   MOEPP_RETURN_IF_ERROR(loader.check_all_used());
 
-  // inv_freq[j] = 1 / theta^(2j / head_dim), in f32 as HF computes it.
-  for (int64_t j = 0; j < c.head_dim / 2; ++j)
-    m->inv_freq_.push_back(1.0f / std::pow(static_cast<float>(c.rope_theta),
-                                           static_cast<float>(2 * j) / static_cast<float>(c.head_dim)));
+  m->inv_freq_ = rope_inv_freq(c);
+  return m;
+}
+
+Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t seed, const LoadOptions& options) {
+  const ModelConfig& c = config;
+  if (c.n_layers <= 0 || c.d_model <= 0 || c.vocab_size <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
+      c.head_dim <= 0 || c.n_heads % c.n_kv_heads != 0 || static_cast<int64_t>(c.layers.size()) != c.n_layers)
+    return Status::Error("random model: inconsistent shape (layers, heads, widths or layer specs)");
+  std::unique_ptr<Model> m(new Model());
+  m->config_ = config;
+  m->precision_.dtype = options.dtype;
+  m->weight_format_ = "random";
+  std::mt19937_64 rng(seed);
+  const DType dt = m->precision_.weight_dtype();
+  auto fill = [&](int64_t rows, int64_t cols, float stddev, float mean = 0.0f) {
+    Weight w = make_owned_weight(dt, rows, cols);
+    std::normal_distribution<float> dist(mean, stddev);
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      const float v = stddev == 0.0f ? mean : dist(rng);
+      if (dt == DType::kF32) static_cast<float*>(const_cast<void*>(w.data))[i] = v;
+      else static_cast<uint16_t*>(const_cast<void*>(w.data))[i] = f32_to_bf16(v);
+    }
+    return w;
+  };
+  const int64_t d = c.d_model;
+  const float init = 0.02f;
+  const float router_std = 1.0f / std::sqrt(static_cast<float>(d));
+  ModelWeights& w = m->weights_;
+  w.embed = fill(c.vocab_size, d, init);
+  w.final_norm = fill(1, d, 0.0f, 1.0f);
+  w.lm_head = c.tie_word_embeddings ? w.embed : fill(c.vocab_size, d, init);
+  w.layers.resize(static_cast<size_t>(c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights& lw = w.layers[l];
+    const MoeLayerSpec& spec = c.layers[l];
+    lw.input_norm = fill(1, d, 0.0f, 1.0f);
+    lw.post_norm = fill(1, d, 0.0f, 1.0f);
+    lw.attention.q = fill(c.n_heads * c.head_dim, d, init);
+    lw.attention.k = fill(c.n_kv_heads * c.head_dim, d, init);
+    lw.attention.v = fill(c.n_kv_heads * c.head_dim, d, init);
+    lw.attention.o = fill(d, c.n_heads * c.head_dim, init);
+    const int64_t n = spec.n_experts();
+    if (spec.router.network == RouterNetwork::kLinear) {
+      lw.moe.router.w1 = fill(n, d, router_std);
+    } else {
+      lw.moe.router.w1 = fill(spec.router.hidden, d, router_std);
+      lw.moe.router.w2 = fill(n, spec.router.hidden, 1.0f / std::sqrt(static_cast<float>(spec.router.hidden)));
+    }
+    if (spec.router.gating_residual) lw.moe.router.gate_map = fill(n, n, 1.0f / std::sqrt(static_cast<float>(n)));
+    lw.moe.experts.resize(static_cast<size_t>(n));
+    for (int64_t e = 0; e < n; ++e) {
+      ExpertWeights& ew = lw.moe.experts[e];
+      if (spec.kinds[e] == ExpertKind::kFfn) {
+        ew.gate_up = fill(2 * spec.ffn_width[e], d, init);
+        ew.down = fill(d, spec.ffn_width[e], init);
+      } else if (spec.kinds[e] == ExpertKind::kConstant) {
+        ew.constant_gate = fill(2, d, init);
+        ew.constant_value = fill(1, d, init);
+      }
+    }
+  }
+  m->inv_freq_ = rope_inv_freq(c);
   return m;
 }
 

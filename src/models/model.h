@@ -39,10 +39,14 @@ struct ParamCounts {
 class Model {
  public:
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const LoadOptions& options);
+  // A model of the given shape with random weights (benchmarks, tests, training from scratch):
+  // N(0, 0.02) matrices, norms 1, routers N(0, 1/sqrt(d_model)) so routing varies by token.
+  static Result<std::unique_ptr<Model>> random(const ModelConfig& config, uint64_t seed, const LoadOptions& options);
 
   const ModelConfig& config() const { return config_; }
   Precision precision() const { return precision_; }
   const ModelWeights& weights() const { return weights_; }
+  ModelWeights& mutable_weights() { return weights_; }  // benchmarks and training edit weights
   const std::string& dir() const { return dir_; }
   const std::string& weight_format() const { return weight_format_; }
   std::vector<std::pair<std::string, int64_t>> checkpoint_dtypes() const { return checkpoint_dtypes_; }

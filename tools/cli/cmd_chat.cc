@@ -117,3 +117,7 @@ Runner add_chat_command(CLI::App& app) {
 }
 
 }  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(40, add_chat_command);
+}  // namespace moepp::cli

@@ -99,3 +99,7 @@ Runner add_generate_command(CLI::App& app) {
 }
 
 }  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(30, add_generate_command);
+}  // namespace moepp::cli

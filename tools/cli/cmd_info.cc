@@ -134,3 +134,7 @@ Runner add_info_command(CLI::App& app) {
 }
 
 }  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(10, add_info_command);
+}  // namespace moepp::cli

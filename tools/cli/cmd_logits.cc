@@ -102,3 +102,7 @@ Runner add_logits_command(CLI::App& app) {
 }
 
 }  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(20, add_logits_command);
+}  // namespace moepp::cli

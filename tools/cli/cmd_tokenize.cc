@@ -93,3 +93,11 @@ Runner add_detokenize_command(CLI::App& app) {
 }
 
 }  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(50, add_tokenize_command);
+}  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(51, add_detokenize_command);
+}  // namespace moepp::cli

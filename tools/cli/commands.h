@@ -1,19 +1,27 @@
-// The moepp subcommands: each registers its options on the CLI11 app and runs when chosen.
+// The moepp subcommands: each cmd_*.cc registers itself with MOEPP_REGISTER_COMMAND, so adding
+// a command touches no central list. A command adds its options to the CLI11 app and returns
+// the function that runs it.
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 namespace moepp::cli {
 
-// Registers a subcommand; the returned function runs it and gives the exit code.
-using Runner = std::function<int()>;
-Runner add_info_command(CLI::App& app);
-Runner add_logits_command(CLI::App& app);
-Runner add_generate_command(CLI::App& app);
-Runner add_tokenize_command(CLI::App& app);
-Runner add_detokenize_command(CLI::App& app);
-Runner add_chat_command(CLI::App& app);
+using Runner = std::function<int()>;  // runs the parsed command, returns the exit code
+using AddCommand = Runner (*)(CLI::App& app);
+
+struct CommandEntry {
+  int order;  // position in --help
+  AddCommand add;
+};
+
+bool register_command(int order, AddCommand add);
+std::vector<CommandEntry>& registered_commands();
 
 }  // namespace moepp::cli
+
+#define MOEPP_REGISTER_COMMAND(order, add_fn) \
+  static const bool moepp_registered_##add_fn = ::moepp::cli::register_command(order, add_fn)
