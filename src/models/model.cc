@@ -16,6 +16,7 @@
 #include "moe/moe_layer.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "tensor/quantize.h"
 
 namespace moepp {
 namespace {
@@ -134,6 +135,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     MOEPP_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", c.vocab_size, d));
   }
   MOEPP_RETURN_IF_ERROR(loader.check_all_used());
+  MOEPP_RETURN_IF_ERROR(m->quantize(options));
 
   m->inv_freq_ = rope_inv_freq(c);
   return m;
@@ -198,7 +200,31 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
     }
   }
   m->inv_freq_ = rope_inv_freq(c);
+  MOEPP_RETURN_IF_ERROR(m->quantize(options));
   return m;
+}
+
+Status Model::quantize(const LoadOptions& options) {
+  auto apply = [](Weight* w, WeightQuant q, const std::string& what) -> Status {
+    if (q == WeightQuant::kNone || w->empty()) return Status::Ok();
+    auto quantized = quantize_weight(*w, q);
+    if (!quantized.ok()) return quantized.status().with_context(what);
+    *w = std::move(quantized).value();
+    return Status::Ok();
+  };
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    LayerWeights& lw = weights_.layers[l];
+    const std::string where = "layer " + std::to_string(l);
+    for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o})
+      MOEPP_RETURN_IF_ERROR(apply(w, options.rest_quant, where + " attention"));
+    for (ExpertWeights& e : lw.moe.experts) {
+      MOEPP_RETURN_IF_ERROR(apply(&e.gate_up, options.expert_quant, where + " experts"));
+      MOEPP_RETURN_IF_ERROR(apply(&e.down, options.expert_quant, where + " experts"));
+    }
+  }
+  if (weights_.lm_head.data != weights_.embed.data)
+    MOEPP_RETURN_IF_ERROR(apply(&weights_.lm_head, options.rest_quant, "lm_head"));
+  return Status::Ok();
 }
 
 ParamCounts Model::param_counts() const {
@@ -234,7 +260,16 @@ ParamCounts Model::param_counts() const {
 }
 
 size_t Model::weight_bytes() const {
-  return static_cast<size_t>(param_counts().total) * dtype_size(precision_.weight_dtype());
+  size_t bytes = weights_.embed.nbytes() + weights_.final_norm.nbytes();
+  if (weights_.lm_head.data != weights_.embed.data) bytes += weights_.lm_head.nbytes();
+  for (const LayerWeights& lw : weights_.layers) {
+    for (const Weight* w : {&lw.input_norm, &lw.post_norm, &lw.attention.q, &lw.attention.k, &lw.attention.v,
+                            &lw.attention.o, &lw.moe.router.w1, &lw.moe.router.w2, &lw.moe.router.gate_map})
+      bytes += w->nbytes();
+    for (const ExpertWeights& e : lw.moe.experts)
+      bytes += e.gate_up.nbytes() + e.down.nbytes() + e.constant_gate.nbytes() + e.constant_value.nbytes();
+  }
+  return bytes;
 }
 
 Status Model::check_batch(const Batch& batch, const KvCache& cache) const {

@@ -19,6 +19,10 @@ namespace moepp {
 
 struct LoadOptions {
   ComputeDType dtype = ComputeDType::kF32;
+  // Quantise at load: FFN experts, and the other large matrices (attention, lm_head). Norms,
+  // routers, embeddings and constant experts keep the compute precision.
+  WeightQuant expert_quant = WeightQuant::kNone;
+  WeightQuant rest_quant = WeightQuant::kNone;
 };
 
 // Hooks called during forward (tests, routing analysis, debugging): per layer output and
@@ -63,6 +67,7 @@ class Model {
  private:
   Model() = default;
   Status check_batch(const Batch& batch, const KvCache& cache) const;
+  Status quantize(const LoadOptions& options);
 
   std::string dir_;
   std::string weight_format_;

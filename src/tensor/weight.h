@@ -1,5 +1,6 @@
-// A 2-D weight matrix [rows, cols] (row-major, PyTorch [out, in]) in f32 or bf16, either a
-// zero-copy view into a mapped checkpoint or memory it owns.
+// A 2-D weight matrix [rows, cols] (row-major, PyTorch [out, in]) in f32, bf16, or a
+// group-quantised format (q8: int8, q4: 4-bit; one f32 scale per group of kQuantGroup values
+// along a row), either a zero-copy view into a mapped checkpoint or memory it owns.
 #pragma once
 
 #include <cstdint>
@@ -10,25 +11,34 @@
 
 namespace moepp {
 
+enum class WeightQuant : uint8_t { kNone, kQ8, kQ4 };
+constexpr int64_t kQuantGroup = 32;  // values per scale; a row's last group may be shorter
+
 struct Weight {
-  DType dtype = DType::kF32;  // kF32 or kBF16
+  DType dtype = DType::kF32;  // kF32 or kBF16 when quant == kNone
+  WeightQuant quant = WeightQuant::kNone;
   int64_t rows = 0;
   int64_t cols = 0;
-  const void* data = nullptr;     // rows * cols elements, may point into a MappedFile
+  const void* data = nullptr;     // f32/bf16 [rows, cols]; q8 int8 [rows, cols]; q4 [rows, q4_row_bytes()] nibble pairs
+  const float* scales = nullptr;  // quantised only: [rows, groups_per_row()]
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
 
   bool empty() const { return data == nullptr; }
+  int64_t groups_per_row() const { return (cols + kQuantGroup - 1) / kQuantGroup; }
+  int64_t q4_row_bytes() const { return (cols + 1) / 2; }
   const float* f32() const { return static_cast<const float*>(data); }
   const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
-  size_t nbytes() const { return static_cast<size_t>(rows * cols) * dtype_size(dtype); }
-  // Element (r, c) as f32 (slow path: tests, small tensors).
-  float at(int64_t r, int64_t c) const {
-    const int64_t i = r * cols + c;
-    return dtype == DType::kF32 ? f32()[i] : bf16_to_f32(bf16()[i]);
-  }
+  const int8_t* q8() const { return static_cast<const int8_t*>(data); }
+  const uint8_t* q4() const { return static_cast<const uint8_t*>(data); }
+  // Bytes a pass over the whole matrix reads (values and scales).
+  size_t nbytes() const;
+  // Element (r, c) as f32 (slow path: tests, embedding rows, small tensors).
+  float at(int64_t r, int64_t c) const;
 };
 
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
+
+const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"
 
 }  // namespace moepp

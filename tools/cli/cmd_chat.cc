@@ -59,14 +59,14 @@ int run_chat(const ChatOptions& o) {
     return 0;
   }
 
-  auto dtype = parse_dtype(o.gen.dtype);
-  if (!dtype.ok()) return fail(dtype.status());
+  auto load_options = o.gen.model.load_options();
+  if (!load_options.ok()) return fail(load_options.status());
   auto gen_options = o.gen.options();
   if (!gen_options.ok()) return fail(gen_options.status());
   auto tok = load_tokenizer(o.model_dir);
   if (!tok.ok()) return fail(tok.status());
   const Tokenizer& tokenizer = **tok;
-  auto loaded = Model::load(o.model_dir, LoadOptions{*dtype});
+  auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   ThreadPool pool(o.gen.thread_count());
   GenerateOptions g = *gen_options;

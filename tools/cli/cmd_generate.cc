@@ -24,8 +24,8 @@ struct GenerateCliOptions {
 
 int run_generate(const GenerateCliOptions& o) {
   if (o.prompt.empty() == o.ids.empty()) return fail(Status::Error("give the prompt as text with -p or as token ids with --ids (one of them)"));
-  auto dtype = parse_dtype(o.gen.dtype);
-  if (!dtype.ok()) return fail(dtype.status());
+  auto load_options = o.gen.model.load_options();
+  if (!load_options.ok()) return fail(load_options.status());
   auto gen_options = o.gen.options();
   if (!gen_options.ok()) return fail(gen_options.status());
   GenerateOptions g = *gen_options;
@@ -45,7 +45,7 @@ int run_generate(const GenerateCliOptions& o) {
     auto tok = load_tokenizer(o.model_dir);  // optional with --ids: text output when present
     if (tok.ok()) tokenizer = std::move(tok).value();
   }
-  auto loaded = Model::load(o.model_dir, LoadOptions{*dtype});
+  auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
   ThreadPool pool(o.gen.thread_count());

@@ -7,6 +7,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "generation_flags.h"
 #include "models/model.h"
 
 namespace moepp::cli {
@@ -14,7 +15,7 @@ namespace {
 
 struct InfoOptions {
   std::string model_dir;
-  std::string dtype = "f32";
+  ModelFlags model;
   bool json = false;
 };
 
@@ -40,9 +41,9 @@ std::string human_bytes(double b) {
 }
 
 int run_info(const InfoOptions& o) {
-  auto dtype = parse_dtype(o.dtype);
-  if (!dtype.ok()) return fail(dtype.status());
-  auto loaded = Model::load(o.model_dir, LoadOptions{*dtype});
+  auto load_options = o.model.load_options();
+  if (!load_options.ok()) return fail(load_options.status());
+  auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
   const ModelConfig& c = model.config();
@@ -69,7 +70,15 @@ int run_info(const InfoOptions& o) {
   nlohmann::json dtypes = nlohmann::json::object();
   for (const auto& [name, n] : model.checkpoint_dtypes()) dtypes[name] = n;
   j["checkpoint_dtypes"] = dtypes;
-  j["compute_dtype"] = o.dtype;
+  j["compute_dtype"] = o.model.dtype;
+  const ModelWeights& mw = model.weights();
+  const Weight* expert = nullptr;
+  for (const ExpertWeights& e : mw.layers[0].moe.experts)
+    if (!e.gate_up.empty()) expert = &e.gate_up;
+  const std::string expert_format = expert ? weight_format_name(*expert) : "none";
+  const std::string rest_format = weight_format_name(mw.layers[0].attention.q);
+  j["expert_weights"] = expert_format;
+  j["rest_weights"] = rest_format;
   j["weight_bytes"] = model.weight_bytes();
   j["kv_bytes_per_token"] = kv_bytes_per_token;
   nlohmann::json layers = nlohmann::json::array();
@@ -116,7 +125,8 @@ int run_info(const InfoOptions& o) {
               (long long)pc.active_min, (long long)pc.active_max);
   std::printf("dtypes     checkpoint:");
   for (const auto& [name, n] : model.checkpoint_dtypes()) std::printf(" %s x%lld", name.c_str(), (long long)n);
-  std::printf("; compute %s\n", o.dtype.c_str());
+  std::printf("; compute %s; weights: experts %s, attention/lm_head %s\n", o.model.dtype.c_str(),
+              expert_format.c_str(), rest_format.c_str());
   std::printf("memory     weights %s + KV cache %s per token\n", human_bytes(static_cast<double>(model.weight_bytes())).c_str(),
               human_bytes(static_cast<double>(kv_bytes_per_token)).c_str());
   return 0;
@@ -128,7 +138,7 @@ Runner add_info_command(CLI::App& app) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* sub = app.add_subcommand("info", "Show a model's family, shapes, expert tables, parameters and memory");
   sub->add_option("-m,--model", o->model_dir, "Model directory (config.json + weights)")->required();
-  sub->add_option("--dtype", o->dtype, "Compute precision for the memory estimate: f32 or bf16")->capture_default_str();
+  o->model.add_to(sub);
   sub->add_flag("--json", o->json, "Print one JSON object instead of text");
   return [o] { return run_info(*o); };
 }

@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "generation_flags.h"
 #include "models/model.h"
 
 namespace moepp::cli {
@@ -15,7 +16,7 @@ namespace {
 
 struct LogitsOptions {
   std::string model_dir, ids, output, routes, dump_dir;
-  std::string dtype = "f32";
+  ModelFlags model;
   int64_t chunk = 0;
   int threads = 0;
 };
@@ -44,10 +45,10 @@ class Recorder : public ForwardObserver {
 int run_logits(const LogitsOptions& o) {
   auto ids = parse_ids(o.ids, "--ids");
   if (!ids.ok()) return fail(ids.status());
-  auto dtype = parse_dtype(o.dtype);
-  if (!dtype.ok()) return fail(dtype.status());
+  auto load_options = o.model.load_options();
+  if (!load_options.ok()) return fail(load_options.status());
   if (o.chunk < 0) return fail(Status::Error("--chunk: expected a positive number of tokens, got " + std::to_string(o.chunk)));
-  auto loaded = Model::load(o.model_dir, LoadOptions{*dtype});
+  auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
@@ -94,7 +95,7 @@ Runner add_logits_command(CLI::App& app) {
   sub->add_option("--ids", o->ids, "Comma-separated input token ids, e.g. 1,15043,3186")->required();
   sub->add_option("-o,--output", o->output, "Output file for the logits")->required();
   sub->add_option("--routes", o->routes, "Also write the chosen experts per layer and token as JSON {\"layers\": [[[e1, e2], ...], ...], \"weights\": ...}");
-  sub->add_option("--dtype", o->dtype, "Compute precision: f32 or bf16")->capture_default_str();
+  o->model.add_to(sub);
   sub->add_option("--chunk", o->chunk, "Feed the tokens through the KV cache this many at a time (1 = token by token; default: all at once)");
   sub->add_option("--dump-dir", o->dump_dir, "Write each layer's output hidden states as layer_NN.f32 [n_tokens, d_model] into this existing directory");
   sub->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");

@@ -1,5 +1,5 @@
-// Flags shared by the commands that generate text (generate, chat): sampling, length, threads,
-// precision; and the text streaming they share.
+// Flags shared by the commands: how a model is loaded (precision, quantisation at load) and,
+// for the commands that generate text (generate, chat), sampling, length and threads.
 #pragma once
 
 #include <cstdint>
@@ -7,10 +7,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include "models/model.h"
 #include "runtime/generator.h"
-#include "tokenizer/tokenizer.h"
 
 namespace moepp::cli {
+
+struct ModelFlags {
+  std::string dtype = "f32";
+  std::string weights, experts, rest;  // "", "q8", "q4" (empty: keep the compute dtype)
+
+  void add_to(CLI::App* sub);
+  Result<LoadOptions> load_options() const;
+};
 
 struct GenerationFlags {
   int64_t n_predict = 64;
@@ -19,7 +27,7 @@ struct GenerationFlags {
   float top_p = 1.0f;
   uint64_t seed = 0;
   int threads = 0;
-  std::string dtype = "f32";
+  ModelFlags model;
 
   void add_to(CLI::App* sub);
   // Validated GenerateOptions (n_predict, sampling).

@@ -1,0 +1,55 @@
+// Symmetric absmax group quantisation (as in llama.cpp's Q8_0 / Q4_0 family of formats).
+#include "tensor/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace moepp {
+
+Result<Weight> quantize_weight(const Weight& w, WeightQuant quant) {
+  if (quant == WeightQuant::kNone) return w;
+  if (w.quant != WeightQuant::kNone) return Status::Error("quantize: weight is already quantised");
+  Weight q;
+  q.dtype = DType::kF32;
+  q.quant = quant;
+  q.rows = w.rows;
+  q.cols = w.cols;
+  const int64_t gpr = q.groups_per_row();
+  const int64_t row_bytes = quant == WeightQuant::kQ8 ? w.cols : q.q4_row_bytes();
+  const size_t value_bytes = static_cast<size_t>(w.rows * row_bytes);
+  const size_t scale_offset = (value_bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, scale_offset + static_cast<size_t>(w.rows * gpr) * sizeof(float) + 64);
+  std::memset(p, 0, value_bytes);
+  q.owner = std::shared_ptr<void>(p, [](void* x) { std::free(x); });
+  q.data = p;
+  float* scales = reinterpret_cast<float*>(static_cast<uint8_t*>(p) + scale_offset);
+  q.scales = scales;
+  const float qmax = quant == WeightQuant::kQ8 ? 127.0f : 7.0f;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    uint8_t* row = static_cast<uint8_t*>(p) + r * row_bytes;
+    for (int64_t g = 0; g < gpr; ++g) {
+      const int64_t c0 = g * kQuantGroup;
+      const int64_t c1 = std::min(w.cols, c0 + kQuantGroup);
+      float amax = 0.0f;
+      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(w.at(r, c)));
+      const float s = amax / qmax;
+      scales[r * gpr + g] = s;
+      const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int v = static_cast<int>(std::lround(w.at(r, c) * inv));
+        if (quant == WeightQuant::kQ8) {
+          reinterpret_cast<int8_t*>(row)[c] = static_cast<int8_t>(std::clamp(v, -127, 127));
+        } else {
+          const uint8_t nib = static_cast<uint8_t>(std::clamp(v, -8, 7) + 8);
+          row[c / 2] |= static_cast<uint8_t>(c % 2 == 0 ? nib : nib << 4);
+        }
+      }
+    }
+  }
+  return q;
+}
+
+}  // namespace moepp

@@ -1,0 +1,13 @@
+// Group quantisation of weights: symmetric, one f32 scale per kQuantGroup values of a row.
+// q8: q = round(w / s), s = max|w| / 127; q4: q = round(w / s) + 8 in [0, 15], s = max|w| / 7.
+#pragma once
+
+#include "base/status.h"
+#include "tensor/weight.h"
+
+namespace moepp {
+
+// Returns a quantised copy of an f32/bf16 weight.
+Result<Weight> quantize_weight(const Weight& w, WeightQuant quant);
+
+}  // namespace moepp

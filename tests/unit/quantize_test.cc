@@ -1,0 +1,67 @@
+// Group quantisation: the error bound each format promises, and matmul on quantised weights
+// equals matmul on their dequantised values (odd widths, short last groups).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/matmul.h"
+#include "tensor/quantize.h"
+#include "test_util.h"
+
+namespace moepp {
+namespace {
+
+TEST(Quantize, ErrorWithinHalfAStepPerGroup) {
+  std::mt19937 rng(21);
+  for (int64_t cols : {32, 45, 96, 7}) {
+    const Weight w = testing::random_weight(rng, 5, cols, 1.0f);
+    for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+      auto qw = quantize_weight(w, q);
+      ASSERT_TRUE(qw.ok()) << qw.status().message();
+      const float qmax = q == WeightQuant::kQ8 ? 127.0f : 7.0f;
+      for (int64_t r = 0; r < w.rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          float amax = 0;  // the group's absmax sets its step
+          const int64_t g0 = c / kQuantGroup * kQuantGroup;
+          for (int64_t j = g0; j < std::min(cols, g0 + kQuantGroup); ++j) amax = std::max(amax, std::fabs(w.at(r, j)));
+          EXPECT_LE(std::fabs(qw->at(r, c) - w.at(r, c)), 0.5f * amax / qmax * 1.0001f + 1e-7f)
+              << "cols " << cols << " q" << (q == WeightQuant::kQ8 ? 8 : 4);
+        }
+      EXPECT_LT(qw->nbytes(), w.nbytes());
+    }
+  }
+}
+
+TEST(Quantize, MatmulEqualsDequantisedMatmul) {
+  std::mt19937 rng(22);
+  ThreadPool pool(2);
+  for (int64_t K : {64, 50}) {
+    const int64_t M = 3, N = 19;
+    const Weight w = testing::random_weight(rng, N, K, 0.5f);
+    const std::vector<float> x = testing::random_vector(rng, M * K);
+    for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+      auto qw = quantize_weight(w, q);
+      ASSERT_TRUE(qw.ok());
+      std::vector<float> y(M * N);
+      matmul(pool, x.data(), M, *qw, y.data(), Precision{});
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * qw->at(n, k);
+          EXPECT_NEAR(y[m * N + n], s, 1e-4 * (1 + std::fabs(s)));
+        }
+    }
+  }
+}
+
+TEST(Quantize, ZeroRowsAndRequantisingAreHandled) {
+  Weight w = make_owned_weight(DType::kF32, 2, 40);
+  std::fill(static_cast<float*>(const_cast<void*>(w.data)), static_cast<float*>(const_cast<void*>(w.data)) + 80, 0.0f);
+  auto q = quantize_weight(w, WeightQuant::kQ4);
+  ASSERT_TRUE(q.ok());
+  for (int64_t c = 0; c < 40; ++c) EXPECT_EQ(q->at(1, c), 0.0f);
+  EXPECT_FALSE(quantize_weight(*q, WeightQuant::kQ8).ok());
+}
+
+}  // namespace
+}  // namespace moepp
