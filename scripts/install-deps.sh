@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev                  # tests
   nlohmann-json3-dev libcli11-dev            # JSON, command line
   python3-torch python3-numpy                # PyTorch reference for the model tests (/usr/bin/python3)
+  chromium python3-pil                       # routing report rendering test (headless screenshot)
   libsentencepiece-dev libpcre2-dev libutf8proc-dev   # tokenizers
   sentencepiece python3-sentencepiece python3-jinja2  # tokenizer and chat-template test oracles
 )

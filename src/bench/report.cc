@@ -1,0 +1,153 @@
+// Markdown / CSV / JSON formatting of machine limits and benchmark rows.
+#include "bench/report.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace moepp {
+namespace {
+
+nlohmann::ordered_json machine_json(const MachineLimits& m) {
+  nlohmann::ordered_json j;
+  j["threads"] = m.threads;
+  j["read_gb_s"] = m.read_gb_s;
+  j["fp32_gflop_s"] = m.fp32_gflop_s;
+  j["bf16_gflop_s"] = m.bf16_gflop_s;
+  j["int8_gop_s"] = m.int8_gop_s;
+  j["bf16_native"] = m.bf16_native;
+  j["fp32_isa"] = m.fp32_isa;
+  j["bf16_isa"] = m.bf16_isa;
+  j["int8_isa"] = m.int8_isa;
+  j["cpu_features"] = cpu_feature_string();
+  return j;
+}
+
+nlohmann::ordered_json to_json(const BenchRow& r) {
+  nlohmann::ordered_json j;
+  j["model"] = r.model;
+  j["test"] = r.test;
+  j["weights"] = r.weights;
+  j["threads"] = r.threads;
+  j["layers"] = r.layers;
+  j["full_layers"] = r.full_layers;
+  j["n_tokens"] = r.n_tokens;
+  j["repetitions"] = r.repetitions;
+  j["tok_s"] = r.tok_s;
+  j["tok_s_min"] = r.tok_s_min;
+  j["tok_s_max"] = r.tok_s_max;
+  j["gb_s"] = r.gb_s;
+  j["bw_share"] = r.bw_share;
+  j["gflop_s"] = r.gflop_s;
+  j["flop_share"] = r.flop_share;
+  j["peak"] = r.peak;
+  j["machine_read_gb_s"] = r.limit_gb_s;
+  j["machine_peak_gflop_s"] = r.limit_gflop_s;
+  if (r.zc_share >= 0) j["zc_share"] = r.zc_share;
+  if (r.zc_target >= 0) j["zc_target"] = r.zc_target;
+  if (r.compare) {
+    j["tok_s_vanilla"] = r.tok_s_vanilla;
+    j["expert_speedup"] = r.expert_speedup;
+    j["ffn_work_ratio"] = r.ffn_work_ratio;
+  }
+  return j;
+}
+
+std::string layers_text(const BenchRow& r) {
+  return r.layers == r.full_layers ? std::to_string(r.layers)
+                                   : std::to_string(r.layers) + "/" + std::to_string(r.full_layers);
+}
+
+std::string tok_s_text(const BenchRow& r) {
+  return str_format("%.2f ± %.2f", r.tok_s, 0.5 * (r.tok_s_max - r.tok_s_min));
+}
+
+std::string share_text(double v) { return v < 0 ? "-" : str_format("%.3f", v); }
+
+}  // namespace
+
+void print_machine(std::FILE* out, ReportFormat format, const std::vector<MachineLimits>& limits) {
+  switch (format) {
+    case ReportFormat::kJson:
+      for (const MachineLimits& m : limits) std::fprintf(out, "%s\n", machine_json(m).dump().c_str());
+      break;
+    case ReportFormat::kCsv:
+      std::fprintf(out, "threads,read_gb_s,fp32_gflop_s,bf16_gflop_s,int8_gop_s,bf16_native,fp32_isa,bf16_isa,int8_isa\n");
+      for (const MachineLimits& m : limits)
+        std::fprintf(out, "%d,%.3f,%.2f,%.2f,%.2f,%d,\"%s\",\"%s\",\"%s\"\n", m.threads, m.read_gb_s, m.fp32_gflop_s,
+                     m.bf16_gflop_s, m.int8_gop_s, m.bf16_native ? 1 : 0, m.fp32_isa.c_str(), m.bf16_isa.c_str(),
+                     m.int8_isa.c_str());
+      break;
+    case ReportFormat::kMarkdown:
+      std::fprintf(out, "CPU features: %s\n\n", cpu_feature_string().c_str());
+      std::fprintf(out, "| threads | read GB/s | fp32 GFLOP/s | bf16 GFLOP/s | int8 GOP/s |\n");
+      std::fprintf(out, "|--------:|----------:|-------------:|-------------:|-----------:|\n");
+      for (const MachineLimits& m : limits)
+        std::fprintf(out, "| %d | %.2f | %.1f | %.1f | %.1f |\n", m.threads, m.read_gb_s, m.fp32_gflop_s, m.bf16_gflop_s,
+                     m.int8_gop_s);
+      if (!limits.empty()) {
+        const MachineLimits& m = limits.front();
+        std::fprintf(out, "\nfp32: %s; bf16: %s; int8: %s\n", m.fp32_isa.c_str(), m.bf16_isa.c_str(), m.int8_isa.c_str());
+      }
+      std::fprintf(out, "\n");
+      break;
+  }
+  std::fflush(out);
+}
+
+std::string row_json(const BenchRow& row) { return to_json(row).dump(); }
+
+void RowPrinter::print(const BenchRow& r) {
+  switch (format_) {
+    case ReportFormat::kJson:
+      std::fprintf(out_, "%s\n", row_json(r).c_str());
+      break;
+    case ReportFormat::kCsv: {
+      const nlohmann::ordered_json j = to_json(r);
+      if (!header_done_) {
+        std::string h;
+        for (const auto& [k, v] : j.items()) {
+          if (!h.empty()) h += ',';
+          h += k;
+        }
+        std::fprintf(out_, "%s\n", h.c_str());
+        header_done_ = true;
+      }
+      std::string line;
+      for (const auto& [k, v] : j.items()) {
+        if (!line.empty()) line += ',';
+        line += v.dump();
+      }
+      std::fprintf(out_, "%s\n", line.c_str());
+      break;
+    }
+    case ReportFormat::kMarkdown:
+      if (r.compare) {
+        if (!header_done_) {
+          std::fprintf(out_, "| model | weights | threads | test | zc_share | t/s MoE++ | t/s vanilla | expert_speedup | "
+                             "ffn_work_ratio | speedup / ratio | GB/s | bw_share | GFLOP/s | flop_share |\n");
+          std::fprintf(out_, "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+          header_done_ = true;
+        }
+        std::fprintf(out_, "| %s | %s | %d | %s | %.3f | %s | %.2f | %.3f | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f |\n",
+                     r.model.c_str(), r.weights.c_str(), r.threads, r.test.c_str(), r.zc_share, tok_s_text(r).c_str(),
+                     r.tok_s_vanilla, r.expert_speedup, r.ffn_work_ratio,
+                     r.ffn_work_ratio > 0 ? r.expert_speedup / r.ffn_work_ratio : 0.0, r.gb_s, r.bw_share, r.gflop_s,
+                     r.flop_share);
+      } else {
+        if (!header_done_) {
+          std::fprintf(out_, "| model | weights | layers | threads | test | t/s | GB/s | bw_share | GFLOP/s | flop_share | "
+                             "zc_share |\n");
+          std::fprintf(out_, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n");
+          header_done_ = true;
+        }
+        std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %.3f | %.2f | %.3f (%s) | %s |\n", r.model.c_str(),
+                     r.weights.c_str(), layers_text(r).c_str(), r.threads, r.test.c_str(), tok_s_text(r).c_str(), r.gb_s,
+                     r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str());
+      }
+      break;
+  }
+  std::fflush(out_);
+}
+
+}  // namespace moepp

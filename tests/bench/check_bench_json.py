@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""`moepp bench --json` prints one JSON object per line with the contract's fields (a tiny run)."""
+import argparse
+import json
+import subprocess
+import sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--moepp", required=True)
+args = ap.parse_args()
+
+def run(*flags):
+    out = subprocess.run([args.moepp, "bench", *flags], capture_output=True, text=True, timeout=240)
+    if out.returncode != 0:
+        sys.exit(f"moepp bench {' '.join(flags)} failed ({out.returncode}): {out.stderr}")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+fails = []
+def expect(cond, what):
+    if not cond:
+        fails.append(what)
+
+machine = run("--machine", "--json", "-t", "1", "--read-mib", "32")
+expect(len(machine) == 1, f"--machine --json: one line per thread count, got {len(machine)}")
+for key in ("read_gb_s", "fp32_gflop_s", "bf16_gflop_s", "int8_gop_s"):
+    expect(all(m.get(key, 0) > 0 for m in machine), f"--machine --json: {key} missing or not positive")
+
+rows = run("--model-shape", "moepp-0.6b", "--layers", "1", "-p", "16", "-n", "4", "-r", "1", "-t", "1",
+           "--json", "--read-mib", "32")
+expect([r["test"] for r in rows] == ["pp16", "tg4"], f"tests: got {[r.get('test') for r in rows]}")
+for r in rows:
+    for key in ("test", "weights", "threads", "tok_s", "gb_s", "bw_share", "gflop_s", "flop_share", "zc_share"):
+        expect(key in r, f"row {r.get('test')}: missing {key}")
+    expect(r.get("weights") == "bf16" and r.get("threads") == 1 and r.get("layers") == 1, f"row fields: {r}")
+    expect(r.get("tok_s", 0) > 0 and r.get("gb_s", 0) > 0 and r.get("gflop_s", 0) > 0, f"rates: {r}")
+
+cmp_rows = run("--model-shape", "moepp-0.6b", "--compare-vanilla", "--zc-share", "0.5", "-p", "16", "-n", "2",
+               "-r", "1", "-t", "1", "--json", "--read-mib", "32")
+expect([r["test"] for r in cmp_rows] == ["moe_pp16", "moe_tg2"], f"compare tests: {[r.get('test') for r in cmp_rows]}")
+for r in cmp_rows:
+    for key in ("zc_share", "expert_speedup", "ffn_work_ratio", "tok_s", "gb_s", "bw_share", "gflop_s", "flop_share"):
+        expect(key in r, f"compare row {r.get('test')}: missing {key}")
+    expect(r.get("expert_speedup", 0) > 0 and r.get("ffn_work_ratio", 0) > 0, f"compare rates: {r}")
+
+bad = subprocess.run([args.moepp, "bench", "--model-shape", "nope"], capture_output=True, text=True)
+expect(bad.returncode != 0 and "unknown shape" in bad.stderr, f"unknown shape: rc {bad.returncode}, {bad.stderr!r}")
+
+if fails:
+    sys.exit("\n".join(fails))
+print("ok")

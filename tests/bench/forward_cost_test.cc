@@ -1,0 +1,100 @@
+// Byte accounting counts only the experts selected, each once per forward; zero-computation
+// experts read nothing.
+#include <gtest/gtest.h>
+
+#include "bench/forward_cost.h"
+#include "bench/shapes.h"
+
+namespace moepp {
+namespace {
+
+struct Tiny {
+  std::unique_ptr<Model> model;
+};
+
+std::unique_ptr<Model> tiny(const char* shape) {
+  auto c = shape_config(shape, 1);
+  EXPECT_TRUE(c.ok());
+  c->vocab_size = 64;
+  c->d_model = 64;
+  c->n_heads = c->n_kv_heads = 2;
+  c->head_dim = 32;
+  for (MoeLayerSpec& s : c->layers)
+    for (int64_t& w : s.ffn_width)
+      if (w > 0) w = 96;
+  auto m = Model::random(*c, 1, LoadOptions{ComputeDType::kBF16});
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return std::move(m).value();
+}
+
+RoutingPlan plan_of(std::vector<int32_t> experts) {
+  RoutingPlan p;
+  p.top_k = 2;
+  p.n_tokens = static_cast<int64_t>(experts.size()) / 2;
+  p.experts = experts;
+  p.weights.assign(experts.size(), 0.5f);
+  return p;
+}
+
+TEST(ForwardCost, OnlySelectedExpertsOnce) {
+  std::unique_ptr<Model> m = tiny("moepp-1b");  // experts 0..15 FFN, 16-17 constant, 18 copy, 19 zero
+  const MoeLayerSpec& spec = m->config().layers[0];
+  const MoeLayerWeights& w = m->weights().layers[0].moe;
+  const double expert_bytes = static_cast<double>(w.experts[0].gate_up.nbytes() + w.experts[0].down.nbytes());
+  EXPECT_EQ(expert_bytes, 3.0 * 64 * 96 * 2);  // bf16
+  const double router_bytes = static_cast<double>(w.router.w1.nbytes());
+
+  // Two tokens on experts {3, 5} and {3, 19}: experts 3 and 5 read once each; zero expert free.
+  ForwardCost c = moe_layer_cost(spec, w, 64, plan_of({3, 5, 3, 19}), false);
+  EXPECT_DOUBLE_EQ(c.bytes, router_bytes + 2 * expert_bytes);
+  EXPECT_EQ(c.slots, 4);
+  EXPECT_EQ(c.ffn_slots, 3);
+  EXPECT_EQ(c.zc_slots, 1);
+  EXPECT_DOUBLE_EQ(c.zc_share(), 0.25);
+  // FLOPs count every FFN slot (3), not distinct experts.
+  EXPECT_NEAR(c.flops, 2.0 * 2 * 64 * 20 + 3 * (2.0 * 3 * 64 * 96 + 4 * 96), 1.0);
+
+  // All slots on copy / zero experts: only the router is read.
+  ForwardCost z = moe_layer_cost(spec, w, 64, plan_of({18, 19, 19, 18}), false);
+  EXPECT_DOUBLE_EQ(z.bytes, router_bytes);
+  EXPECT_EQ(z.ffn_slots, 0);
+  // A constant expert reads its two small vectors.
+  ForwardCost k = moe_layer_cost(spec, w, 64, plan_of({16, 19}), false);
+  EXPECT_DOUBLE_EQ(k.bytes, router_bytes + static_cast<double>(w.experts[16].constant_gate.nbytes() +
+                                                                w.experts[16].constant_value.nbytes()));
+  // The gating residual's gate_map is read from the second layer on.
+  ForwardCost g = moe_layer_cost(spec, w, 64, plan_of({18, 19}), true);
+  EXPECT_DOUBLE_EQ(g.bytes, router_bytes + static_cast<double>(w.router.gate_map.nbytes()));
+}
+
+TEST(ForwardCost, WholeForwardMatchesPlans) {
+  std::unique_ptr<Model> m = tiny("mixtral-1.8b");
+  ThreadPool pool(1);
+  KvCache cache = m->make_cache();
+  const int32_t seq = cache.add_sequence();
+  CostCounter counter(*m);
+  struct Plans : ForwardObserver {
+    RoutingPlan last;
+    void on_routing(int64_t, const Batch&, const RoutingPlan& p) override { last = p; }
+  };
+  // Decode one token: bytes = attention + norms + router + its 2 experts + embedding row + lm_head + KV.
+  Batch b;
+  b.add(7, 0, seq, true);
+  counter.begin(b, cache);
+  std::vector<float> logits;
+  ASSERT_TRUE(m->forward(pool, b, cache, &logits, &counter).ok());
+  const ForwardCost c = counter.end();
+  const ModelWeights& w = m->weights();
+  const LayerWeights& lw = w.layers[0];
+  EXPECT_EQ(c.ffn_slots, 2);
+  const double expert_bytes = static_cast<double>(lw.moe.experts[0].gate_up.nbytes() + lw.moe.experts[0].down.nbytes());
+  const double want = static_cast<double>(lw.attention.q.nbytes() + lw.attention.k.nbytes() + lw.attention.v.nbytes() +
+                                          lw.attention.o.nbytes() + lw.input_norm.nbytes() + lw.post_norm.nbytes() +
+                                          lw.moe.router.w1.nbytes() + w.final_norm.nbytes() + w.lm_head.nbytes()) +
+                      2 * expert_bytes + 64 * 2 /* embedding row */ + 2.0 * 1 * 2 * 32 * 4 /* K and V rows, f32 */;
+  EXPECT_DOUBLE_EQ(c.bytes, want);
+  EXPECT_DOUBLE_EQ(counter.total().bytes, want);
+}
+
+}  // namespace
+}  // namespace moepp

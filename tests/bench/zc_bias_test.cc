@@ -1,0 +1,97 @@
+// --zc-share biasing reaches roughly the requested share on random inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "bench/shapes.h"
+#include "bench/zc_bias.h"
+#include "moe/routing.h"
+
+namespace moepp {
+namespace {
+
+std::unique_ptr<Model> tiny_moepp(int64_t layers) {
+  auto c = shape_config("moepp-1b", layers);
+  EXPECT_TRUE(c.ok());
+  c->vocab_size = 512;
+  c->d_model = 128;
+  c->n_heads = c->n_kv_heads = 4;
+  c->head_dim = 32;
+  for (MoeLayerSpec& s : c->layers)
+    for (int64_t& w : s.ffn_width)
+      if (w > 0) w = 64;
+  auto m = Model::random(*c, 3, LoadOptions{});
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return std::move(m).value();
+}
+
+TEST(ZcBias, LayerShareOnRandomHiddenStates) {
+  std::unique_ptr<Model> m = tiny_moepp(1);
+  const int64_t d = m->config().d_model, n = 2048;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  std::vector<float> x(static_cast<size_t>(n * d));
+  for (float& v : x) v = dist(rng);
+  for (int64_t t = 0; t < n; ++t) x[t * d + kBiasFeature] = 1.0f;
+  ThreadPool pool(1);
+  MoeLayerWeights& w = m->mutable_weights().layers[0].moe;
+  const MoeLayerSpec& spec = m->config().layers[0];
+  for (double share : {0.05, 0.25, 0.5, 0.9}) {
+    auto cal = calibrate_layer_bias(pool, spec, &w, x.data(), n, d, share);
+    ASSERT_TRUE(cal.ok()) << cal.status().message();
+    EXPECT_NEAR(cal->share, share, 0.01) << share;
+    // Fresh hidden states from the same distribution route about the same share.
+    std::vector<float> y(x.size());
+    for (float& v : y) v = dist(rng);
+    for (int64_t t = 0; t < n; ++t) y[t * d + kBiasFeature] = 1.0f;
+    std::vector<float> logits(static_cast<size_t>(n * spec.n_experts()));
+    RoutingPlan plan;
+    route(pool, spec, w.router, y.data(), n, nullptr, logits.data(), &plan, Precision{});
+    int64_t zc = 0;
+    for (int32_t e : plan.experts) zc += spec.kinds[e] != ExpertKind::kFfn;
+    EXPECT_NEAR(static_cast<double>(zc) / plan.experts.size(), share, 0.03) << share;
+  }
+}
+
+TEST(ZcBias, WholeModelShare) {
+  std::unique_ptr<Model> m = tiny_moepp(3);
+  ThreadPool pool(1);
+  std::mt19937 rng(9);
+  std::vector<int32_t> tokens(128);
+  for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % 512);
+  for (double share : {0.1, 0.5}) {
+    auto cal = calibrate_model_bias(pool, m.get(), share, tokens);
+    ASSERT_TRUE(cal.ok()) << cal.status().message();
+    EXPECT_NEAR(cal->share, share, 0.03) << share;
+    EXPECT_EQ(cal->bias.size(), 3u);
+    // The biased model still computes finite logits.
+    KvCache cache = m->make_cache();
+    const int32_t seq = cache.add_sequence();
+    Batch b;
+    for (size_t i = 0; i < 16; ++i) b.add(tokens[i], static_cast<int32_t>(i), seq, true);
+    std::vector<float> logits;
+    ASSERT_TRUE(m->forward(pool, b, cache, &logits).ok());
+    for (float v : logits) ASSERT_TRUE(std::isfinite(v));
+  }
+}
+
+TEST(ZcBias, RejectsVanillaAndBadShares) {
+  auto c = shape_config("moe-1b", 1);
+  ASSERT_TRUE(c.ok());
+  c->vocab_size = 64;
+  c->d_model = 64;
+  c->n_heads = c->n_kv_heads = 2;
+  c->head_dim = 32;
+  for (MoeLayerSpec& s : c->layers) s.ffn_width.assign(s.ffn_width.size(), 32);
+  auto m = Model::random(*c, 1, LoadOptions{});
+  ASSERT_TRUE(m.ok());
+  ThreadPool pool(1);
+  const std::vector<int32_t> tokens = {1, 2, 3, 4};
+  EXPECT_FALSE(calibrate_model_bias(pool, m.value().get(), 0.2, tokens).ok());
+  std::unique_ptr<Model> pp = tiny_moepp(1);
+  EXPECT_FALSE(calibrate_model_bias(pool, pp.get(), 1.5, tokens).ok());
+}
+
+}  // namespace
+}  // namespace moepp

@@ -1,0 +1,232 @@
+// `moepp bench`: prompt processing (pp) and generation (tg) throughput over a matrix of threads
+// and lengths, reported against the machine's measured limits (like llama-bench, plus GB/s and
+// GFLOP/s shares); `--machine` prints those limits; `--compare-vanilla` measures MoE++'s
+// expert-layer speed-up over its vanilla twin.
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/bench_runner.h"
+#include "bench/machine.h"
+#include "bench/report.h"
+#include "bench/shapes.h"
+#include "cli_common.h"
+#include "commands.h"
+
+namespace moepp::cli {
+namespace {
+
+struct BenchOptions {
+  bool machine = false;
+  std::string model_dir;
+  std::string shapes;
+  std::string threads;
+  std::string prompts = "128";
+  std::string gens = "32";
+  int repetitions = 3;
+  std::string weights = "bf16";
+  std::string zc_share;
+  bool compare_vanilla = false;
+  int64_t layers = 0;
+  bool json = false, csv = false;
+  int64_t read_mib = 1024;
+  uint64_t seed = 1234;
+};
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// "1,2" -> {1, 2}; zeros are dropped when allow_zero (llama-bench: -p 0 skips the pp tests).
+Result<std::vector<int64_t>> parse_counts(const std::string& text, const char* flag, bool allow_zero) {
+  std::vector<int64_t> out;
+  for (const std::string& item : split(text)) {
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 0 || (v == 0 && !allow_zero) || v > (1 << 20))
+      return Status::Error(std::string(flag) + ": expected comma-separated " + (allow_zero ? "non-negative" : "positive") +
+                           " integers, got '" + item + "'");
+    if (v > 0) out.push_back(v);
+  }
+  return out;
+}
+
+Result<std::vector<double>> parse_shares(const std::string& text) {
+  std::vector<double> out;
+  for (const std::string& item : split(text)) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || !(v >= 0.0 && v <= 1.0))
+      return Status::Error("--zc-share: expected comma-separated shares in [0, 1], got '" + item + "'");
+    out.push_back(v);
+  }
+  return out;
+}
+
+Status apply_weights(const std::string& name, LoadOptions* load) {
+  if (name == "f32") {
+    load->dtype = ComputeDType::kF32;
+  } else if (name == "bf16") {
+    load->dtype = ComputeDType::kBF16;
+  } else if (name == "q8" || name == "q4") {
+    load->dtype = ComputeDType::kBF16;
+    load->expert_quant = load->rest_quant = name == "q8" ? WeightQuant::kQ8 : WeightQuant::kQ4;
+  } else {
+    return Status::Error("--weights: expected f32, bf16, q8 or q4, got '" + name + "'");
+  }
+  return Status::Ok();
+}
+
+int run_bench(const BenchOptions& o) {
+  const ReportFormat format = o.json ? ReportFormat::kJson : o.csv ? ReportFormat::kCsv : ReportFormat::kMarkdown;
+  if (o.json && o.csv) return fail(Status::Error("--json and --csv: choose one output format"));
+  BenchConfig config;
+  config.progress = isatty(fileno(stderr)) != 0;
+  config.repetitions = o.repetitions;
+  config.seed = o.seed;
+  config.weights = o.weights;
+  if (o.repetitions < 1) return fail(Status::Error("-r: expected at least 1 repetition, got " + std::to_string(o.repetitions)));
+  if (o.layers < 0) return fail(Status::Error("--layers: expected a positive number of layers, got " + std::to_string(o.layers)));
+  config.max_layers = o.layers;
+  if (Status s = apply_weights(o.weights, &config.load); !s.ok()) return fail(s);
+  if (o.threads.empty()) {
+    config.threads = {ThreadPool::default_threads()};
+  } else {
+    auto t = parse_counts(o.threads, "-t", false);
+    if (!t.ok()) return fail(t.status());
+    config.threads.clear();
+    for (int64_t v : *t) config.threads.push_back(static_cast<int>(v));
+  }
+  auto prompts = parse_counts(o.prompts, "-p", true);
+  if (!prompts.ok()) return fail(prompts.status());
+  auto gens = parse_counts(o.gens, "-n", true);
+  if (!gens.ok()) return fail(gens.status());
+  config.prompt_lengths = *prompts;
+  config.gen_lengths = *gens;
+  if (!o.zc_share.empty()) {
+    auto shares = parse_shares(o.zc_share);
+    if (!shares.ok()) return fail(shares.status());
+    config.zc_shares = *shares;
+  }
+  std::vector<std::string> shapes;
+  if (!o.shapes.empty()) shapes = split(o.shapes);
+  for (const std::string& s : shapes) {
+    auto c = shape_config(s, 0);
+    if (!c.ok()) return fail(c.status());
+  }
+  if (o.compare_vanilla && shapes.empty()) shapes = {"moepp-1b"};
+  const bool has_models = !shapes.empty() || !o.model_dir.empty();
+  if (!has_models && !o.machine)
+    return fail(Status::Error("bench: nothing to run, expected --machine, -m DIR or --model-shape NAME (see --help)"));
+  if (o.compare_vanilla && !o.model_dir.empty())
+    return fail(Status::Error("--compare-vanilla: works on --model-shape MoE++ shapes, not on -m"));
+  if (o.read_mib < 16) return fail(Status::Error("--read-mib: expected at least 16"));
+
+  // Machine limits for every thread count of the matrix.
+  MachineTable limits;
+  std::vector<MachineLimits> limit_list;
+  for (int t : config.threads) {
+    if (limits.count(t)) continue;
+    if (config.progress) std::fprintf(stderr, "\r\033[Kmoepp bench: measuring machine limits with %d thread(s)", t);
+    MachineOptions mo;
+    mo.threads = t;
+    mo.read_bytes = o.read_mib << 20;
+    limits[t] = measure_machine(mo);
+    limit_list.push_back(limits[t]);
+  }
+  if (config.progress) std::fprintf(stderr, "\r\033[K");
+  if (o.machine || format == ReportFormat::kMarkdown) print_machine(stdout, format, limit_list);
+  if (!has_models) return 0;
+  if (format == ReportFormat::kMarkdown && o.layers > 0)
+    std::printf("Layers capped at %lld by --layers (layers column: run/full); rates are for the truncated model.\n\n",
+                static_cast<long long>(o.layers));
+
+  RowPrinter printer(stdout, format);
+  auto sink = [&](const BenchRow& row) { printer.print(row); };
+  if (o.compare_vanilla) {
+    for (const std::string& s : shapes) {
+      Status st = run_compare_vanilla(s, config, limits, sink);
+      if (!st.ok()) return fail(st);
+    }
+    return 0;
+  }
+  std::vector<BenchModel> models;
+  if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
+  for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
+  for (const BenchModel& m : models) {
+    Status st = run_model_bench(m, config, limits, sink);
+    if (!st.ok()) return fail(st);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "bench",
+      "Benchmark prompt processing (pp) and generation (tg) against the machine's measured limits, like llama-bench");
+  sub->footer(
+      "Each row reports tokens/s (median ± half the range over -r repetitions), GB/s of weights actually read "
+      "(attention, norms, router, only the FFN experts selected, embedding rows, lm_head, KV cache) and its share of "
+      "the measured read bandwidth (bw_share), GFLOP/s (2 x parameters used per token + attention) and its share of "
+      "the measured fp32 peak, or of the bf16 peak where the CPU has AVX512_BF16 (flop_share).\n"
+      "Examples:\n"
+      "  moepp bench --machine\n"
+      "  moepp bench --model-shape mixtral-1.8b,moepp-1b -t 1,2 -p 128 -n 32 --layers 4\n"
+      "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json");
+  sub->add_flag("--machine", o->machine,
+                "Measure and print the machine's limits: read_gb_s (multi-threaded streaming read of --read-mib MiB), "
+                "fp32_gflop_s (FMA), bf16_gflop_s (vdpbf16ps, or emulated bf16->f32 + FMA on CPUs without "
+                "AVX512_BF16), int8_gop_s (vpdpbusd, or AVX2 vpmaddubsw+vpmaddwd). Alone, runs nothing else");
+  sub->add_option("-m,--model", o->model_dir, "Model directory (a checkpoint) to benchmark");
+  sub->add_option("--model-shape", o->shapes,
+                  "Comma-separated named shapes built with random weights: moepp-0.6b, moepp-1b, moepp-2b, moepp-7b, "
+                  "moe-0.6b, moe-1b, moe-2b, moe-7b (paper Table 2 MoE++ models and vanilla twins), mixtral-1.8b");
+  sub->add_option("-t,--threads", o->threads, "Comma-separated thread counts (default: physical cores)");
+  sub->add_option("-p,--n-prompt", o->prompts,
+                  "Comma-separated prompt lengths; each is a ppN test: N random tokens as one batch (0: no pp test)")
+      ->capture_default_str();
+  sub->add_option("-n,--n-gen", o->gens,
+                  "Comma-separated generation lengths; each is a tgN test: N one-token decode steps from an empty KV "
+                  "cache (0: no tg test)")
+      ->capture_default_str();
+  sub->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test, after one warm-up")->capture_default_str();
+  sub->add_option("--weights", o->weights,
+                  "Weight format: bf16 (2 bytes/weight), f32, q8 or q4 (group-quantised experts and attention/lm_head)")
+      ->capture_default_str();
+  sub->add_option("--zc-share", o->zc_share,
+                  "Comma-separated target shares of routing slots sent to zero-computation experts (MoE++ shapes only): "
+                  "the routers are biased through a constant hidden feature and the bias found by bisection; rows "
+                  "report the measured zc_share. With --compare-vanilla the default is 0.1,0.25,0.5");
+  sub->add_flag("--compare-vanilla", o->compare_vanilla,
+                "Time one MoE layer (router + experts + combine: the paper's expert forward time) of each MoE++ "
+                "shape and of its vanilla twin on the same random hidden states; rows add zc_share, expert_speedup "
+                "(vanilla time / MoE++ time) and ffn_work_ratio (vanilla FFN slots / MoE++ FFN slots). Default shape "
+                "moepp-1b");
+  sub->add_option("--layers", o->layers,
+                  "Keep only the first N layers of a --model-shape (quick runs; the output says so)");
+  sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");
+  sub->add_flag("--csv", o->csv, "CSV with a header line");
+  sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
+  sub->add_option("--seed", o->seed, "Seed of the random weights, prompts and hidden states")->capture_default_str();
+  return [o] { return run_bench(*o); };
+}
+
+}  // namespace moepp::cli
+
+namespace moepp::cli {
+MOEPP_REGISTER_COMMAND(80, add_bench_command);
+}  // namespace moepp::cli
