@@ -197,13 +197,7 @@ Result<std::unique_ptr<HfDecoder>> parse_hf_decoder(const HfJsonObject& obj) {
   std::string type;
   MOEPP_RETURN_IF_ERROR(obj.get_string("type", &type, true));
   if (type == "Sequence") {
-    const Json* list = obj.find("decoders");
-    if (list == nullptr || !list->is_array()) return obj.error(obj.field("decoders"), "an array", list ? *list : Json());
-    std::vector<std::unique_ptr<HfDecoder>> parts;
-    for (size_t i = 0; i < list->size(); ++i) {
-      MOEPP_ASSIGN_OR_RETURN(auto part, parse_hf_decoder(obj.child((*list)[i], obj.field("decoders") + "[" + std::to_string(i) + "]")));
-      if (part != nullptr) parts.push_back(std::move(part));
-    }
+    MOEPP_ASSIGN_OR_RETURN(auto parts, parse_component_list<HfDecoder>(obj, "decoders", parse_hf_decoder));
     return std::unique_ptr<HfDecoder>(new SequenceDecoder(std::move(parts)));
   }
   if (type == "Replace") {

@@ -2,6 +2,9 @@
 // "<file>: <field path>: expected X, got Y".
 #pragma once
 
+#include <memory>
+#include <vector>
+
 #include <cstdint>
 #include <string>
 
@@ -43,5 +46,20 @@ class HfJsonObject {
 
 // Short description of a JSON value's type (and value for scalars) for error messages.
 std::string describe_json(const Json& j);
+
+// The components listed under obj[key] (a "Sequence" normalizer, pre-tokenizer or decoder),
+// each parsed with `parse`; null entries are skipped.
+template <typename T, typename ParseFn>
+Result<std::vector<std::unique_ptr<T>>> parse_component_list(const HfJsonObject& obj, const char* key, ParseFn parse) {
+  const Json* list = obj.find(key);
+  if (list == nullptr || !list->is_array()) return obj.error(obj.field(key), "an array", list ? *list : Json());
+  std::vector<std::unique_ptr<T>> parts;
+  for (size_t i = 0; i < list->size(); ++i) {
+    auto part = parse(obj.child((*list)[i], obj.field(key) + "[" + std::to_string(i) + "]"));
+    if (!part.ok()) return part.status();
+    if (*part != nullptr) parts.push_back(std::move(part).value());
+  }
+  return parts;
+}
 
 }  // namespace moepp

@@ -133,13 +133,7 @@ Result<std::unique_ptr<HfNormalizer>> parse_hf_normalizer(const HfJsonObject& ob
   std::string type;
   MOEPP_RETURN_IF_ERROR(obj.get_string("type", &type, true));
   if (type == "Sequence") {
-    const Json* list = obj.find("normalizers");
-    if (list == nullptr || !list->is_array()) return obj.error(obj.field("normalizers"), "an array", list ? *list : Json());
-    std::vector<std::unique_ptr<HfNormalizer>> parts;
-    for (size_t i = 0; i < list->size(); ++i) {
-      MOEPP_ASSIGN_OR_RETURN(auto part, parse_hf_normalizer(obj.child((*list)[i], obj.field("normalizers") + "[" + std::to_string(i) + "]")));
-      if (part != nullptr) parts.push_back(std::move(part));
-    }
+    MOEPP_ASSIGN_OR_RETURN(auto parts, parse_component_list<HfNormalizer>(obj, "normalizers", parse_hf_normalizer));
     return std::unique_ptr<HfNormalizer>(new SequenceNormalizer(std::move(parts)));
   }
   if (type == "Prepend") {

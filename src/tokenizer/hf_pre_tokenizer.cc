@@ -245,13 +245,7 @@ Result<std::unique_ptr<HfPreTokenizer>> parse_hf_pre_tokenizer(const HfJsonObjec
   std::string type;
   MOEPP_RETURN_IF_ERROR(obj.get_string("type", &type, true));
   if (type == "Sequence") {
-    const Json* list = obj.find("pretokenizers");
-    if (list == nullptr || !list->is_array()) return obj.error(obj.field("pretokenizers"), "an array", list ? *list : Json());
-    std::vector<std::unique_ptr<HfPreTokenizer>> parts;
-    for (size_t i = 0; i < list->size(); ++i) {
-      MOEPP_ASSIGN_OR_RETURN(auto part, parse_hf_pre_tokenizer(obj.child((*list)[i], obj.field("pretokenizers") + "[" + std::to_string(i) + "]")));
-      if (part != nullptr) parts.push_back(std::move(part));
-    }
+    MOEPP_ASSIGN_OR_RETURN(auto parts, parse_component_list<HfPreTokenizer>(obj, "pretokenizers", parse_hf_pre_tokenizer));
     return std::unique_ptr<HfPreTokenizer>(new SequencePreTokenizer(std::move(parts)));
   }
   if (type == "Split") {

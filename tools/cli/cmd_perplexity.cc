@@ -131,10 +131,7 @@ Runner add_perplexity_command(CLI::App& app) {
   auto o = std::make_shared<PerplexityOptions>();
   CLI::App* sub = app.add_subcommand("perplexity", "Sliding-window perplexity of a text (and KL divergence against saved logits)");
   sub->add_option("-m,--model", o->model_dir, "Model directory")->required();
-  sub->add_option("-f,--file", o->input.text_file, "Text file (encoded with the model's tokenizer)");
-  sub->add_option("--ids", o->input.ids, "Token ids instead of text: 1,2,3");
-  sub->add_option("--ids-file", o->input.ids_file, "File of token ids separated by commas or whitespace");
-  sub->add_flag("--no-bos", o->input.no_bos, "Do not add the tokenizer's BOS token to the text");
+  add_token_input_flags(sub, &o->input);
   sub->add_option("--ctx", o->ctx, "Context length of a window (default: max_position_embeddings, at most 4096)");
   sub->add_option("--stride", o->stride, "Tokens between window starts, 1..ctx (default: ctx / 2)");
   sub->add_option("--save-logits", o->save_logits, "Write every scored position's log-probabilities (see docs/evaluation.md)");

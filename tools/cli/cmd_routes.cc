@@ -91,10 +91,7 @@ Runner add_routes_command(CLI::App& app) {
   auto o = std::make_shared<RoutesOptions>();
   CLI::App* sub = app.add_subcommand("routes", "Routing analysis: experts per token and layer, statistics, HTML report");
   sub->add_option("-m,--model", o->model_dir, "Model directory")->required();
-  sub->add_option("-f,--file", o->input.text_file, "Text file (encoded with the model's tokenizer)");
-  sub->add_option("--ids", o->input.ids, "Token ids instead of text: 1,2,3");
-  sub->add_option("--ids-file", o->input.ids_file, "File of token ids separated by commas or whitespace");
-  sub->add_flag("--no-bos", o->input.no_bos, "Do not add the tokenizer's BOS token to the text");
+  add_token_input_flags(sub, &o->input);
   sub->add_option("--json", o->json_out, "Write routes and statistics as JSON (see docs/evaluation.md)");
   sub->add_option("--html", o->html_out, "Write the self-contained HTML routing report");
   sub->add_option("--csv", o->csv_out, "Write one CSV row per token, layer and slot");

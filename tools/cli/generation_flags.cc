@@ -56,6 +56,13 @@ Result<GenerateOptions> GenerationFlags::options() const {
   return g;
 }
 
+void add_token_input_flags(CLI::App* sub, TokenInput* input) {
+  sub->add_option("-f,--file", input->text_file, "Text file (encoded with the model's tokenizer)");
+  sub->add_option("--ids", input->ids, "Token ids instead of text: 1,2,3");
+  sub->add_option("--ids-file", input->ids_file, "File of token ids separated by commas or whitespace");
+  sub->add_flag("--no-bos", input->no_bos, "Do not add the tokenizer's BOS token to the text");
+}
+
 int GenerationFlags::thread_count() const { return threads > 0 ? threads : ThreadPool::default_threads(); }
 
 }  // namespace moepp::cli

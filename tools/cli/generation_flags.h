@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "eval/token_input.h"
 #include "models/model.h"
 #include "runtime/generator.h"
 
@@ -34,5 +35,8 @@ struct GenerationFlags {
   Result<GenerateOptions> options() const;
   int thread_count() const;
 };
+
+// -f / --ids / --ids-file / --no-bos of the commands that read a text or token ids.
+void add_token_input_flags(CLI::App* sub, TokenInput* input);
 
 }  // namespace moepp::cli
