@@ -11,7 +11,8 @@ jobs=$(nproc)
 scripts/build.sh build
 ctest --test-dir build -L "unit|moe|model|tokenizer" --output-on-failure -j "$jobs"
 if [[ "${1:-}" != "--no-sanitize" ]]; then
-  scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOEPP_SANITIZE=ON
+  # -O1 without debug info: sanitizer reports still name files and lines, and it builds faster.
+  scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DMOEPP_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan -L "unit|tokenizer" --output-on-failure -j "$jobs"
 fi

@@ -21,7 +21,7 @@ Result<Weight> quantize_weight(const Weight& w, WeightQuant quant) {
   const int64_t row_bytes = quant == WeightQuant::kQ8 ? w.cols : q.q4_row_bytes();
   const size_t value_bytes = static_cast<size_t>(w.rows * row_bytes);
   const size_t scale_offset = (value_bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, scale_offset + static_cast<size_t>(w.rows * gpr) * sizeof(float) + 64);
+  void* p = allocate_aligned(scale_offset + static_cast<size_t>(w.rows * gpr) * sizeof(float));
   std::memset(p, 0, value_bytes);
   q.owner = std::shared_ptr<void>(p, [](void* x) { std::free(x); });
   q.data = p;

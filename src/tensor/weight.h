@@ -36,6 +36,10 @@ struct Weight {
   float at(int64_t r, int64_t c) const;
 };
 
+// 64-byte aligned memory for SIMD rows, freed with std::free; the size is rounded up as
+// aligned_alloc requires (a multiple of the alignment), plus 64 bytes of slack for tail reads.
+void* allocate_aligned(size_t bytes);
+
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
 
