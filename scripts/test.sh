@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs packages, fetches the tokenizer test assets (npm, pinned), builds
-# Release and runs the default test labels (unit, moe, model, tokenizer), then builds with
+# Release and runs the default test labels (unit, moe, model, tokenizer, train), then builds with
 # AddressSanitizer + UBSan and runs the unit and tokenizer tests (parsers, bad input) under it.
 # Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
@@ -9,7 +9,7 @@ scripts/install-deps.sh
 scripts/fetch-tokenizer-assets.sh
 jobs=$(nproc)
 scripts/build.sh build
-ctest --test-dir build -L "unit|moe|model|tokenizer" --output-on-failure -j "$jobs"
+ctest --test-dir build -L "unit|moe|model|tokenizer|train" --output-on-failure -j "$jobs"
 if [[ "${1:-}" != "--no-sanitize" ]]; then
   # -O1 without debug info: sanitizer reports still name files and lines, and it builds faster.
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DMOEPP_SANITIZE=ON
