@@ -10,6 +10,7 @@ packages=(
   python3-torch python3-numpy                # PyTorch reference for the model tests (/usr/bin/python3)
   chromium python3-pil                       # routing report rendering test (headless screenshot)
   libsentencepiece-dev libpcre2-dev libutf8proc-dev   # tokenizers
+  libcpp-httplib-dev curl wrk                 # server, its tests and load test
   sentencepiece python3-sentencepiece python3-jinja2  # tokenizer and chat-template test oracles
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
