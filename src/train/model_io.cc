@@ -1,0 +1,134 @@
+// config.json -> ModelConfig through the family registry, and the reverse for MoE++.
+#include "train/model_io.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
+#include "models/config_reader.h"
+#include "models/family.h"
+
+namespace moepp {
+
+Result<ModelConfig> read_model_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  MOEPP_ASSIGN_OR_RETURN(nlohmann::json json, parse_json_strict(ss.str(), path));
+  return model_config_from_json(json, path);
+}
+
+Result<ModelConfig> model_config_from_json(const nlohmann::json& json, const std::string& path) {
+  if (!json.is_object()) return Status::Error(path + ": expected a JSON object");
+  ConfigReader reader(json, path);
+  MOEPP_ASSIGN_OR_RETURN(std::string model_type, reader.string_or("model_type", ""));
+  const FamilyDef* family = find_family(model_type);
+  if (family == nullptr) return reader.error("model_type", "one of " + supported_model_types());
+  ModelConfig c;
+  c.family = family->family;
+  c.model_type = model_type;
+  MOEPP_RETURN_IF_ERROR(parse_decoder_fields(reader, &c));
+  MOEPP_RETURN_IF_ERROR(family->parse_config(reader, &c));
+  return c;
+}
+
+Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& c) {
+  const std::string where = "export as MoE++: ";
+  if (c.layers.empty()) return Status::Error(where + "the model has no layers");
+  const MoeLayerSpec& s = c.layers[0];
+  for (const MoeLayerSpec& l : c.layers)
+    if (l.kinds != s.kinds || l.ffn_width != s.ffn_width || l.router.network != s.router.network ||
+        l.router.hidden != s.router.hidden || l.router.logit_std_norm != s.router.logit_std_norm ||
+        l.router.logit_norm_std != s.router.logit_norm_std || l.router.scoring != s.router.scoring ||
+        l.router.top_k != s.router.top_k || l.input_scale != s.input_scale)
+      return Status::Error(where + "layers differ in their MoE setup; MoE++ configs describe one layer for all");
+  const int64_t n_ffn = s.count(ExpertKind::kFfn), n_const = s.count(ExpertKind::kConstant);
+  const int64_t n_copy = s.count(ExpertKind::kCopy), n_zero = s.count(ExpertKind::kZero);
+  int64_t d_expert = 0;
+  for (int64_t e = 0; e < s.n_experts(); ++e) {
+    const ExpertKind want = e < n_ffn ? ExpertKind::kFfn
+                            : e < n_ffn + n_const ? ExpertKind::kConstant
+                            : e < n_ffn + n_const + n_copy ? ExpertKind::kCopy : ExpertKind::kZero;
+    if (s.kinds[e] != want) return Status::Error(where + "experts must be ordered ffn, constant, copy, zero");
+    if (want == ExpertKind::kFfn) {
+      if (d_expert != 0 && s.ffn_width[e] != d_expert) return Status::Error(where + "FFN experts of different widths");
+      d_expert = s.ffn_width[e];
+    }
+  }
+  const RouterSpec& r = s.router;
+  const bool mixtral_gating = r.scoring == RouterScoring::kTopKThenSoftmax;
+  if (r.scoring == RouterScoring::kTopKRaw || r.scale != 1.0f || !r.multiply_scores ||
+      (!mixtral_gating && !r.renormalize))
+    return Status::Error(where + "router scoring other than softmax + renormalised top-k (or top-k + softmax)");
+  if (!mixtral_gating && n_zero > 0 && !r.zero_expert_gets_no_weight)
+    return Status::Error(where + "zero experts that keep their weight");
+  if (r.network == RouterNetwork::kMlpTanh && r.hidden != 8 * s.n_experts())
+    return Status::Error(where + "MoE++ 2-layer routers have 8 * num_experts hidden units");
+  if (mixtral_gating && s.input_scale != 1.0f) return Status::Error(where + "input scaling with mixtral gating");
+  if (s.input_scale != 1.0f && s.input_scale != static_cast<float>(r.top_k))
+    return Status::Error(where + "expert input scale other than 1 or top_k");
+  nlohmann::ordered_json j;
+  j["architectures"] = {"MoeForCausalLM"};
+  j["model_type"] = "MoE++";
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.d_model;
+  j["intermediate_size"] = d_expert;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  if (c.head_dim * c.n_heads != c.d_model) j["head_dim"] = c.head_dim;
+  j["hidden_act"] = "silu";
+  j["max_position_embeddings"] = c.max_position_embeddings > 0 ? c.max_position_embeddings : 2048;
+  j["rope_theta"] = c.rope_theta;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
+  if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids[0];
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  j["num_experts"] = {s.n_experts()};
+  j["num_constant_experts"] = n_const;
+  j["num_copy_experts"] = n_copy;
+  j["num_zero_experts"] = n_zero;
+  j["num_experts_per_tok"] = r.top_k;
+  j["moe_expert_interval"] = 1;
+  j["moe_use_mixtral_gating"] = mixtral_gating;
+  j["moe_2layer_gate"] = r.network == RouterNetwork::kMlpTanh;
+  j["moe_use_logits_norm"] = r.logit_std_norm;
+  j["moe_gate_norm_std"] = r.logit_norm_std;
+  j["moe_feature_no_mul_topk"] = s.input_scale == 1.0f;
+  j["torch_dtype"] = "float32";
+  return j;
+}
+
+Status export_hf_model(const TrainParams& params, const std::string& dir) {
+  MOEPP_ASSIGN_OR_RETURN(nlohmann::ordered_json config, moepp_config_json(params.config()));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Error(dir + ": cannot create directory: " + ec.message());
+  std::vector<F32TensorView> views;
+  // A model trained without gating residual gets the zero gate_map MoE++ checkpoints need.
+  std::vector<std::vector<float>> zero_maps;
+  zero_maps.reserve(static_cast<size_t>(params.config().n_layers));  // views keep pointers into it
+  for (const ParamTensor& t : params.tensors()) views.push_back({t.name, t.shape, params.at(t.ref)});
+  for (int64_t l = 0; l < params.config().n_layers; ++l) {
+    if (params.layers[l].gate_map.valid()) continue;
+    const int64_t n = params.config().layers[l].n_experts();
+    zero_maps.emplace_back(static_cast<size_t>(n * n), 0.0f);
+    views.push_back({"model.layers." + std::to_string(l) + ".mlp.moe.gate.gate_map.weight", {n, n},
+                     zero_maps.back().data()});
+  }
+  MOEPP_RETURN_IF_ERROR(write_safetensors_f32(dir + "/model.safetensors", views));
+  std::ofstream(dir + "/config.json") << config.dump(2) << "\n";
+  nlohmann::ordered_json gen;
+  if (config.contains("bos_token_id")) gen["bos_token_id"] = config["bos_token_id"];
+  if (config.contains("eos_token_id")) gen["eos_token_id"] = config["eos_token_id"];
+  std::ofstream out(dir + "/generation_config.json");
+  out << gen.dump(2) << "\n";
+  if (!out) return Status::Error(dir + "/generation_config.json: write failed");
+  return Status::Ok();
+}
+
+}  // namespace moepp

@@ -1,0 +1,31 @@
+// Model description and weights in and out of training: reading a config.json of any supported
+// family without weights (training from scratch), and exporting trained parameters as a
+// Hugging Face MoE++ directory (config.json + model.safetensors) that `moepp generate` loads.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "models/model_config.h"
+#include "train/train_params.h"
+
+namespace moepp {
+
+// Parses `path` (a config.json of model_type MoE++, mixtral or llama_moe) into a ModelConfig.
+Result<ModelConfig> read_model_config(const std::string& path);
+// The same from parsed JSON; `path` names it in errors.
+Result<ModelConfig> model_config_from_json(const nlohmann::json& json, const std::string& path);
+
+// The MoE++ config.json for `config`. Needs the same MoE layer in every layer, FFN experts of
+// one width, the expert order [ffn..., constant..., copy..., zero...] and softmax routing
+// without extra scale; a model without gating residual is written with a zero gate_map (same
+// forward). Errors name what cannot be expressed.
+Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& config);
+
+// Writes dir/config.json, dir/generation_config.json and dir/model.safetensors (f32, HF MoE++
+// names). Creates dir if needed.
+Status export_hf_model(const TrainParams& params, const std::string& dir);
+
+}  // namespace moepp
