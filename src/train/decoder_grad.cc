@@ -69,7 +69,8 @@ Status check_train_batch(const ModelConfig& c, const TrainBatch& b) {
 }
 
 Result<LossReport> forward_backward(ThreadPool& pool, const TrainParams& params, const TrainBatch& batch,
-                                    const LossOptions& options, float* grads, float grad_scale) {
+                                    const LossOptions& options, float* grads, float grad_scale,
+                                    const CapacityOptions& capacity) {
   const ModelConfig& c = params.config();
   MOEPP_RETURN_IF_ERROR(check_train_batch(c, batch));
   if (!(options.beta >= 0) || !(options.tau >= 0))
@@ -101,7 +102,7 @@ Result<LossReport> forward_backward(ThreadPool& pool, const TrainParams& params,
     rms_norm_forward(h.data(), n, d, params.at(R.post_norm), c.rms_norm_eps, A.normed2.data(), A.rms2.data());
     const float* prev = l > 0 ? acts[l - 1].moe.raw_logits.data() : nullptr;
     moe_train_forward(pool, c.layers[l], moe_tensors<const float>(P, R), A.normed2.data(), n, d, prev,
-                      &A.moe, branch.data());
+                      capacity, &A.moe, branch.data());
     for (size_t i = 0; i < h.size(); ++i) h[i] += branch[i];
   }
   std::vector<float> final_normed(h.size()), final_rms(static_cast<size_t>(n));
@@ -126,6 +127,7 @@ Result<LossReport> forward_backward(ThreadPool& pool, const TrainParams& params,
     std::vector<int64_t> counts(static_cast<size_t>(spec.n_experts()), 0);
     for (int32_t e : acts[l].moe.experts) ++counts[e];
     report.expert_counts.push_back(std::move(counts));
+    report.dropped.push_back(acts[l].moe.n_dropped);
   }
   report.loss = report.ce + options.beta * report.balance;
   if (grads == nullptr) return report;

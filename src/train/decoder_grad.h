@@ -28,6 +28,7 @@ struct LossReport {
   double balance = 0;  // layers' L_b summed or averaged (before beta)
   std::vector<double> balance_per_layer;           // [n_layers]
   std::vector<std::vector<int64_t>> expert_counts;  // [n_layers][n_experts] selected slots
+  std::vector<int64_t> dropped;                     // [n_layers] slots dropped by capacity
   int64_t n_targets = 0;
 };
 
@@ -38,6 +39,7 @@ Status check_train_batch(const ModelConfig& config, const TrainBatch& batch);
 // grad_scale * dLoss/dparams into grads [params.size()] (grad_scale = 1/n_micro for
 // gradient accumulation).
 Result<LossReport> forward_backward(ThreadPool& pool, const TrainParams& params, const TrainBatch& batch,
-                                    const LossOptions& options, float* grads, float grad_scale = 1.0f);
+                                    const LossOptions& options, float* grads, float grad_scale = 1.0f,
+                                    const CapacityOptions& capacity = {});
 
 }  // namespace moepp

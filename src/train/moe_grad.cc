@@ -38,7 +38,8 @@ inline float sigmoid(float a) { return 1.0f / (1.0f + std::exp(-a)); }
 }  // namespace
 
 void moe_train_forward(ThreadPool& pool, const MoeLayerSpec& spec, const MoeWeightsF32& w, const float* x,
-                       int64_t n, int64_t d, const float* prev_logits, MoeActivations* a, float* y) {
+                       int64_t n, int64_t d, const float* prev_logits, const CapacityOptions& capacity,
+                       MoeActivations* a, float* y) {
   const RouterSpec& r = spec.router;
   const int64_t N = spec.n_experts();
   const int k = r.top_k;
@@ -95,6 +96,29 @@ void moe_train_forward(ThreadPool& pool, const MoeLayerSpec& spec, const MoeWeig
     for (int j = 0; j < k; ++j) wt[j] *= r.scale;
   }
 
+  a->kept.assign(static_cast<size_t>(n * k), 1);
+  a->n_dropped = 0;
+  if (capacity.factor > 0) {
+    const double t_eff = static_cast<double>(capacity.per_slot ? n * k : n);
+    const double n_ffn = static_cast<double>(spec.count(ExpertKind::kFfn));
+    const double denom = capacity.tau * n_ffn + static_cast<double>(N) - n_ffn;
+    std::vector<int64_t> left(static_cast<size_t>(N));
+    for (int64_t e = 0; e < N; ++e) {
+      const double eta = spec.kinds[e] == ExpertKind::kFfn ? capacity.tau : 1.0;
+      left[e] = static_cast<int64_t>(std::ceil(capacity.factor * eta * t_eff / denom));
+    }
+    for (int j = 0; j < k; ++j)
+      for (int64_t t = 0; t < n; ++t) {
+        const int32_t e = a->experts[t * k + j];
+        if (left[e] > 0) {
+          --left[e];
+        } else {
+          a->kept[t * k + j] = 0;
+          ++a->n_dropped;
+        }
+      }
+  }
+
   // Experts see x * input_scale (MoE++ without moe_feature_no_mul_topk); the router saw x.
   a->scaled_x.assign(x, x + n * d);
   if (spec.input_scale != 1.0f)
@@ -109,6 +133,7 @@ void moe_train_forward(ThreadPool& pool, const MoeLayerSpec& spec, const MoeWeig
     const int32_t e = a->experts[slot];
     const int64_t t = slot / k;
     float* out = &a->slot_out[slot * d];
+    if (!a->kept[slot]) continue;  // dropped: its output stays 0
     switch (spec.kinds[e]) {
       case ExpertKind::kFfn: a->ffn_slots[e].push_back(slot); break;
       case ExpertKind::kZero: break;
@@ -179,6 +204,7 @@ void moe_train_backward(ThreadPool& pool, const MoeLayerSpec& spec, const MoeWei
     const int32_t e = a.experts[slot];
     const int64_t t = slot / k;
     const float wt = a.weights[slot];
+    if (!a.kept[slot]) continue;
     const float* g_t = dy + t * d;
     float* dxt = &dxs[t * d];
     if (spec.kinds[e] == ExpertKind::kCopy) {

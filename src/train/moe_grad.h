@@ -13,6 +13,18 @@
 
 namespace moepp {
 
+// Heterogeneous expert capacity (paper Eq. 8), off by default (dropless, as inference).
+// With T' = tokens (or token-slots when per_slot), capacity = ceil(factor * tau * T' / D) for FFN
+// experts and ceil(factor * T' / D) for zero/copy/constant experts, D = tau N_ffn + N_zc.
+// Slots beyond an expert's capacity are dropped: they keep their routing weight but add
+// nothing (the residual carries the token). Priority: every token's first choice before any
+// second choice, then by token index (GShard / DeepSpeed order).
+struct CapacityOptions {
+  float factor = 0.0f;  // gamma; 0 = no capacity limit
+  float tau = 0.75f;    // the load-balance tau (the trainer passes LossOptions::tau)
+  bool per_slot = false;
+};
+
 // Pointers into the flat parameter (or gradient) buffer; null where the spec has no tensor.
 template <typename T>
 struct MoeTensors {
@@ -32,6 +44,8 @@ struct MoeActivations {
   std::vector<float> probs;          // [n_tokens, n_experts] softmax of the normalised logits
   std::vector<int32_t> experts;      // [n_tokens, top_k] selection, best first
   std::vector<float> weights;        // [n_tokens, top_k] applied to the expert outputs
+  std::vector<uint8_t> kept;         // [n_tokens, top_k] 0 where capacity dropped the slot
+  int64_t n_dropped = 0;
   std::vector<float> slot_out;       // [n_tokens, top_k, d_model] expert outputs per slot
   std::vector<float> const_alpha;    // [n_tokens, top_k, 2] constant experts' softmax
   std::vector<float> scaled_x;       // [n_tokens, d_model] expert input (x * input_scale)
@@ -44,7 +58,8 @@ struct MoeActivations {
 // y (out): [n_tokens, d_model].
 void moe_train_forward(ThreadPool& pool, const MoeLayerSpec& spec, const MoeWeightsF32& w,
                        const float* x /*[n_tokens, d_model]*/, int64_t n_tokens, int64_t d_model,
-                       const float* prev_logits, MoeActivations* act, float* y);
+                       const float* prev_logits, const CapacityOptions& capacity, MoeActivations* act,
+                       float* y);
 
 // dy: [n_tokens, d_model]; d_raw: [n_tokens, n_experts] gradient reaching this layer's raw
 // logits from the next layer's gating residual (or null); d_probs: [n_tokens, n_experts]

@@ -10,9 +10,17 @@ Status TrainerOptions::validate() const {
   MOEPP_RETURN_IF_ERROR(adamw.validate());
   MOEPP_RETURN_IF_ERROR(schedule.validate());
   if (grad_accum < 1) return Status::Error(str_format("train: grad_accum must be >= 1, got %lld", (long long)grad_accum));
+  if (!(capacity.factor >= 0))
+    return Status::Error(str_format("train: capacity factor must be >= 0 (0 = no limit), got %g", capacity.factor));
   if (!(loss.beta >= 0) || !(loss.tau >= 0))
     return Status::Error(str_format("train: beta %g and tau %g must be non-negative", loss.beta, loss.tau));
   return Status::Ok();
+}
+
+CapacityOptions Trainer::capacity() const {
+  CapacityOptions c = options_.capacity;
+  c.tau = options_.loss.tau;
+  return c;
 }
 
 Result<Trainer> Trainer::create(TrainParams params, const TrainerOptions& options) {
@@ -28,7 +36,8 @@ Result<StepReport> Trainer::step(ThreadPool& pool, const std::vector<TrainBatch>
   StepReport r;
   const float scale = 1.0f / static_cast<float>(micro.size());
   for (const TrainBatch& b : micro) {
-    MOEPP_ASSIGN_OR_RETURN(LossReport lr, forward_backward(pool, params_, b, options_.loss, grads_.data(), scale));
+    MOEPP_ASSIGN_OR_RETURN(LossReport lr, forward_backward(pool, params_, b, options_.loss, grads_.data(), scale,
+                                                                 capacity()));
     r.loss += lr.loss * scale;
     r.ce += lr.ce * scale;
     r.balance += lr.balance * scale;
@@ -41,7 +50,7 @@ Result<StepReport> Trainer::step(ThreadPool& pool, const std::vector<TrainBatch>
 }
 
 Result<LossReport> Trainer::evaluate(ThreadPool& pool, const TrainBatch& batch) const {
-  return forward_backward(pool, params_, batch, options_.loss, nullptr);
+  return forward_backward(pool, params_, batch, options_.loss, nullptr, 1.0f, capacity());
 }
 
 }  // namespace moepp

@@ -19,6 +19,7 @@ struct TrainerOptions {
   LossOptions loss;
   AdamWOptions adamw;
   LrSchedule schedule;
+  CapacityOptions capacity;  // expert capacity (off by default); its tau is loss.tau
   int64_t grad_accum = 1;  // micro-batches per optimiser step
   Status validate() const;
 };
@@ -46,6 +47,7 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
 
  private:
+  CapacityOptions capacity() const;
   Trainer(TrainParams params, const TrainerOptions& options)
       : params_(std::move(params)), options_(options), adamw_(params_, options.adamw) {}
 

@@ -61,12 +61,16 @@ Status run(const std::string& job_path) {
 
   json report;
   std::vector<float> grads(static_cast<size_t>(params.size()), 0.0f);
-  MOEPP_ASSIGN_OR_RETURN(LossReport lr, forward_backward(pool, params, full, opt.loss, grads.data()));
+  opt.capacity.factor = job.value("capacity_factor", 0.0f);
+  opt.capacity.per_slot = job.value("capacity_per_slot", false);
+  opt.capacity.tau = opt.loss.tau;
+  MOEPP_ASSIGN_OR_RETURN(LossReport lr, forward_backward(pool, params, full, opt.loss, grads.data(), 1.0f, opt.capacity));
   report["loss"] = lr.loss;
   report["ce"] = lr.ce;
   report["balance"] = lr.balance;
   report["balance_per_layer"] = lr.balance_per_layer;
   report["expert_counts"] = lr.expert_counts;
+  report["dropped"] = lr.dropped;
   MOEPP_RETURN_IF_ERROR(write_buffer(out + "/grads.safetensors", params, grads));
 
   const int64_t steps = job.value("steps", 0);

@@ -129,6 +129,9 @@ TEST(TrainerOptions, RejectsBadValues) {
   o = TrainerOptions{};
   o.adamw.eps = 0;
   EXPECT_FALSE(o.validate().ok());
+  o = TrainerOptions{};
+  o.capacity.factor = -1;
+  EXPECT_FALSE(o.validate().ok());
 }
 
 TEST(TrainDeterminism, SameBitsForAnyThreadCount) {

@@ -42,6 +42,8 @@ struct TrainCliOptions {
   double balance_beta = 0.01, tau = 0.75;
   std::string balance_layers = "sum";
   bool balance_scale_n = false;
+  double capacity_factor = 0;
+  bool capacity_per_slot = false;
   int64_t seed = 1, threads = 0, log_every = 1, eval_every = 50, eval_batches = 4, checkpoint_every = 0,
           stop_at = 0;
   bool resume = false;
@@ -177,6 +179,8 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
   topt.adamw = {o.beta1, o.beta2, o.eps, o.weight_decay, o.clip};
   topt.schedule = {o.lr, o.min_lr, o.init_lr, o.warmup, o.steps};
   topt.grad_accum = o.grad_accum;
+  topt.capacity.factor = static_cast<float>(o.capacity_factor);
+  topt.capacity.per_slot = o.capacity_per_slot;
   if (Status s = topt.validate(); !s.ok()) return fail(s);
 
   // The model: from a checkpoint, a trained directory, or a config with random weights.
@@ -206,6 +210,9 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
     if (!model.ok()) return fail(model.status());
     params = TrainParams::from_model(**model);
   } else {
+    // A resumed --init-from run gets the special tokens Model::load resolved, for the export.
+    const std::string init_dir = meta.is_object() ? meta.value("init_from", std::string()) : std::string();
+    if (!init_dir.empty()) (void)resolve_special_tokens(init_dir, &config.value());
     params = TrainParams::random(*config, static_cast<uint64_t>(o.seed));
   }
   if (!params.ok()) return fail(params.status());
@@ -238,7 +245,8 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
                (long long)trainer->params().size(), data->train.size(), data->val.size(), (long long)start + 1,
                (long long)end, (long long)o.steps);
   auto save = [&]() -> Status {
-    json m = {{"model_config", model_config_json}, {"seed", o.seed}, {"data_checksum", checksum}};
+    json m = {{"model_config", model_config_json}, {"seed", o.seed}, {"data_checksum", checksum},
+              {"init_from", o.resume ? meta.value("init_from", std::string()) : o.init_from}};
     return save_train_checkpoint(o.checkpoint_dir, trainer->params(), trainer->optimizer(), m);
   };
   const auto t0 = std::chrono::steady_clock::now();
@@ -262,7 +270,7 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
       std::fprintf(stderr, "step %lld/%lld | loss %.4f (ce %.4f, balance %.4f) | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s\n",
                    (long long)r->step, (long long)o.steps, r->loss, r->ce, r->balance, r->lr, r->grad_norm, tok_s,
                    format_duration(eta).c_str());
-    if (have_val && o.eval_every > 0 && (r->step % o.eval_every == 0 || step + 1 == end)) {
+    if (have_val && ((o.eval_every > 0 && r->step % o.eval_every == 0) || step + 1 == end)) {
       auto v = validation_loss(pool, *trainer, *data, o);
       if (!v.ok()) return fail(v.status());
       std::fprintf(stderr, "step %lld/%lld | validation loss %.4f (ppl %.2f)\n", (long long)r->step, (long long)o.steps,
@@ -308,6 +316,10 @@ Runner add_train_command(CLI::App& app) {
   bind_option(sub, b.get(), "tau", o->tau, "Load-balance weight of zero/copy/constant experts");
   bind_option(sub, b.get(), "balance-layers", o->balance_layers, "Combine the layers' balance losses: sum or mean");
   bind_flag(sub, b.get(), "balance-scale-n", o->balance_scale_n, "Multiply the balance loss by the number of experts");
+  bind_option(sub, b.get(), "capacity-factor", o->capacity_factor,
+              "Expert capacity factor gamma of paper Eq. 8 (0: dropless)");
+  bind_flag(sub, b.get(), "capacity-per-slot", o->capacity_per_slot,
+            "Capacity counts token-slots (tokens x top_k) instead of tokens");
   bind_option(sub, b.get(), "seed", o->seed, "Seed for the initial weights and the batch order");
   bind_option(sub, b.get(), "threads", o->threads, "Threads (0: physical cores)");
   bind_option(sub, b.get(), "log-every", o->log_every, "Print a progress line every N steps");

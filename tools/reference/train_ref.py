@@ -124,8 +124,29 @@ def attention(s, P, l, x, n_seqs, T):
     return F.linear(o, P[p + "o_proj.weight"])
 
 
-def moe(s, P, l, x, prev):
-    """x [n, d] -> (y [n, d], raw logits [n, N], probs [n, N], idx [n, k], margin [n])."""
+def capacity_mask(s, idx, factor, tau, per_slot):
+    """Heterogeneous capacity (paper Eq. 8, src/train/moe_grad.h): bool [n, k], False where the
+    slot is dropped; first choices before second choices, then token order."""
+    n, k = idx.shape
+    kept = torch.ones(n, k, dtype=torch.bool)
+    if factor <= 0:
+        return kept
+    t_eff = n * k if per_slot else n
+    n_ffn = s.kinds.count("ffn")
+    denom = tau * n_ffn + (s.n_experts - n_ffn)
+    left = [math.ceil(factor * (tau if kind == "ffn" else 1.0) * t_eff / denom) for kind in s.kinds]
+    for j in range(k):
+        for t in range(n):
+            e = int(idx[t, j])
+            if left[e] > 0:
+                left[e] -= 1
+            else:
+                kept[t, j] = False
+    return kept
+
+
+def moe(s, P, l, x, prev, capacity=(0.0, 0.75, False)):
+    """x [n, d] -> (y [n, d], raw logits [n, N], probs [n, N], idx [n, k], margin [n], kept [n, k])."""
     g = f"model.layers.{l}.mlp.moe.gate."
     if s.two_layer_router:
         raw = F.linear(torch.tanh(F.linear(x, P[g + "wg.0.weight"])), P[g + "wg.2.weight"])
@@ -150,10 +171,11 @@ def moe(s, P, l, x, prev):
         idx = idx[:, :k]
         gates = F.softmax(z.gather(1, idx), dim=1)
     margin = (top[:, k - 1] - top[:, k]) / top[:, 0].abs().clamp_min(1e-30)
+    kept = capacity_mask(s, idx, *capacity)
     xs = x * s.input_scale
     y = torch.zeros_like(x)
     for e, kind in enumerate(s.kinds):
-        tok, slot = torch.nonzero(idx == e, as_tuple=True)
+        tok, slot = torch.nonzero((idx == e) & kept, as_tuple=True)
         if tok.numel() == 0:
             continue
         t = xs.index_select(0, tok)
@@ -169,21 +191,25 @@ def moe(s, P, l, x, prev):
         else:
             out = torch.zeros_like(t)
         y = y.index_add(0, tok, out * gates[tok, slot].unsqueeze(-1))
-    return y, raw, probs, idx, margin
+    return y, raw, probs, idx, margin, kept
 
 
-def loss(s, P, tokens, targets, beta=0.01, tau=0.75, layers="sum", scale_by_n_experts=False):
+def loss(s, P, tokens, targets, beta=0.01, tau=0.75, layers="sum", scale_by_n_experts=False,
+         capacity_factor=0.0, capacity_per_slot=False):
     """tokens, targets: long [n_seqs, T]. Returns dict: loss, ce, balance, balance_per_layer,
-    expert_counts (per layer, per expert), min_margin (smallest relative top-k margin)."""
+    expert_counts (per layer, per expert), dropped (per layer), min_margin (smallest relative
+    top-k margin)."""
     n_seqs, T = tokens.shape
     n = n_seqs * T
     h = P["model.embed_tokens.weight"][tokens.reshape(-1)]
-    prev, lbs, counts, margins = None, [], [], []
+    prev, lbs, counts, margins, dropped = None, [], [], [], []
     eta = torch.tensor([1.0 if kind == "ffn" else tau for kind in s.kinds], dtype=h.dtype)
     for l in range(s.n_layers):
         p = f"model.layers.{l}."
         h = h + attention(s, P, l, rmsnorm(h, P[p + "input_layernorm.weight"], s.eps), n_seqs, T)
-        y, raw, probs, idx, margin = moe(s, P, l, rmsnorm(h, P[p + "post_attention_layernorm.weight"], s.eps), prev)
+        y, raw, probs, idx, margin, kept = moe(s, P, l, rmsnorm(h, P[p + "post_attention_layernorm.weight"], s.eps),
+                                               prev, (capacity_factor, tau, capacity_per_slot))
+        dropped.append(int((~kept).sum()))
         h = h + y
         prev = raw
         cnt = torch.bincount(idx.reshape(-1), minlength=s.n_experts)
@@ -200,7 +226,7 @@ def loss(s, P, tokens, targets, beta=0.01, tau=0.75, layers="sum", scale_by_n_ex
     ce = F.cross_entropy(logits, targets.reshape(-1), ignore_index=-100)
     balance = sum(lbs) if layers == "sum" else sum(lbs) / len(lbs)
     return {"loss": ce + beta * balance, "ce": ce, "balance": balance, "balance_per_layer": lbs,
-            "expert_counts": counts, "min_margin": min(margins)}
+            "expert_counts": counts, "dropped": dropped, "min_margin": min(margins)}
 
 
 def lr_at(step, o):
