@@ -22,7 +22,8 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(task) for task in [0, n_tasks); threads pull tasks from an atomic counter. Each
+  // Runs fn(task) for task in [0, n_tasks); threads pull tasks from an atomic counter. One caller
+  // at a time: two threads must not share a pool (the server engine owns its own). Each
   // task must write disjoint outputs, which keeps results independent of the thread count.
   void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& fn);
 
