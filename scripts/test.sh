@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/fetch-tokenizer-assets.sh
+scripts/fetch-server-test-deps.sh
 jobs=$(nproc)
 scripts/build.sh build
-ctest --test-dir build -L "unit|moe|model|tokenizer|train" --output-on-failure -j "$jobs"
+ctest --test-dir build -L "unit|moe|model|tokenizer|train|server" --output-on-failure -j "$jobs"
 if [[ "${1:-}" != "--no-sanitize" ]]; then
   # -O1 without debug info: sanitizer reports still name files and lines, and it builds faster.
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DMOEPP_SANITIZE=ON
