@@ -82,6 +82,8 @@ int64_t available_memory_bytes() {
   return -1;
 }
 
+}  // namespace
+
 Result<std::unique_ptr<Model>> build_model(const BenchModel& bm, const BenchConfig& config) {
   if (!bm.dir.empty()) {
     if (config.max_layers > 0) return Status::Error("--layers: only with --model-shape (a checkpoint runs all its layers)");
@@ -101,6 +103,8 @@ Result<std::unique_ptr<Model>> build_model(const BenchModel& bm, const BenchConf
                               static_cast<long long>(c.n_layers), config.weights.c_str(), need / (1 << 30)));
   return Model::random(c, config.seed, config.load);
 }
+
+namespace {
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);

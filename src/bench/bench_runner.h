@@ -61,6 +61,9 @@ struct BenchModel {
   std::string label() const { return shape.empty() ? dir : shape; }
 };
 
+// Loads the checkpoint or builds the named shape with random weights (checking memory first).
+Result<std::unique_ptr<Model>> build_model(const BenchModel& model, const BenchConfig& config);
+
 // Runs pp and tg over the thread matrix (and every --zc-share value) for one model.
 Status run_model_bench(const BenchModel& model, const BenchConfig& config, const MachineTable& limits, const RowSink& sink);
 

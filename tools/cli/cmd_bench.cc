@@ -9,10 +9,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bench/bench_runner.h"
 #include "bench/machine.h"
 #include "bench/report.h"
 #include "bench/shapes.h"
+#include "server/concurrency_bench.h"
 #include "cli_common.h"
 #include "commands.h"
 
@@ -34,6 +37,7 @@ struct BenchOptions {
   bool json = false, csv = false;
   int64_t read_mib = 1024;
   uint64_t seed = 1234;
+  std::string concurrency;  // "1,2,4,8,16": serving throughput instead of the pp/tg matrix
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -88,6 +92,43 @@ Status apply_weights(const std::string& name, LoadOptions* load) {
   return Status::Ok();
 }
 
+// --concurrency: N streams at once through the server's batching engine, per model.
+int run_concurrency(const BenchOptions& o, const BenchConfig& config, const std::vector<BenchModel>& models,
+                    ReportFormat format) {
+  auto streams = parse_counts(o.concurrency, "--concurrency", false);
+  if (!streams.ok()) return fail(streams.status());
+  const int64_t n_prompt = config.prompt_lengths.empty() ? 128 : config.prompt_lengths[0];
+  const int64_t n_gen = config.gen_lengths.empty() ? 32 : config.gen_lengths[0];
+  if (n_prompt < 1 || n_gen < 1) return fail(Status::Error("--concurrency: expected -p and -n of at least 1"));
+  if (format == ReportFormat::kCsv) std::printf("model,weights,threads,streams,prompt,gen,agg_tok_s,stream_tok_s,ttft_mean_ms,ttft_max_ms\n");
+  if (format == ReportFormat::kMarkdown)
+    std::printf("| model | weights | threads | streams | prompt | gen | aggregate tok/s | per-stream tok/s | TTFT mean ms | TTFT max ms |\n"
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const BenchModel& bm : models) {
+    auto model = build_model(bm, config);
+    if (!model.ok()) return fail(model.status());
+    ThreadPool pool(config.threads[0]);
+    Status st = server::run_concurrency_bench(**model, pool, *streams, n_prompt, n_gen, config.seed, [&](const server::ConcurrencyRow& r) {
+      const char* name = bm.label().c_str();
+      if (format == ReportFormat::kJson) {
+        nlohmann::json j = {{"test", str_format("serve_pp%lld_tg%lld", static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.gen_tokens))},
+                            {"model", bm.label()}, {"weights", config.weights}, {"threads", config.threads[0]},
+                            {"streams", r.streams}, {"agg_tok_s", r.agg_tok_s}, {"stream_tok_s", r.stream_tok_s},
+                            {"ttft_mean_ms", r.ttft_mean_ms}, {"ttft_max_ms", r.ttft_max_ms}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf(format == ReportFormat::kCsv ? "%s,%s,%d,%d,%lld,%lld,%.2f,%.2f,%.1f,%.1f\n"
+                                                 : "| %s | %s | %d | %d | %lld | %lld | %.2f | %.2f | %.1f | %.1f |\n",
+                    name, config.weights.c_str(), config.threads[0], r.streams, static_cast<long long>(r.prompt_tokens),
+                    static_cast<long long>(r.gen_tokens), r.agg_tok_s, r.stream_tok_s, r.ttft_mean_ms, r.ttft_max_ms);
+      }
+      std::fflush(stdout);
+    });
+    if (!st.ok()) return fail(st);
+  }
+  return 0;
+}
+
 int run_bench(const BenchOptions& o) {
   const ReportFormat format = o.json ? ReportFormat::kJson : o.csv ? ReportFormat::kCsv : ReportFormat::kMarkdown;
   if (o.json && o.csv) return fail(Status::Error("--json and --csv: choose one output format"));
@@ -132,6 +173,13 @@ int run_bench(const BenchOptions& o) {
   if (o.compare_vanilla && !o.model_dir.empty())
     return fail(Status::Error("--compare-vanilla: works on --model-shape MoE++ shapes, not on -m"));
   if (o.read_mib < 16) return fail(Status::Error("--read-mib: expected at least 16"));
+  if (!o.concurrency.empty()) {
+    if (!has_models) return fail(Status::Error("--concurrency: expected -m DIR or --model-shape NAME"));
+    std::vector<BenchModel> models;
+    if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
+    for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
+    return run_concurrency(o, config, models, format);
+  }
 
   // Machine limits for every thread count of the matrix.
   MachineTable limits;
@@ -218,6 +266,9 @@ Runner add_bench_command(CLI::App& app) {
                 "moepp-1b");
   sub->add_option("--layers", o->layers,
                   "Keep only the first N layers of a --model-shape (quick runs; the output says so)");
+  sub->add_option("--concurrency", o->concurrency,
+                  "Serving benchmark: comma-separated numbers of concurrent streams (e.g. 1,2,4,8,16) through the "
+                  "server's batching engine; -p/-n give each stream's prompt and generation length");
   sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");
   sub->add_flag("--csv", o->csv, "CSV with a header line");
   sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
