@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs packages, fetches the tokenizer test assets (npm, pinned), builds
-# Release and runs the default test labels (unit, moe, model, tokenizer, train), then builds with
+# Release and runs the default test labels (unit, moe, model, tokenizer, train, server), then builds with
 # AddressSanitizer + UBSan and runs the unit and tokenizer tests (parsers, bad input) under it.
 # Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
