@@ -272,6 +272,20 @@ size_t Model::weight_bytes() const {
   return bytes;
 }
 
+std::unique_ptr<Model> Model::with_top_k(int top_k) const {
+  std::unique_ptr<Model> m(new Model());
+  m->dir_ = dir_;
+  m->weight_format_ = weight_format_;
+  m->config_ = config_;
+  for (MoeLayerSpec& layer : m->config_.layers)
+    layer.router.top_k = static_cast<int>(std::clamp<int64_t>(top_k, 1, layer.n_experts()));
+  m->weights_ = weights_;  // views and shared owners: no copy of the tensors
+  m->precision_ = precision_;
+  m->inv_freq_ = inv_freq_;
+  m->checkpoint_dtypes_ = checkpoint_dtypes_;
+  return m;
+}
+
 Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
   std::map<int32_t, int64_t> next_pos;  // sequence -> position its next token must have
   for (int64_t t = 0; t < batch.size(); ++t) {

@@ -47,6 +47,10 @@ class Model {
   // N(0, 0.02) matrices, norms 1, routers N(0, 1/sqrt(d_model)) so routing varies by token.
   static Result<std::unique_ptr<Model>> random(const ModelConfig& config, uint64_t seed, const LoadOptions& options);
 
+  // The same weights routed to fewer experts per token (a self-draft for speculative decoding).
+  // Shares this model's memory: it must not outlive it.
+  std::unique_ptr<Model> with_top_k(int top_k) const;
+
   const ModelConfig& config() const { return config_; }
   Precision precision() const { return precision_; }
   const ModelWeights& weights() const { return weights_; }

@@ -49,4 +49,38 @@ int32_t Sampler::sample(const float* logits, int64_t vocab_size) {
   return candidates_[draw(rng_)].second;
 }
 
+void Sampler::distribution(const float* logits, int64_t vocab_size, std::vector<float>* probs) {
+  probs->assign(static_cast<size_t>(vocab_size), 0.0f);
+  if (greedy()) {
+    (*probs)[static_cast<size_t>(argmax(logits, vocab_size))] = 1.0f;
+    return;
+  }
+  // The same filtering as sample(): top-k, softmax with temperature, smallest top-p prefix.
+  candidates_.clear();
+  for (int64_t i = 0; i < vocab_size; ++i) candidates_.emplace_back(logits[i] / params_.temperature, static_cast<int32_t>(i));
+  std::sort(candidates_.begin(), candidates_.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) candidates_.resize(static_cast<size_t>(params_.top_k));
+  std::vector<double> q(candidates_.size());
+  double sum = 0;
+  for (size_t i = 0; i < candidates_.size(); ++i) sum += q[i] = std::exp(static_cast<double>(candidates_[i].first - candidates_[0].first));
+  size_t keep = q.size();
+  if (params_.top_p < 1.0f) {
+    double mass = 0;
+    size_t n = 0;
+    while (n < q.size() && mass < params_.top_p) mass += q[n++] / sum;
+    keep = std::max<size_t>(n, 1);
+  }
+  double kept = 0;
+  for (size_t i = 0; i < keep; ++i) kept += q[i];
+  for (size_t i = 0; i < keep; ++i) (*probs)[static_cast<size_t>(candidates_[i].second)] = static_cast<float>(q[i] / kept);
+}
+
+int32_t Sampler::draw(const std::vector<float>& probs) {
+  std::discrete_distribution<int32_t> d(probs.begin(), probs.end());
+  return d(rng_);
+}
+
+double Sampler::uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
+
 }  // namespace moepp

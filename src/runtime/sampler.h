@@ -25,6 +25,14 @@ class Sampler {
   // logits: [vocab_size]. Greedy ties go to the lowest id.
   int32_t sample(const float* logits, int64_t vocab_size);
 
+  // The distribution sample() draws from, over the whole vocabulary: probs (out) [vocab_size],
+  // zero outside the top-k / top-p set; one-hot at the argmax when greedy. Speculative
+  // decoding needs it for the acceptance rule.
+  void distribution(const float* logits, int64_t vocab_size, std::vector<float>* probs);
+  int32_t draw(const std::vector<float>& probs);  // one token from a distribution
+  double uniform();                               // in [0, 1), from this sampler's generator
+  bool greedy() const { return params_.temperature == 0.0f; }
+
  private:
   SamplingParams params_;
   std::mt19937_64 rng_;

@@ -64,6 +64,7 @@ Status run_concurrency_bench(const Model& model, ThreadPool& pool, const std::ve
     row.agg_tok_s = static_cast<double>(total) / std::chrono::duration<double>(end - start).count();
     row.ttft_mean_ms = ttft_sum / static_cast<double>(n);
     row.stream_tok_s = speed_sum / static_cast<double>(n);
+    row.decode_tok_s = speed_sum;
     sink(row);
   }
   return Status::Ok();

@@ -18,6 +18,7 @@ struct ConcurrencyRow {
   int64_t gen_tokens = 0;      // per stream
   double agg_tok_s = 0;        // generated tokens of all streams / wall time
   double stream_tok_s = 0;     // mean per-stream decode speed after its first token
+  double decode_tok_s = 0;     // sum of the per-stream decode speeds: throughput once all are decoding
   double ttft_mean_ms = 0, ttft_max_ms = 0;  // time to first token
 };
 

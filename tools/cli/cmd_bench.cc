@@ -100,10 +100,10 @@ int run_concurrency(const BenchOptions& o, const BenchConfig& config, const std:
   const int64_t n_prompt = config.prompt_lengths.empty() ? 128 : config.prompt_lengths[0];
   const int64_t n_gen = config.gen_lengths.empty() ? 32 : config.gen_lengths[0];
   if (n_prompt < 1 || n_gen < 1) return fail(Status::Error("--concurrency: expected -p and -n of at least 1"));
-  if (format == ReportFormat::kCsv) std::printf("model,weights,threads,streams,prompt,gen,agg_tok_s,stream_tok_s,ttft_mean_ms,ttft_max_ms\n");
+  if (format == ReportFormat::kCsv) std::printf("model,weights,threads,streams,prompt,gen,agg_tok_s,decode_tok_s,stream_tok_s,ttft_mean_ms,ttft_max_ms\n");
   if (format == ReportFormat::kMarkdown)
-    std::printf("| model | weights | threads | streams | prompt | gen | aggregate tok/s | per-stream tok/s | TTFT mean ms | TTFT max ms |\n"
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| model | weights | threads | streams | prompt | gen | aggregate tok/s | decode tok/s | per-stream tok/s | TTFT mean ms | TTFT max ms |\n"
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const BenchModel& bm : models) {
     auto model = build_model(bm, config);
     if (!model.ok()) return fail(model.status());
@@ -113,14 +113,14 @@ int run_concurrency(const BenchOptions& o, const BenchConfig& config, const std:
       if (format == ReportFormat::kJson) {
         nlohmann::json j = {{"test", str_format("serve_pp%lld_tg%lld", static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.gen_tokens))},
                             {"model", bm.label()}, {"weights", config.weights}, {"threads", config.threads[0]},
-                            {"streams", r.streams}, {"agg_tok_s", r.agg_tok_s}, {"stream_tok_s", r.stream_tok_s},
+                            {"streams", r.streams}, {"agg_tok_s", r.agg_tok_s}, {"decode_tok_s", r.decode_tok_s}, {"stream_tok_s", r.stream_tok_s},
                             {"ttft_mean_ms", r.ttft_mean_ms}, {"ttft_max_ms", r.ttft_max_ms}};
         std::printf("%s\n", j.dump().c_str());
       } else {
-        std::printf(format == ReportFormat::kCsv ? "%s,%s,%d,%d,%lld,%lld,%.2f,%.2f,%.1f,%.1f\n"
-                                                 : "| %s | %s | %d | %d | %lld | %lld | %.2f | %.2f | %.1f | %.1f |\n",
+        std::printf(format == ReportFormat::kCsv ? "%s,%s,%d,%d,%lld,%lld,%.2f,%.2f,%.2f,%.1f,%.1f\n"
+                                                 : "| %s | %s | %d | %d | %lld | %lld | %.2f | %.2f | %.2f | %.1f | %.1f |\n",
                     name, config.weights.c_str(), config.threads[0], r.streams, static_cast<long long>(r.prompt_tokens),
-                    static_cast<long long>(r.gen_tokens), r.agg_tok_s, r.stream_tok_s, r.ttft_mean_ms, r.ttft_max_ms);
+                    static_cast<long long>(r.gen_tokens), r.agg_tok_s, r.decode_tok_s, r.stream_tok_s, r.ttft_mean_ms, r.ttft_max_ms);
       }
       std::fflush(stdout);
     });

@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "generation_flags.h"
+#include "runtime/speculative.h"
 #include "tokenizer/stream_decoder.h"
 
 namespace moepp::cli {
@@ -20,7 +21,47 @@ struct GenerateCliOptions {
   bool json = false;
   bool ignore_eos = false;
   bool print_ids = false;
+  std::string draft;        // "", a model directory, "ngram" or "self"
+  int draft_n = 4;
+  int draft_top_k = 1;
+  bool fixed_draft_n = false;
+  bool stats = false;
 };
+
+// The drafter --draft names; the draft model (if any) is kept alive in *holder.
+Result<std::unique_ptr<Drafter>> make_drafter(const GenerateCliOptions& o, const Model& target, const Tokenizer* tokenizer,
+                                              const LoadOptions& load, ThreadPool& pool, const SamplingParams& sampling,
+                                              std::unique_ptr<Model>* holder) {
+  SamplingParams draft_sampling = sampling;
+  draft_sampling.seed = sampling.seed ^ 0x9e3779b97f4a7c15ULL;  // its own random stream
+  if (o.draft == "ngram") return std::unique_ptr<Drafter>(std::make_unique<NgramDrafter>());
+  if (o.draft == "self") {
+    if (o.draft_top_k < 1) return Status::Error(str_format("--draft-top-k: expected >= 1, got %d", o.draft_top_k));
+    *holder = target.with_top_k(o.draft_top_k);
+    return std::unique_ptr<Drafter>(std::make_unique<ModelDrafter>(**holder, pool, draft_sampling, "self-top" + std::to_string(o.draft_top_k)));
+  }
+  auto draft = Model::load(o.draft, load);
+  if (!draft.ok()) return draft.status().with_context("--draft");
+  if ((*draft)->config().vocab_size != target.config().vocab_size)
+    return Status::Error(str_format("--draft %s: vocabulary of %lld tokens, the target has %lld; draft and target must share a tokenizer",
+                                    o.draft.c_str(), static_cast<long long>((*draft)->config().vocab_size),
+                                    static_cast<long long>(target.config().vocab_size)));
+  auto draft_tok = load_tokenizer(o.draft);
+  if (tokenizer != nullptr && draft_tok.ok()) {
+    const Tokenizer& a = *tokenizer;
+    const Tokenizer& b = **draft_tok;
+    if (a.vocab_size() != b.vocab_size())
+      return Status::Error(str_format("--draft %s: its tokenizer has %lld pieces, the target's %lld; they must be the same tokenizer",
+                                      o.draft.c_str(), static_cast<long long>(b.vocab_size()), static_cast<long long>(a.vocab_size())));
+    for (int64_t id = 0; id < a.vocab_size(); ++id)
+      if (a.piece(static_cast<int32_t>(id)) != b.piece(static_cast<int32_t>(id)))
+        return Status::Error(str_format("--draft %s: token %lld is '%s' there and '%s' in the target; they must be the same tokenizer",
+                                        o.draft.c_str(), static_cast<long long>(id), b.piece(static_cast<int32_t>(id)).c_str(),
+                                        a.piece(static_cast<int32_t>(id)).c_str()));
+  }
+  *holder = std::move(draft).value();
+  return std::unique_ptr<Drafter>(std::make_unique<ModelDrafter>(**holder, pool, draft_sampling, o.draft));
+}
 
 int run_generate(const GenerateCliOptions& o) {
   if (o.prompt.empty() == o.ids.empty()) return fail(Status::Error("give the prompt as text with -p or as token ids with --ids (one of them)"));
@@ -55,7 +96,18 @@ int run_generate(const GenerateCliOptions& o) {
   if (text_out) stream = std::make_unique<StreamDecoder>(*tokenizer, /*skip_special=*/true);
   GenerateStats stats;
   bool first = true;
-  auto out = generate(pool, model, prompt, g, [&](int32_t token) {
+  std::unique_ptr<Model> draft_model;
+  std::unique_ptr<Drafter> drafter;
+  if (!o.draft.empty()) {
+    auto d = make_drafter(o, model, tokenizer.get(), *load_options, pool, g.sampling, &draft_model);
+    if (!d.ok()) return fail(d.status());
+    drafter = std::move(d).value();
+  }
+  SpeculativeOptions spec;
+  spec.draft_n = o.draft_n;
+  spec.adaptive = !o.fixed_draft_n;
+  SpeculativeStats spec_stats;
+  auto on_token = [&](int32_t token) {
     if (text_out) {
       std::fputs(stream->push(token).c_str(), stdout);
     } else if (!o.json) {
@@ -64,8 +116,22 @@ int run_generate(const GenerateCliOptions& o) {
     std::fflush(stdout);
     first = false;
     return true;
-  }, &stats);
+  };
+  auto out = drafter ? generate_speculative(pool, model, *drafter, prompt, g, spec, on_token, &spec_stats)
+                     : generate(pool, model, prompt, g, on_token, &stats);
   if (!out.ok()) return fail(out.status());
+  if (drafter) {
+    stats.prompt_tokens = static_cast<int64_t>(prompt.size());
+    stats.generated_tokens = spec_stats.generated;
+    stats.generate_seconds = spec_stats.seconds;
+  }
+  double plain_tok_s = 0;
+  if (drafter && o.stats) {  // the same request decoded plainly, for the speed-up
+    GenerateStats plain;
+    auto again = generate(pool, model, prompt, g, [](int32_t) { return true; }, &plain);
+    if (!again.ok()) return fail(again.status());
+    plain_tok_s = plain.generate_seconds > 0 ? (plain.generated_tokens - 1) / plain.generate_seconds : 0;
+  }
   if (text_out) std::fputs(stream->flush().c_str(), stdout);
   const double tok_s = stats.generate_seconds > 0 ? (stats.generated_tokens - 1) / stats.generate_seconds : 0;
   const double pp_s = stats.prompt_seconds > 0 ? stats.prompt_tokens / stats.prompt_seconds : 0;
@@ -73,12 +139,27 @@ int run_generate(const GenerateCliOptions& o) {
     nlohmann::json j = {{"prompt_ids", prompt}, {"tokens", *out}, {"prompt_tokens", stats.prompt_tokens},
                         {"generated_tokens", stats.generated_tokens}, {"prompt_tok_s", pp_s}, {"gen_tok_s", tok_s}};
     if (tokenizer) j["text"] = tokenizer->decode(*out, true);
+    if (drafter) {
+      j["draft"] = drafter->name();
+      j["verify_steps"] = spec_stats.verify_steps;
+      j["accepted_per_step"] = spec_stats.accepted_per_step();
+      j["implied_hit_rate"] = spec_stats.implied_hit_rate();
+      j["acceptance_rate"] = spec_stats.acceptance_rate();
+      if (o.stats) j["plain_tok_s"] = plain_tok_s, j["speedup"] = plain_tok_s > 0 ? tok_s / plain_tok_s : 0;
+    }
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("\n");
     std::fflush(stdout);  // the generated line before the stats line, also when piped
     std::fprintf(stderr, "prompt %lld tokens at %.1f tok/s; generated %lld tokens at %.1f tok/s\n",
                  (long long)stats.prompt_tokens, pp_s, (long long)stats.generated_tokens, tok_s);
+    if (drafter && o.stats)
+      std::fprintf(stderr,
+                   "draft %s: %lld verify steps, N = %.2f draft tokens accepted per step, implied hit rate p = %.3f, "
+                   "acceptance %.1f%%; plain decoding %.1f tok/s, speed-up %.2fx\n",
+                   drafter->name(), (long long)spec_stats.verify_steps, spec_stats.accepted_per_step(),
+                   spec_stats.implied_hit_rate(), 100 * spec_stats.acceptance_rate(), plain_tok_s,
+                   plain_tok_s > 0 ? tok_s / plain_tok_s : 0);
   }
   return 0;
 }
@@ -95,6 +176,16 @@ Runner add_generate_command(CLI::App& app) {
   sub->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-sequence token");
   sub->add_flag("--print-ids", o->print_ids, "Stream token ids instead of text");
   sub->add_flag("--json", o->json, "Print one JSON object with the ids, text and speeds at the end");
+  sub->add_option("--draft", o->draft,
+                  "Speculative decoding: a draft model directory (same tokenizer), 'self' (this model with "
+                  "--draft-top-k experts per token) or 'ngram' (prompt lookup)");
+  sub->add_option("--draft-n", o->draft_n, "Draft tokens per verify step (the start value; adapted to the acceptance rate)")
+      ->capture_default_str();
+  sub->add_option("--draft-top-k", o->draft_top_k, "Experts per token of the 'self' draft")->capture_default_str();
+  sub->add_flag("--fixed-draft-n", o->fixed_draft_n, "Keep --draft-n fixed instead of adapting it");
+  sub->add_flag("--stats", o->stats,
+                "With --draft: report tokens accepted per step N, implied hit rate p and the speed-up over plain "
+                "decoding (runs the request a second time without the draft)");
   return [o] { return run_generate(*o); };
 }
 
