@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "bench/machine.h"
 #include "bench/report.h"
 #include "bench/shapes.h"
+#include "runtime/speculative.h"
 #include "server/concurrency_bench.h"
 #include "cli_common.h"
 #include "commands.h"
@@ -38,6 +40,9 @@ struct BenchOptions {
   int64_t read_mib = 1024;
   uint64_t seed = 1234;
   std::string concurrency;  // "1,2,4,8,16": serving throughput instead of the pp/tg matrix
+  std::string draft;        // speculative decoding: a draft model directory, "self" or "ngram"
+  std::string draft_ns = "2,3,4,5,6,7,8";
+  int draft_top_k = 1;
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -129,6 +134,79 @@ int run_concurrency(const BenchOptions& o, const BenchConfig& config, const std:
   return 0;
 }
 
+// --draft: speculative decoding against plain greedy decoding of the same prompt, per K.
+int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std::vector<BenchModel>& models,
+                    ReportFormat format) {
+  auto ks = parse_counts(o.draft_ns, "--draft-n", false);
+  if (!ks.ok()) return fail(ks.status());
+  const int64_t n_prompt = config.prompt_lengths.empty() ? 128 : config.prompt_lengths[0];
+  const int64_t n_gen = config.gen_lengths.empty() ? 32 : config.gen_lengths[0];
+  if (n_prompt < 1 || n_gen < 2) return fail(Status::Error("--draft: expected -p >= 1 and -n >= 2"));
+  if (format == ReportFormat::kCsv) std::printf("model,draft,threads,k,prompt,gen,accepted_per_step,implied_hit_rate,acceptance,tok_s,plain_tok_s,speedup\n");
+  if (format == ReportFormat::kMarkdown)
+    std::printf("| model | draft | threads | K | prompt | gen | N accepted/step | implied p | acceptance | tok/s | plain tok/s | speed-up |\n"
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const BenchModel& bm : models) {
+    auto model = build_model(bm, config);
+    if (!model.ok()) return fail(model.status());
+    const Model& target = **model;
+    ThreadPool pool(config.threads[0]);
+    std::unique_ptr<Model> draft_model;
+    if (o.draft == "self") {
+      draft_model = target.with_top_k(o.draft_top_k);
+    } else if (o.draft != "ngram") {
+      auto d = Model::load(o.draft, config.load);
+      if (!d.ok()) return fail(d.status().with_context("--draft"));
+      if ((*d)->config().vocab_size != target.config().vocab_size)
+        return fail(Status::Error("--draft: the draft's vocabulary differs from the target's; they must share a tokenizer"));
+      draft_model = std::move(d).value();
+    }
+    // A prompt that repeats itself, so that prompt lookup has something to find.
+    std::vector<int32_t> prompt;
+    std::mt19937_64 rng(config.seed);
+    std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(target.config().vocab_size - 1));
+    for (int64_t i = 0; i < n_prompt; ++i) prompt.push_back(i < (n_prompt + 1) / 2 ? token(rng) : prompt[static_cast<size_t>(i - (n_prompt + 1) / 2)]);
+    GenerateOptions g;
+    g.max_new_tokens = n_gen;
+    g.stop_at_eos = false;
+    GenerateStats plain;
+    auto base = generate(pool, target, prompt, g, [](int32_t) { return true; }, &plain);
+    if (!base.ok()) return fail(base.status());
+    const double plain_tok_s = plain.generate_seconds > 0 ? (plain.generated_tokens - 1) / plain.generate_seconds : 0;
+    for (int64_t k : *ks) {
+      std::unique_ptr<Drafter> drafter;
+      if (draft_model) drafter = std::make_unique<ModelDrafter>(*draft_model, pool, g.sampling, o.draft);
+      else drafter = std::make_unique<NgramDrafter>();
+      SpeculativeOptions spec;
+      spec.draft_n = static_cast<int>(k);
+      spec.max_draft_n = std::max<int>(8, static_cast<int>(k));
+      spec.adaptive = false;
+      SpeculativeStats st;
+      auto out = generate_speculative(pool, target, *drafter, prompt, g, spec, [](int32_t) { return true; }, &st);
+      if (!out.ok()) return fail(out.status());
+      if (*out != *base) return fail(Status::Error("--draft: speculative output differs from plain greedy decoding (a bug)"));
+      const double tok_s = st.seconds > 0 ? (st.generated - 1) / st.seconds : 0;
+      const double speedup = plain_tok_s > 0 ? tok_s / plain_tok_s : 0;
+      const std::string name = draft_model && o.draft == "self" ? "self-top" + std::to_string(o.draft_top_k) : o.draft;
+      if (format == ReportFormat::kJson) {
+        nlohmann::json j = {{"test", "draft_tg" + std::to_string(n_gen)}, {"model", bm.label()}, {"draft", name},
+                            {"threads", config.threads[0]}, {"k", k}, {"accepted_per_step", st.accepted_per_step()},
+                            {"implied_hit_rate", st.implied_hit_rate()}, {"acceptance_rate", st.acceptance_rate()},
+                            {"tok_s", tok_s}, {"plain_tok_s", plain_tok_s}, {"speedup", speedup}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf(format == ReportFormat::kCsv ? "%s,%s,%d,%lld,%lld,%lld,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f\n"
+                                                 : "| %s | %s | %d | %lld | %lld | %lld | %.2f | %.3f | %.1f%% | %.2f | %.2f | %.2fx |\n",
+                    bm.label().c_str(), name.c_str(), config.threads[0], static_cast<long long>(k), static_cast<long long>(n_prompt),
+                    static_cast<long long>(n_gen), st.accepted_per_step(), st.implied_hit_rate(),
+                    format == ReportFormat::kCsv ? st.acceptance_rate() : 100 * st.acceptance_rate(), tok_s, plain_tok_s, speedup);
+      }
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
 int run_bench(const BenchOptions& o) {
   const ReportFormat format = o.json ? ReportFormat::kJson : o.csv ? ReportFormat::kCsv : ReportFormat::kMarkdown;
   if (o.json && o.csv) return fail(Status::Error("--json and --csv: choose one output format"));
@@ -173,6 +251,13 @@ int run_bench(const BenchOptions& o) {
   if (o.compare_vanilla && !o.model_dir.empty())
     return fail(Status::Error("--compare-vanilla: works on --model-shape MoE++ shapes, not on -m"));
   if (o.read_mib < 16) return fail(Status::Error("--read-mib: expected at least 16"));
+  if (!o.draft.empty()) {
+    if (!has_models) return fail(Status::Error("--draft: expected -m DIR or --model-shape NAME (the target)"));
+    std::vector<BenchModel> models;
+    if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
+    for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
+    return run_draft_bench(o, config, models, format);
+  }
   if (!o.concurrency.empty()) {
     if (!has_models) return fail(Status::Error("--concurrency: expected -m DIR or --model-shape NAME"));
     std::vector<BenchModel> models;
@@ -269,6 +354,11 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--concurrency", o->concurrency,
                   "Serving benchmark: comma-separated numbers of concurrent streams (e.g. 1,2,4,8,16) through the "
                   "server's batching engine; -p/-n give each stream's prompt and generation length");
+  sub->add_option("--draft", o->draft,
+                  "Speculative decoding benchmark: a draft model directory, 'self' (the target with --draft-top-k "
+                  "experts) or 'ngram'; reports N, implied p and the speed-up over plain greedy decoding per K");
+  sub->add_option("--draft-n", o->draft_ns, "With --draft: comma-separated K values")->capture_default_str();
+  sub->add_option("--draft-top-k", o->draft_top_k, "With --draft self: experts per token of the draft")->capture_default_str();
   sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");
   sub->add_flag("--csv", o->csv, "CSV with a header line");
   sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
