@@ -4,6 +4,7 @@
 
 #include "bench/forward_cost.h"
 #include "bench/shapes.h"
+#include "tiny_model.h"
 
 namespace moepp {
 namespace {
@@ -13,18 +14,14 @@ struct Tiny {
 };
 
 std::unique_ptr<Model> tiny(const char* shape) {
-  auto c = shape_config(shape, 1);
-  EXPECT_TRUE(c.ok());
-  c->vocab_size = 64;
-  c->d_model = 64;
-  c->n_heads = c->n_kv_heads = 2;
-  c->head_dim = 32;
-  for (MoeLayerSpec& s : c->layers)
-    for (int64_t& w : s.ffn_width)
-      if (w > 0) w = 96;
-  auto m = Model::random(*c, 1, LoadOptions{ComputeDType::kBF16});
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return std::move(m).value();
+  testing::TinyShape t;
+  t.shape = shape;
+  t.layers = 1;
+  t.vocab = 64;
+  t.heads = 2;
+  t.ffn = 96;
+  t.load = LoadOptions{ComputeDType::kBF16};
+  return testing::tiny_model(t);
 }
 
 RoutingPlan plan_of(std::vector<int32_t> experts) {

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "bench/shapes.h"
+#include "tiny_model.h"
 #include "bench/zc_bias.h"
 #include "moe/routing.h"
 
@@ -12,18 +13,14 @@ namespace moepp {
 namespace {
 
 std::unique_ptr<Model> tiny_moepp(int64_t layers) {
-  auto c = shape_config("moepp-1b", layers);
-  EXPECT_TRUE(c.ok());
-  c->vocab_size = 512;
-  c->d_model = 128;
-  c->n_heads = c->n_kv_heads = 4;
-  c->head_dim = 32;
-  for (MoeLayerSpec& s : c->layers)
-    for (int64_t& w : s.ffn_width)
-      if (w > 0) w = 64;
-  auto m = Model::random(*c, 3, LoadOptions{});
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return std::move(m).value();
+  testing::TinyShape t;
+  t.shape = "moepp-1b";
+  t.layers = layers;
+  t.vocab = 512;
+  t.d_model = 128;
+  t.ffn = 64;
+  t.seed = 3;
+  return testing::tiny_model(t);
 }
 
 TEST(ZcBias, LayerShareOnRandomHiddenStates) {

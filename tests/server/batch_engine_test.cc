@@ -4,26 +4,17 @@
 
 #include <cmath>
 
-#include "bench/shapes.h"
 #include "runtime/generator.h"
 #include "server/batch_engine.h"
+#include "tiny_model.h"
 
 namespace moepp::server {
 namespace {
 
 std::unique_ptr<Model> tiny_model() {
-  auto c = shape_config("moepp-0.6b", 2);
-  EXPECT_TRUE(c.ok());
-  c->vocab_size = 300;
-  c->d_model = 64;
-  c->n_heads = c->n_kv_heads = 4;
-  c->head_dim = 16;
-  for (MoeLayerSpec& s : c->layers)
-    for (int64_t& w : s.ffn_width)
-      if (w > 0) w = 32;
-  auto m = Model::random(*c, 11, LoadOptions{});
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return std::move(m).value();
+  testing::TinyShape t;
+  t.seed = 11;
+  return testing::tiny_model(t);
 }
 
 std::vector<int32_t> prompt_of(int i) {

@@ -6,31 +6,26 @@
 #include <cmath>
 #include <map>
 
-#include "bench/shapes.h"
 #include "runtime/speculative.h"
+#include "tiny_model.h"
 
 namespace moepp {
 namespace {
 
 std::unique_ptr<Model> tiny_model(uint64_t seed, int64_t vocab, float logit_scale) {
-  auto c = shape_config("moepp-0.6b", 2);
-  EXPECT_TRUE(c.ok());
-  c->vocab_size = vocab;
-  c->d_model = 32;
-  c->n_heads = c->n_kv_heads = 2;
-  c->head_dim = 16;
-  c->eos_token_ids.clear();
-  for (MoeLayerSpec& s : c->layers)
-    for (int64_t& w : s.ffn_width)
-      if (w > 0) w = 16;
-  auto m = Model::random(*c, seed, LoadOptions{});
-  EXPECT_TRUE(m.ok()) << m.status().message();
+  testing::TinyShape t;
+  t.vocab = vocab;
+  t.d_model = 32;
+  t.heads = 2;
+  t.ffn = 16;
+  t.seed = seed;
+  std::unique_ptr<Model> m = testing::tiny_model(t);
   // Sharper next-token distributions than N(0, 0.02) weights give, so that draft and target
   // disagree often and the acceptance rule has something to correct.
-  Weight& head = (*m)->mutable_weights().lm_head;
+  Weight& head = m->mutable_weights().lm_head;
   float* w = static_cast<float*>(const_cast<void*>(head.data));
   for (int64_t i = 0; i < head.rows * head.cols; ++i) w[i] *= logit_scale;
-  return std::move(m).value();
+  return m;
 }
 
 std::vector<int32_t> plain(ThreadPool& pool, const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& g) {

@@ -251,19 +251,12 @@ int run_bench(const BenchOptions& o) {
   if (o.compare_vanilla && !o.model_dir.empty())
     return fail(Status::Error("--compare-vanilla: works on --model-shape MoE++ shapes, not on -m"));
   if (o.read_mib < 16) return fail(Status::Error("--read-mib: expected at least 16"));
-  if (!o.draft.empty()) {
-    if (!has_models) return fail(Status::Error("--draft: expected -m DIR or --model-shape NAME (the target)"));
-    std::vector<BenchModel> models;
-    if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
-    for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
-    return run_draft_bench(o, config, models, format);
-  }
-  if (!o.concurrency.empty()) {
-    if (!has_models) return fail(Status::Error("--concurrency: expected -m DIR or --model-shape NAME"));
-    std::vector<BenchModel> models;
-    if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
-    for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
-    return run_concurrency(o, config, models, format);
+  std::vector<BenchModel> models;
+  if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
+  for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
+  if (!o.draft.empty() || !o.concurrency.empty()) {
+    if (!has_models) return fail(Status::Error("--draft / --concurrency: expected -m DIR or --model-shape NAME"));
+    return o.draft.empty() ? run_concurrency(o, config, models, format) : run_draft_bench(o, config, models, format);
   }
 
   // Machine limits for every thread count of the matrix.
@@ -294,9 +287,6 @@ int run_bench(const BenchOptions& o) {
     }
     return 0;
   }
-  std::vector<BenchModel> models;
-  if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
-  for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
   for (const BenchModel& m : models) {
     Status st = run_model_bench(m, config, limits, sink);
     if (!st.ok()) return fail(st);
