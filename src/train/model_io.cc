@@ -121,12 +121,18 @@ Status export_hf_model(const TrainParams& params, const std::string& dir) {
                      zero_maps.back().data()});
   }
   MOEPP_RETURN_IF_ERROR(write_safetensors_f32(dir + "/model.safetensors", views));
-  std::ofstream(dir + "/config.json") << config.dump(2) << "\n";
+  {
+    std::ofstream c(dir + "/config.json");
+    c << config.dump(2) << "\n";
+    c.close();
+    if (!c) return Status::Error(dir + "/config.json: write failed");
+  }
   nlohmann::ordered_json gen;
   if (config.contains("bos_token_id")) gen["bos_token_id"] = config["bos_token_id"];
   if (config.contains("eos_token_id")) gen["eos_token_id"] = config["eos_token_id"];
   std::ofstream out(dir + "/generation_config.json");
   out << gen.dump(2) << "\n";
+  out.close();
   if (!out) return Status::Error(dir + "/generation_config.json: write failed");
   return Status::Ok();
 }

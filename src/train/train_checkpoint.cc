@@ -24,18 +24,25 @@ Status save_train_checkpoint(const std::string& dir, const TrainParams& params, 
     views.push_back({"adamw.m." + t.name, t.shape, adamw.m().data() + t.ref.offset});
     views.push_back({"adamw.v." + t.name, t.shape, adamw.v().data() + t.ref.offset});
   }
-  const std::string st = dir + "/train_state.safetensors", js = dir + "/train_state.json";
-  MOEPP_RETURN_IF_ERROR(write_safetensors_f32(st + ".tmp", views));
+  const std::string state_file = "train_state-" + std::to_string(adamw.steps()) + ".safetensors";
+  const std::string js = dir + "/train_state.json";
+  MOEPP_RETURN_IF_ERROR(write_safetensors_f32(dir + "/" + state_file, views));
   nlohmann::json m = meta;
   m["step"] = adamw.steps();
+  m["state_file"] = state_file;
   {
     std::ofstream out(js + ".tmp");
     out << m.dump(1) << "\n";
+    out.close();
     if (!out) return Status::Error(js + ".tmp: write failed");
   }
-  std::filesystem::rename(st + ".tmp", st, ec);
-  if (!ec) std::filesystem::rename(js + ".tmp", js, ec);
-  if (ec) return Status::Error(dir + ": cannot move the checkpoint into place: " + ec.message());
+  std::filesystem::rename(js + ".tmp", js, ec);
+  if (ec) return Status::Error(js + ": cannot move the checkpoint into place: " + ec.message());
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {  // superseded states
+    const std::string name = entry.path().filename().string();
+    if (name != state_file && name.rfind("train_state-", 0) == 0 && entry.path().extension() == ".safetensors")
+      std::filesystem::remove(entry.path(), ec);
+  }
   return Status::Ok();
 }
 
@@ -46,14 +53,16 @@ Result<nlohmann::json> read_train_checkpoint_meta(const std::string& dir) {
   std::stringstream ss;
   ss << in.rdbuf();
   MOEPP_ASSIGN_OR_RETURN(nlohmann::json meta, parse_json_strict(ss.str(), js));
-  if (!meta.is_object() || !meta.contains("step") || !meta["step"].is_number_integer() || meta["step"].get<int64_t>() < 0)
-    return Status::Error(js + ": expected an object with a non-negative integer \"step\"");
+  if (!meta.is_object() || !meta.contains("step") || !meta["step"].is_number_integer() || meta["step"].get<int64_t>() < 0 ||
+      !meta.contains("state_file") || !meta["state_file"].is_string() ||
+      meta["state_file"].get<std::string>().find('/') != std::string::npos)
+    return Status::Error(js + ": expected an object with a non-negative integer \"step\" and a \"state_file\" name");
   return meta;
 }
 
 Status load_train_checkpoint(const std::string& dir, TrainParams* params, AdamW* adamw) {
   MOEPP_ASSIGN_OR_RETURN(nlohmann::json meta, read_train_checkpoint_meta(dir));
-  const std::string st = dir + "/train_state.safetensors";
+  const std::string st = dir + "/" + meta["state_file"].get<std::string>();
   MOEPP_ASSIGN_OR_RETURN(TensorSource source, open_weight_file(st, WeightFormat::kSafetensors));
   auto restore = [&](const std::string& name, const ParamTensor& t, float* dst) -> Status {
     const TensorEntry* e = source.find(name);

@@ -14,8 +14,9 @@
 
 namespace moepp {
 
-// Writes dir/train_state.safetensors and dir/train_state.json (meta plus "step"), each via a
-// temporary file and a rename so an interrupted save leaves the previous checkpoint intact.
+// Writes dir/train_state-<step>.safetensors, then dir/train_state.json (meta plus "step" and
+// "state_file") via a temporary file and a rename: the JSON is the commit point, so an
+// interrupted save leaves the previous checkpoint usable. Older state files are then removed.
 Status save_train_checkpoint(const std::string& dir, const TrainParams& params, AdamW& adamw,
                              const nlohmann::json& meta);
 

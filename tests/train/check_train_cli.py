@@ -124,7 +124,9 @@ def main():
     # Interrupted at step 12, then resumed: identical result.
     R.run(["train"] + common + ["--out", w("outB"), "--checkpoint-dir", w("ckB"), "--stop-at", "12"])
     with open(w("ckB", "train_state.json")) as f:
-        R.check(json.load(f)["step"] == 12, "checkpoint after --stop-at 12 is not at step 12")
+        state = json.load(f)
+    R.check(state["step"] == 12 and sorted(os.listdir(w("ckB"))) == ["train_state-12.safetensors", "train_state.json"],
+            f"checkpoint after --stop-at 12: {state.get('step')}, files {os.listdir(w('ckB'))}")
     r = R.run(["train"] + common + ["--out", w("outC"), "--checkpoint-dir", w("ckB"), "--resume"])
     R.check("steps 13..30" in r.stderr, f"resume did not continue at step 13: {r.stderr[:300]}")
     with open(w("outA", "model.safetensors"), "rb") as f1, open(w("outC", "model.safetensors"), "rb") as f2:
