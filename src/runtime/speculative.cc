@@ -72,6 +72,47 @@ Status NgramDrafter::propose(const std::vector<int32_t>& committed, int k, std::
   return Status::Ok();
 }
 
+int64_t accept_drafts(Sampler& sampler, const float* logits, int64_t vocab, const std::vector<int32_t>& drafts,
+                      const std::vector<std::vector<float>>& draft_probs, int32_t* next) {
+  // Keep draft i with probability min(1, p_i(d) / q_i(d)); on the first rejection draw from the
+  // residual max(0, p_i - q_i), normalised; after all are kept draw a bonus token from p_m. The
+  // result is distributed exactly as the target's own sampling (greedy: argmax agreement).
+  const int64_t m = static_cast<int64_t>(drafts.size());
+  std::vector<float> p, residual;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = logits + i * vocab;
+    const int32_t d = drafts[static_cast<size_t>(i)];
+    if (sampler.greedy()) {
+      const int32_t best = argmax(row, vocab);
+      if (best == d) continue;
+      *next = best;
+      return i;
+    }
+    sampler.distribution(row, vocab, &p);
+    const bool one_hot = draft_probs.empty();
+    const double q_d = one_hot ? 1.0 : draft_probs[static_cast<size_t>(i)][static_cast<size_t>(d)];
+    if (q_d > 0 && sampler.uniform() < std::min(1.0, static_cast<double>(p[static_cast<size_t>(d)]) / q_d)) continue;
+    residual.assign(p.size(), 0.0f);
+    double mass = 0;
+    for (size_t v = 0; v < p.size(); ++v) {
+      const float q = one_hot ? (static_cast<int32_t>(v) == d ? 1.0f : 0.0f) : draft_probs[static_cast<size_t>(i)][v];
+      residual[v] = std::max(0.0f, p[v] - q);
+      mass += residual[v];
+    }
+    *next = sampler.draw(mass > 0 ? residual : p);
+    return i;
+  }
+  *next = sampler.sample(logits + m * vocab, vocab);
+  return m;
+}
+
+int next_draft_n(int k, int64_t drafted, int64_t accepted, int max_k) {
+  if (drafted == 0) return k;
+  if (accepted == drafted) return std::min(k + 1, max_k);
+  if (2 * accepted < drafted) return std::max(k - 1, 1);
+  return k;
+}
+
 Result<std::vector<int32_t>> generate_speculative(ThreadPool& pool, const Model& target, Drafter& drafter,
                                                   const std::vector<int32_t>& prompt, const GenerateOptions& options,
                                                   const SpeculativeOptions& spec,
@@ -104,24 +145,17 @@ Result<std::vector<int32_t>> generate_speculative(ThreadPool& pool, const Model&
     if (std::find(options.extra_stop_ids.begin(), options.extra_stop_ids.end(), token) != options.extra_stop_ids.end()) done = true;
     if (static_cast<int64_t>(out.size()) >= options.max_new_tokens) done = true;
   };
-  auto pick = [&](const float* logits) {
-    if (sampler.greedy()) return argmax(logits, vocab);
-    std::vector<float> p;
-    sampler.distribution(logits, vocab, &p);
-    return sampler.draw(p);
-  };
 
   Batch batch;
   for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), seq, i + 1 == prompt.size());
   std::vector<float> logits;
   MOEPP_RETURN_IF_ERROR(target.forward(pool, batch, cache, &logits));
   const auto t0 = clock::now();
-  if (!done) emit(pick(logits.data()));
+  if (!done) emit(sampler.sample(logits.data(), vocab));
 
   int k_now = spec.draft_n;
   std::vector<int32_t> drafts;
   std::vector<std::vector<float>> draft_probs;
-  std::vector<float> p, residual;
   while (!done) {
     const int64_t n = static_cast<int64_t>(committed.size());  // the target's cache holds n - 1 of them
     const int64_t room = options.max_new_tokens - static_cast<int64_t>(out.size()) - 1;  // the last token is the target's
@@ -136,35 +170,8 @@ Result<std::vector<int32_t>> generate_speculative(ThreadPool& pool, const Model&
     }
     MOEPP_RETURN_IF_ERROR(target.forward(pool, batch, cache, &logits));  // [m + 1, vocab]
 
-    // Acceptance: keep draft i with probability min(1, p_i(d) / q_i(d)); on the first rejection
-    // draw from the residual max(0, p_i - q_i), normalised; after m acceptances draw a bonus
-    // token from p_m. The result is distributed exactly as the target's own sampling.
-    int64_t accepted = 0;
     int32_t next = -1;
-    for (; accepted < m; ++accepted) {
-      const float* row = logits.data() + accepted * vocab;
-      const int32_t d = drafts[static_cast<size_t>(accepted)];
-      if (sampler.greedy()) {
-        const int32_t best = argmax(row, vocab);
-        if (best == d) continue;
-        next = best;
-        break;
-      }
-      sampler.distribution(row, vocab, &p);
-      const bool one_hot = draft_probs.empty();
-      const double q_d = one_hot ? 1.0 : draft_probs[static_cast<size_t>(accepted)][static_cast<size_t>(d)];
-      if (q_d > 0 && sampler.uniform() < std::min(1.0, static_cast<double>(p[static_cast<size_t>(d)]) / q_d)) continue;
-      residual.assign(p.size(), 0.0f);
-      double mass = 0;
-      for (size_t v = 0; v < p.size(); ++v) {
-        const float q = one_hot ? (static_cast<int32_t>(v) == d ? 1.0f : 0.0f) : draft_probs[static_cast<size_t>(accepted)][v];
-        residual[v] = std::max(0.0f, p[v] - q);
-        mass += residual[v];
-      }
-      next = sampler.draw(mass > 0 ? residual : p);
-      break;
-    }
-    if (accepted == m) next = pick(logits.data() + m * vocab);
+    const int64_t accepted = accept_drafts(sampler, logits.data(), vocab, drafts, draft_probs, &next);
     ++st.verify_steps;
     st.drafted += m;
     st.accepted += accepted;
@@ -173,10 +180,7 @@ Result<std::vector<int32_t>> generate_speculative(ThreadPool& pool, const Model&
     drafter.rollback(n + accepted);
     for (int64_t i = 0; i < accepted && !done; ++i) emit(drafts[static_cast<size_t>(i)]);
     if (!done) emit(next);
-    if (spec.adaptive && m > 0) {
-      if (accepted == m) k_now = std::min(k_now + 1, spec.max_draft_n);
-      else if (2 * accepted < m) k_now = std::max(k_now - 1, 1);
-    }
+    if (spec.adaptive) k_now = next_draft_n(k_now, m, accepted, spec.max_draft_n);
   }
   st.generated = static_cast<int64_t>(out.size());
   st.seconds = std::chrono::duration<double>(clock::now() - t0).count();

@@ -79,6 +79,17 @@ struct SpeculativeStats {
   double acceptance_rate() const { return drafted ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0; }
 };
 
+// The acceptance rule over one verify pass. logits: [drafts.size() + 1, vocab] the target's
+// logits at the last committed token and at each draft; draft_probs as Drafter::propose gives
+// them. Returns how many drafts are kept; *next (out) is the target's token after them (the
+// correction at the first rejection, or the bonus token when all are kept).
+int64_t accept_drafts(Sampler& sampler, const float* logits, int64_t vocab, const std::vector<int32_t>& drafts,
+                      const std::vector<std::vector<float>>& draft_probs, int32_t* next);
+
+// K for the next step: one more after a fully accepted step, one fewer after a step that kept
+// fewer than half (at least 1, at most max_k).
+int next_draft_n(int k, int64_t drafted, int64_t accepted, int max_k);
+
 // Like generate() (same options, same stop rules), with a drafter. on_token as in generate().
 Result<std::vector<int32_t>> generate_speculative(ThreadPool& pool, const Model& target, Drafter& drafter,
                                                   const std::vector<int32_t>& prompt, const GenerateOptions& options,

@@ -52,7 +52,7 @@ std::shared_ptr<RequestStream> BatchEngine::try_submit(EngineRequest request) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Requests that fit in free slots do not count against the queue.
-    const int64_t free_slots = std::max<int64_t>(0, options_.parallel - static_cast<int64_t>(active_count_));
+    const int64_t free_slots = std::max<int64_t>(0, options_.parallel - live_.load());
     if (static_cast<int64_t>(waiting_.size()) >= options_.max_queue + free_slots) return nullptr;
     waiting_.push_back(std::move(seq));
   }
@@ -69,16 +69,23 @@ void BatchEngine::admit_waiting() {
       continue;
     }
     seq->slot = cache_.add_sequence();
+    ++live_;
+    if (options_.make_drafter) {
+      seq->drafter = options_.make_drafter();
+      seq->draft_n = std::max(1, options_.draft_n);
+    }
     active_.push_back(std::move(seq));
   }
-  active_count_ = active_.size();
   if (metrics_ != nullptr) metrics_->set_queue(static_cast<int64_t>(waiting_.size()), static_cast<int64_t>(active_.size()));
 }
 
 void BatchEngine::finish(Sequence& seq, FinishReason reason, const std::string& error) {
-  seq.stream->finish(reason, error);
-  if (seq.slot >= 0) cache_.remove_sequence(seq.slot);
+  if (seq.slot >= 0) {
+    cache_.remove_sequence(seq.slot);
+    --live_;
+  }
   seq.slot = -1;
+  seq.stream->finish(reason, error);
 }
 
 void BatchEngine::drop_cancelled() {
@@ -100,7 +107,6 @@ void BatchEngine::run() {
     active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& s) { return s->slot < 0; }),
                   active_.end());
     std::lock_guard<std::mutex> lock(mutex_);
-    active_count_ = active_.size();
     if (metrics_ != nullptr) metrics_->set_queue(static_cast<int64_t>(waiting_.size()), static_cast<int64_t>(active_.size()));
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -132,17 +138,37 @@ void log_probs(const float* logits /*[vocab]*/, int64_t vocab, int32_t token, in
 void BatchEngine::step() {
   using clock = std::chrono::steady_clock;
   Batch batch;
-  std::vector<Sequence*> producers;  // sequences whose logits this step returns, in batch order
-  std::vector<int64_t> route_index;  // batch index of each producer's token, -1 if routes not wanted
-  auto add_producer = [&](Sequence* seq) {
-    producers.push_back(seq);
-    route_index.push_back(seq->request.routes ? batch.size() - 1 : -1);
+  // Rows of the logits this step returns, in batch order: one per decode token (plus one per
+  // draft), one per prompt whose last chunk is in the batch.
+  struct Output {
+    Sequence* seq;
+    int64_t row;    // first row in the logits
+    int64_t rows;   // 1 + drafts
+  };
+  std::vector<Output> outputs;
+  std::vector<int64_t> route_index;  // per logits row: its batch index, -1 if routes not wanted
+  auto add_rows = [&](Sequence* seq, int64_t first_batch_index, int64_t rows) {
+    outputs.push_back({seq, static_cast<int64_t>(route_index.size()), rows});
+    for (int64_t i = 0; i < rows; ++i) route_index.push_back(seq->request.routes ? first_batch_index + i : -1);
   };
   // Decode tokens first: a generating sequence never waits behind a long prompt.
   for (auto& seq : active_) {
     if (seq->slot < 0 || seq->prefilled < static_cast<int64_t>(seq->request.prompt.size())) continue;
-    batch.add(seq->last_token, static_cast<int32_t>(cache_.length(seq->slot)), seq->slot, true);
-    add_producer(seq.get());
+    seq->drafts.clear();
+    if (seq->drafter) {
+      const int64_t room = seq->request.max_tokens - seq->generated - 1;
+      std::vector<std::vector<float>> unused;  // the engine's drafters are deterministic (one-hot q)
+      Status s = seq->drafter->propose(seq->committed, static_cast<int>(std::min<int64_t>(seq->draft_n, room)), &seq->drafts, &unused);
+      if (!s.ok()) seq->drafts.clear();
+      const int64_t vocab = model_.config().vocab_size;
+      for (int32_t d : seq->drafts)
+        if (d < 0 || d >= vocab) seq->drafts.clear();
+    }
+    const int64_t first = batch.size();
+    int32_t pos = static_cast<int32_t>(cache_.length(seq->slot));
+    batch.add(seq->last_token, pos++, seq->slot, true);
+    for (int32_t d : seq->drafts) batch.add(d, pos++, seq->slot, true);
+    add_rows(seq.get(), first, 1 + static_cast<int64_t>(seq->drafts.size()));
   }
   int64_t budget = std::max<int64_t>(options_.step_tokens - batch.size(), batch.size() == 0 ? options_.step_tokens : 0);
   int64_t prompt_tokens = 0;
@@ -154,7 +180,7 @@ void BatchEngine::step() {
       const int64_t pos = seq->prefilled + i;
       const bool last = pos + 1 == n;
       batch.add(seq->request.prompt[static_cast<size_t>(pos)], static_cast<int32_t>(pos), seq->slot, last);
-      if (last) add_producer(seq.get());
+      if (last) add_rows(seq.get(), batch.size() - 1, 1);
     }
     seq->prefilled += take;
     budget -= take;
@@ -173,24 +199,45 @@ void BatchEngine::step() {
   }
   const int64_t vocab = model_.config().vocab_size;
   int64_t generated = 0;
-  for (size_t i = 0; i < producers.size(); ++i) {
-    Sequence& seq = *producers[i];
-    const float* row = logits.data() + static_cast<int64_t>(i) * vocab;
-    const int32_t token = seq.sampler->sample(row, vocab);
-    const auto& stops = seq.request.stop_ids;
-    if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
-      finish(seq, FinishReason::kStop);
-      continue;
+  for (const Output& out : outputs) {
+    Sequence& seq = *out.seq;
+    const float* rows = logits.data() + out.row * vocab;
+    // Tokens this step gives the sequence: plain decoding one; with drafts the kept drafts and
+    // the target's own token after them (row i of rows predicts token i).
+    std::vector<int32_t> tokens;
+    if (out.rows > 1) {
+      int32_t next = -1;
+      const int64_t kept = accept_drafts(*seq.sampler, rows, vocab, seq.drafts, {}, &next);
+      tokens.assign(seq.drafts.begin(), seq.drafts.begin() + kept);
+      tokens.push_back(next);
+      // The cache holds the committed tokens but the last, the last, and the drafts: keep the
+      // committed ones and the kept drafts.
+      cache_.truncate(seq.slot, static_cast<int64_t>(seq.committed.size()) + kept);
+      seq.drafter->rollback(static_cast<int64_t>(seq.committed.size()) + kept);
+      seq.draft_n = next_draft_n(seq.draft_n, static_cast<int64_t>(seq.drafts.size()), kept, 8);
+    } else {
+      tokens.push_back(seq.sampler->sample(rows, vocab));
+      if (seq.committed.empty()) seq.committed = seq.request.prompt;  // first token: the prompt is in
     }
-    TokenEvent event;
-    event.id = token;
-    if (seq.request.top_logprobs >= 0) log_probs(row, vocab, token, seq.request.top_logprobs, &event);
-    if (seq.request.routes) event.experts = std::move(collector.routes(i));
-    seq.stream->push(std::move(event));
-    seq.last_token = token;
-    ++seq.generated;
-    ++generated;
-    if (seq.generated >= seq.request.max_tokens) finish(seq, FinishReason::kLength);
+    for (size_t i = 0; i < tokens.size() && seq.slot >= 0; ++i) {
+      const int32_t token = tokens[i];
+      const auto& stops = seq.request.stop_ids;
+      if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+        finish(seq, FinishReason::kStop);
+        break;
+      }
+      TokenEvent event;
+      event.id = token;
+      const float* row = rows + static_cast<int64_t>(i) * vocab;
+      if (seq.request.top_logprobs >= 0) log_probs(row, vocab, token, seq.request.top_logprobs, &event);
+      if (seq.request.routes) event.experts = std::move(collector.routes(static_cast<size_t>(out.row) + i));
+      seq.stream->push(std::move(event));
+      seq.last_token = token;
+      seq.committed.push_back(token);
+      ++seq.generated;
+      ++generated;
+      if (seq.generated >= seq.request.max_tokens) finish(seq, FinishReason::kLength);
+    }
   }
   if (metrics_ != nullptr) {
     metrics_->add_prompt_tokens(prompt_tokens);

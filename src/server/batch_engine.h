@@ -4,9 +4,11 @@
 // of new prompts, so MoE layers read each chosen expert's weights once for all of them.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -14,6 +16,7 @@
 
 #include "models/model.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "server/request_stream.h"
 #include "server/server_metrics.h"
 
@@ -23,6 +26,10 @@ struct EngineOptions {
   int parallel = 4;           // sequences decoded together (slots)
   int max_queue = 32;         // requests waiting for a slot beyond those
   int64_t step_tokens = 256;  // tokens per forward step: decode tokens first, then prompt chunks
+  // Speculative decoding (`serve --draft`): a drafter per sequence; each step verifies its K
+  // proposals in the same batched pass as everything else. Null: plain decoding.
+  std::function<std::unique_ptr<Drafter>()> make_drafter;
+  int draft_n = 4;            // K to start with; adapted per sequence to its acceptance
 };
 
 struct EngineRequest {
@@ -54,6 +61,10 @@ class BatchEngine {
     int64_t prefilled = 0;   // prompt tokens already in the cache
     int64_t generated = 0;
     int32_t last_token = -1;  // the token to feed next while decoding
+    std::vector<int32_t> committed;  // prompt + generated tokens (what drafters continue)
+    std::unique_ptr<Drafter> drafter;
+    int draft_n = 0;
+    std::vector<int32_t> drafts;     // this step's proposals
   };
   class RouteCollector;
 
@@ -73,7 +84,9 @@ class BatchEngine {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mutex_
   bool stop_ = false;                              // guarded by mutex_
-  size_t active_count_ = 0;                        // guarded by mutex_: active_.size() for try_submit
+  // Sequences holding a slot, decremented the moment one finishes (before its client can send
+  // the next request), so try_submit never refuses a request for a slot already free.
+  std::atomic<int64_t> live_{0};
   std::vector<std::unique_ptr<Sequence>> active_;  // worker thread only
   std::thread worker_;
 };

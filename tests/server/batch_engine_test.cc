@@ -76,6 +76,47 @@ TEST(BatchEngine, ConcurrentRequestsEqualOneByOne) {
   }
 }
 
+TEST(BatchEngine, SpeculativeStepsKeepGreedyOutputs) {
+  auto model = tiny_model();
+  auto self = model->with_top_k(1);
+  ThreadPool pool(1), reference_pool(1);
+  using Factory = std::function<std::unique_ptr<Drafter>()>;
+  const std::vector<std::pair<const char*, Factory>> drafters = {
+      {"ngram", [] { return std::make_unique<NgramDrafter>(); }},
+      {"self-top1", [&] { return std::make_unique<ModelDrafter>(*self, pool, SamplingParams{}, "self"); }},
+      {"same", [&] { return std::make_unique<ModelDrafter>(*model, pool, SamplingParams{}, "same"); }},
+  };
+  for (const auto& [name, factory] : drafters) {
+    EngineOptions o;
+    o.parallel = 3;
+    o.step_tokens = 16;
+    o.make_drafter = factory;
+    o.draft_n = 3;
+    BatchEngine engine(*model, pool, o, nullptr);
+    std::vector<EngineRequest> requests;
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < 5; ++i) {
+      EngineRequest r;
+      r.prompt = prompt_of(i);
+      r.prompt.insert(r.prompt.end(), r.prompt.begin(), r.prompt.end());  // repeats, for the n-gram draft
+      r.max_tokens = 4 + 5 * i;
+      r.top_logprobs = 1;
+      r.routes = true;
+      requests.push_back(r);
+      streams.push_back(engine.try_submit(r));
+    }
+    for (size_t i = 0; i < requests.size(); ++i) {
+      std::vector<TokenEvent> events;
+      EXPECT_EQ(drain(*streams[i], &events), one_by_one(reference_pool, *model, requests[i])) << name << " request " << i;
+      for (const TokenEvent& e : events) {
+        ASSERT_EQ(e.top.size(), 1u);
+        EXPECT_EQ(e.top[0].first, e.id) << name;  // each token's own row: greedy = most likely
+        EXPECT_EQ(e.experts.size(), static_cast<size_t>(model->config().n_layers * model->config().layers[0].router.top_k));
+      }
+    }
+  }
+}
+
 TEST(BatchEngine, StopTokenEndsWithoutBeingSent) {
   auto model = tiny_model();
   ThreadPool pool(1);

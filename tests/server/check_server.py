@@ -336,7 +336,7 @@ def main():
 
     s = Server(a.moepp, model, "--np", "4", "--max-body", "1024")
     try:
-        check_endpoints(s, a.moepp, model)
+        full = check_endpoints(s, a.moepp, model)
         check_concurrency(s)
         check_bad_input(s)
         check_disconnect(s)
@@ -345,6 +345,15 @@ def main():
         check("Once upon" not in logs and "Story number" not in logs, "no prompt text in the log")
     finally:
         check(s.stop() == 0, "server stops cleanly on SIGTERM")
+
+    # Speculative decoding in the server: greedy answers unchanged, for both kinds of self-draft.
+    for draft in ("self", "ngram"):
+        s = Server(a.moepp, model, "--draft", draft, "--draft-n", "3")
+        try:
+            status, body = s.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0})
+            check(status == 200 and body["choices"][0]["text"] == full, f"serve --draft {draft}: same greedy answer")
+        finally:
+            s.stop()
 
     # API key: required everywhere but /health.
     s = Server(a.moepp, model, "--api-key", "sk-secret")
@@ -376,6 +385,8 @@ def main():
     # Bad flags: a clear one-line error, non-zero exit.
     out = subprocess.run([a.moepp, "serve", "-m", model, "--port", "70000"], capture_output=True, text=True)
     check(out.returncode != 0 and "--port" in out.stderr, "bad --port: clear error")
+    out = subprocess.run([a.moepp, "serve", "-m", model, "--draft", os.path.join(a.work, "ids")], capture_output=True, text=True)
+    check(out.returncode != 0 and "must share a tokenizer" in out.stderr, "a draft with another vocabulary: clear error")
 
     print(f"\n{'FAILED: ' + str(len(failures)) if failures else 'all server checks passed'}")
     return 1 if failures else 0

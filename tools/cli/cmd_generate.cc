@@ -21,47 +21,10 @@ struct GenerateCliOptions {
   bool json = false;
   bool ignore_eos = false;
   bool print_ids = false;
-  std::string draft;        // "", a model directory, "ngram" or "self"
-  int draft_n = 4;
-  int draft_top_k = 1;
+  DraftFlags draft;
   bool fixed_draft_n = false;
   bool stats = false;
 };
-
-// The drafter --draft names; the draft model (if any) is kept alive in *holder.
-Result<std::unique_ptr<Drafter>> make_drafter(const GenerateCliOptions& o, const Model& target, const Tokenizer* tokenizer,
-                                              const LoadOptions& load, ThreadPool& pool, const SamplingParams& sampling,
-                                              std::unique_ptr<Model>* holder) {
-  SamplingParams draft_sampling = sampling;
-  draft_sampling.seed = sampling.seed ^ 0x9e3779b97f4a7c15ULL;  // its own random stream
-  if (o.draft == "ngram") return std::unique_ptr<Drafter>(std::make_unique<NgramDrafter>());
-  if (o.draft == "self") {
-    if (o.draft_top_k < 1) return Status::Error(str_format("--draft-top-k: expected >= 1, got %d", o.draft_top_k));
-    *holder = target.with_top_k(o.draft_top_k);
-    return std::unique_ptr<Drafter>(std::make_unique<ModelDrafter>(**holder, pool, draft_sampling, "self-top" + std::to_string(o.draft_top_k)));
-  }
-  auto draft = Model::load(o.draft, load);
-  if (!draft.ok()) return draft.status().with_context("--draft");
-  if ((*draft)->config().vocab_size != target.config().vocab_size)
-    return Status::Error(str_format("--draft %s: vocabulary of %lld tokens, the target has %lld; draft and target must share a tokenizer",
-                                    o.draft.c_str(), static_cast<long long>((*draft)->config().vocab_size),
-                                    static_cast<long long>(target.config().vocab_size)));
-  auto draft_tok = load_tokenizer(o.draft);
-  if (tokenizer != nullptr && draft_tok.ok()) {
-    const Tokenizer& a = *tokenizer;
-    const Tokenizer& b = **draft_tok;
-    if (a.vocab_size() != b.vocab_size())
-      return Status::Error(str_format("--draft %s: its tokenizer has %lld pieces, the target's %lld; they must be the same tokenizer",
-                                      o.draft.c_str(), static_cast<long long>(b.vocab_size()), static_cast<long long>(a.vocab_size())));
-    for (int64_t id = 0; id < a.vocab_size(); ++id)
-      if (a.piece(static_cast<int32_t>(id)) != b.piece(static_cast<int32_t>(id)))
-        return Status::Error(str_format("--draft %s: token %lld is '%s' there and '%s' in the target; they must be the same tokenizer",
-                                        o.draft.c_str(), static_cast<long long>(id), b.piece(static_cast<int32_t>(id)).c_str(),
-                                        a.piece(static_cast<int32_t>(id)).c_str()));
-  }
-  *holder = std::move(draft).value();
-  return std::unique_ptr<Drafter>(std::make_unique<ModelDrafter>(**holder, pool, draft_sampling, o.draft));
-}
 
 int run_generate(const GenerateCliOptions& o) {
   if (o.prompt.empty() == o.ids.empty()) return fail(Status::Error("give the prompt as text with -p or as token ids with --ids (one of them)"));
@@ -98,13 +61,13 @@ int run_generate(const GenerateCliOptions& o) {
   bool first = true;
   std::unique_ptr<Model> draft_model;
   std::unique_ptr<Drafter> drafter;
-  if (!o.draft.empty()) {
-    auto d = make_drafter(o, model, tokenizer.get(), *load_options, pool, g.sampling, &draft_model);
-    if (!d.ok()) return fail(d.status());
-    drafter = std::move(d).value();
+  if (o.draft.enabled()) {
+    auto factory = o.draft.factory(model, tokenizer.get(), *load_options, pool, g.sampling, &draft_model);
+    if (!factory.ok()) return fail(factory.status());
+    drafter = (*factory)();
   }
   SpeculativeOptions spec;
-  spec.draft_n = o.draft_n;
+  spec.draft_n = o.draft.draft_n;
   spec.adaptive = !o.fixed_draft_n;
   SpeculativeStats spec_stats;
   auto on_token = [&](int32_t token) {
@@ -176,12 +139,7 @@ Runner add_generate_command(CLI::App& app) {
   sub->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-sequence token");
   sub->add_flag("--print-ids", o->print_ids, "Stream token ids instead of text");
   sub->add_flag("--json", o->json, "Print one JSON object with the ids, text and speeds at the end");
-  sub->add_option("--draft", o->draft,
-                  "Speculative decoding: a draft model directory (same tokenizer), 'self' (this model with "
-                  "--draft-top-k experts per token) or 'ngram' (prompt lookup)");
-  sub->add_option("--draft-n", o->draft_n, "Draft tokens per verify step (the start value; adapted to the acceptance rate)")
-      ->capture_default_str();
-  sub->add_option("--draft-top-k", o->draft_top_k, "Experts per token of the 'self' draft")->capture_default_str();
+  o->draft.add_to(sub);
   sub->add_flag("--fixed-draft-n", o->fixed_draft_n, "Keep --draft-n fixed instead of adapting it");
   sub->add_flag("--stats", o->stats,
                 "With --draft: report tokens accepted per step N, implied hit rate p and the speed-up over plain "

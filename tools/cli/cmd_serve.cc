@@ -24,6 +24,7 @@ struct ServeOptions {
   int64_t max_body_kib = 1024;
   bool quiet = false;
   ModelFlags model;
+  DraftFlags draft;
 };
 
 int run_serve(ServeOptions o) {
@@ -80,6 +81,15 @@ int run_serve(ServeOptions o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
+  std::unique_ptr<Model> draft_model;  // outlives the server, whose drafters read it
+  if (o.draft.enabled()) {
+    // Greedy drafts: the engine's acceptance treats each proposal as certain (one-hot q), which
+    // keeps every request's output distribution exactly the target's.
+    auto factory = o.draft.factory(model, tok->get(), *load_options, pool, SamplingParams{}, &draft_model);
+    if (!factory.ok()) return fail(factory.status());
+    o.server.engine.make_drafter = *factory;
+    o.server.engine.draft_n = o.draft.draft_n;
+  }
   server::ApiServer api(model, **tok, chat_template.get(), pool, o.server);
   std::thread waiter([&] {
     int sig = 0;
@@ -115,6 +125,7 @@ Runner add_serve_command(CLI::App& app) {
   sub->add_option("-t,--threads", o->threads, "Compute threads (default: physical cores)");
   sub->add_flag("-q,--quiet", o->quiet, "No per-request log lines (prompts are never logged)");
   o->model.add_to(sub);
+  o->draft.add_to(sub);
   return [o] { return run_serve(*o); };
 }
 

@@ -56,6 +56,55 @@ Result<GenerateOptions> GenerationFlags::options() const {
   return g;
 }
 
+void DraftFlags::add_to(CLI::App* sub) {
+  sub->add_option("--draft", draft,
+                  "Speculative decoding: a draft model directory (same tokenizer), 'self' (this model with "
+                  "--draft-top-k experts per token) or 'ngram' (prompt lookup)");
+  sub->add_option("--draft-n", draft_n, "Draft tokens per verify step (the start value; adapted to the acceptance rate)")
+      ->capture_default_str();
+  sub->add_option("--draft-top-k", draft_top_k, "Experts per token of the 'self' draft")->capture_default_str();
+}
+
+Result<std::function<std::unique_ptr<Drafter>()>> DraftFlags::factory(const Model& target, const Tokenizer* tokenizer,
+                                                                      const LoadOptions& load, ThreadPool& pool,
+                                                                      const SamplingParams& sampling,
+                                                                      std::unique_ptr<Model>* holder) const {
+  using Factory = std::function<std::unique_ptr<Drafter>()>;
+  if (draft_n < 1 || draft_n > 8) return Status::Error(str_format("--draft-n: expected 1..8, got %d", draft_n));
+  SamplingParams draft_sampling = sampling;
+  draft_sampling.seed = sampling.seed ^ 0x9e3779b97f4a7c15ULL;  // its own random stream
+  if (draft == "ngram") return Factory([] { return std::make_unique<NgramDrafter>(); });
+  std::string name = draft;
+  if (draft == "self") {
+    if (draft_top_k < 1) return Status::Error(str_format("--draft-top-k: expected >= 1, got %d", draft_top_k));
+    *holder = target.with_top_k(draft_top_k);
+    name = "self-top" + std::to_string(draft_top_k);
+  } else {
+    auto d = Model::load(draft, load);
+    if (!d.ok()) return d.status().with_context("--draft");
+    if ((*d)->config().vocab_size != target.config().vocab_size)
+      return Status::Error(str_format("--draft %s: vocabulary of %lld tokens, the target has %lld; draft and target must share a tokenizer",
+                                      draft.c_str(), static_cast<long long>((*d)->config().vocab_size),
+                                      static_cast<long long>(target.config().vocab_size)));
+    auto draft_tok = load_tokenizer(draft);
+    if (tokenizer != nullptr && draft_tok.ok()) {
+      const Tokenizer& a = *tokenizer;
+      const Tokenizer& b = **draft_tok;
+      if (a.vocab_size() != b.vocab_size())
+        return Status::Error(str_format("--draft %s: its tokenizer has %lld pieces, the target's %lld; they must be the same tokenizer",
+                                        draft.c_str(), static_cast<long long>(b.vocab_size()), static_cast<long long>(a.vocab_size())));
+      for (int64_t id = 0; id < a.vocab_size(); ++id)
+        if (a.piece(static_cast<int32_t>(id)) != b.piece(static_cast<int32_t>(id)))
+          return Status::Error(str_format("--draft %s: token %lld is '%s' there and '%s' in the target; they must be the same tokenizer",
+                                          draft.c_str(), static_cast<long long>(id), b.piece(static_cast<int32_t>(id)).c_str(),
+                                          a.piece(static_cast<int32_t>(id)).c_str()));
+    }
+    *holder = std::move(d).value();
+  }
+  const Model* m = holder->get();
+  return Factory([m, &pool, draft_sampling, name] { return std::make_unique<ModelDrafter>(*m, pool, draft_sampling, name); });
+}
+
 void add_token_input_flags(CLI::App* sub, TokenInput* input) {
   sub->add_option("-f,--file", input->text_file, "Text file (encoded with the model's tokenizer)");
   sub->add_option("--ids", input->ids, "Token ids instead of text: 1,2,3");

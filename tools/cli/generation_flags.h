@@ -10,6 +10,8 @@
 #include "eval/token_input.h"
 #include "models/model.h"
 #include "runtime/generator.h"
+#include "runtime/speculative.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moepp::cli {
 
@@ -34,6 +36,22 @@ struct GenerationFlags {
   // Validated GenerateOptions (n_predict, sampling).
   Result<GenerateOptions> options() const;
   int thread_count() const;
+};
+
+// --draft / --draft-n / --draft-top-k of the commands that decode speculatively (generate, serve).
+struct DraftFlags {
+  std::string draft;  // "", a model directory, "self" or "ngram"
+  int draft_n = 4;
+  int draft_top_k = 1;
+
+  void add_to(CLI::App* sub);
+  bool enabled() const { return !draft.empty(); }
+  // A maker of drafters (one per sequence). A draft model is loaded once into *holder, which
+  // must outlive the drafters; its tokenizer must be the target's. sampling: the drafts' own
+  // (the server passes greedy: its acceptance treats drafts as one-hot).
+  Result<std::function<std::unique_ptr<Drafter>()>> factory(const Model& target, const Tokenizer* tokenizer,
+                                                            const LoadOptions& load, ThreadPool& pool,
+                                                            const SamplingParams& sampling, std::unique_ptr<Model>* holder) const;
 };
 
 // -f / --ids / --ids-file / --no-bos of the commands that read a text or token ids.
