@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 
 import torch  # noqa: E402
 
-from common import load_checkpoint, save_safetensors  # noqa: E402
+from common import load_checkpoint, make_text_model, save_safetensors  # noqa: E402
 from make_tiny import make_tiny  # noqa: E402
 from run_reference import build_model  # noqa: E402
 
@@ -231,27 +231,6 @@ def check_eval_ids(moepp, model_dir, ref, work, g):
         tdocs.append({"context_ids": ctx, "target_ids": tgt})
     exp = [[ref.loglik(d["context_ids"], d["target_ids"])] for d in tdocs]
     check_task(moepp, model_dir, work, "target_ids", tdocs, exp)
-
-
-def make_text_model(src_dir, out_dir):
-    """The tiny checkpoint with its vocabulary grown to the LLaMA tokenizer's 32000 pieces."""
-    cfg, sd = load_checkpoint(src_dir)
-    g = torch.Generator().manual_seed(77)
-    V, d = 32000, cfg["hidden_size"]
-    for name in ("model.embed_tokens.weight", "lm_head.weight"):
-        w = torch.randn(V, d, generator=g) * float(sd[name].float().std())
-        w[: sd[name].shape[0]] = sd[name].float()
-        sd[name] = w.contiguous()
-    cfg["vocab_size"] = V
-    os.makedirs(out_dir, exist_ok=True)
-    for f in os.listdir(src_dir):
-        if f.endswith(".json") and f != "config.json":
-            shutil.copy(os.path.join(src_dir, f), out_dir)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    save_safetensors(os.path.join(out_dir, "model.safetensors"), sd)
-    shutil.copy(os.path.join(ROOT, ".cache", "tokenizer-assets", "sentencepiece", "llama-tokenizer.model"),
-                os.path.join(out_dir, "tokenizer.model"))
 
 
 def check_eval_text(moepp, model_dir, work):

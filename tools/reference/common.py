@@ -320,3 +320,32 @@ def default_prompts(vocab_size, seed=1234, lengths=(7, 12, 16)):
     """The parity prompts: BOS (1) then random ids in [3, vocab)."""
     g = torch.Generator().manual_seed(seed)
     return [[1] + torch.randint(3, vocab_size, (n - 1,), generator=g).tolist() for n in lengths]
+
+
+def make_text_model(src_dir, out_dir, tokenizer_file=None, vocab_size=32000, extra_files=None):
+    """A copy of the tiny checkpoint at src_dir with its vocabulary grown to a real tokenizer's
+    (default: the LLaMA SentencePiece model, 32000 pieces); the old rows are kept. extra_files:
+    {name: text} written next to it (e.g. a tokenizer_config.json with a chat template)."""
+    import shutil
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if tokenizer_file is None:
+        tokenizer_file = os.path.join(root, ".cache", "tokenizer-assets", "sentencepiece", "llama-tokenizer.model")
+    cfg, sd = load_checkpoint(src_dir)
+    g = torch.Generator().manual_seed(77)
+    V, d = vocab_size, cfg["hidden_size"]
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        w = torch.randn(V, d, generator=g) * float(sd[name].float().std())
+        w[: sd[name].shape[0]] = sd[name].float()
+        sd[name] = w.contiguous()
+    cfg["vocab_size"] = V
+    os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(src_dir):
+        if f.endswith(".json") and f != "config.json" and not f.endswith(".index.json"):
+            shutil.copy(os.path.join(src_dir, f), out_dir)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    save_safetensors(os.path.join(out_dir, "model.safetensors"), sd)
+    shutil.copy(tokenizer_file, os.path.join(out_dir, os.path.basename(tokenizer_file) if tokenizer_file.endswith(".json") else "tokenizer.model"))
+    for name, text in (extra_files or {}).items():
+        with open(os.path.join(out_dir, name), "w") as f:
+            f.write(text)
