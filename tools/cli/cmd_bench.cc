@@ -20,6 +20,7 @@
 #include "server/concurrency_bench.h"
 #include "cli_common.h"
 #include "commands.h"
+#include "generation_flags.h"
 
 namespace moepp::cli {
 namespace {
@@ -152,15 +153,11 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
     const Model& target = **model;
     ThreadPool pool(config.threads[0]);
     std::unique_ptr<Model> draft_model;
-    if (o.draft == "self") {
-      draft_model = target.with_top_k(o.draft_top_k);
-    } else if (o.draft != "ngram") {
-      auto d = Model::load(o.draft, config.load);
-      if (!d.ok()) return fail(d.status().with_context("--draft"));
-      if ((*d)->config().vocab_size != target.config().vocab_size)
-        return fail(Status::Error("--draft: the draft's vocabulary differs from the target's; they must share a tokenizer"));
-      draft_model = std::move(d).value();
-    }
+    DraftFlags flags;
+    flags.draft = o.draft;
+    flags.draft_top_k = o.draft_top_k;
+    auto make_drafter = flags.factory(target, nullptr, config.load, pool, SamplingParams{}, &draft_model);
+    if (!make_drafter.ok()) return fail(make_drafter.status());
     // A prompt that repeats itself, so that prompt lookup has something to find.
     std::vector<int32_t> prompt;
     std::mt19937_64 rng(config.seed);
@@ -174,9 +171,7 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
     if (!base.ok()) return fail(base.status());
     const double plain_tok_s = plain.generate_seconds > 0 ? (plain.generated_tokens - 1) / plain.generate_seconds : 0;
     for (int64_t k : *ks) {
-      std::unique_ptr<Drafter> drafter;
-      if (draft_model) drafter = std::make_unique<ModelDrafter>(*draft_model, pool, g.sampling, o.draft);
-      else drafter = std::make_unique<NgramDrafter>();
+      std::unique_ptr<Drafter> drafter = (*make_drafter)();
       SpeculativeOptions spec;
       spec.draft_n = static_cast<int>(k);
       spec.max_draft_n = std::max<int>(8, static_cast<int>(k));
@@ -187,7 +182,7 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
       if (*out != *base) return fail(Status::Error("--draft: speculative output differs from plain greedy decoding (a bug)"));
       const double tok_s = st.seconds > 0 ? (st.generated - 1) / st.seconds : 0;
       const double speedup = plain_tok_s > 0 ? tok_s / plain_tok_s : 0;
-      const std::string name = draft_model && o.draft == "self" ? "self-top" + std::to_string(o.draft_top_k) : o.draft;
+      const std::string name = drafter->name();
       if (format == ReportFormat::kJson) {
         nlohmann::json j = {{"test", "draft_tg" + std::to_string(n_gen)}, {"model", bm.label()}, {"draft", name},
                             {"threads", config.threads[0]}, {"k", k}, {"accepted_per_step", st.accepted_per_step()},
