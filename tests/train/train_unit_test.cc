@@ -5,7 +5,9 @@
 #include <cmath>
 #include <random>
 
+#include "models/model.h"
 #include "train/decoder_grad.h"
+#include "train/model_io.h"
 #include "train/lr_schedule.h"
 #include "train/trainer.h"
 
@@ -173,6 +175,67 @@ TEST(Trainer, LossFallsOnARepeatedBatch) {
   }
   EXPECT_LT(last, first - 0.5) << "first " << first << " last " << last;
   EXPECT_FALSE(t->step(pool, {micro[0]}).ok());  // wrong number of micro-batches
+}
+
+// Exported directories load in the inference engine and give the training forward's loss.
+void expect_export_round_trip(const ModelConfig& c, const std::string& name) {
+  auto p = TrainParams::random(c, 11);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  const TrainBatch b = tiny_batch(c, 5);
+  ThreadPool pool(2);
+  auto r = forward_backward(pool, *p, b, LossOptions{}, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const std::string dir = ::testing::TempDir() + "/moepp_export_" + name;
+  Status s = export_hf_model(*p, dir);
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto m = Model::load(dir, LoadOptions{});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  double total = 0;
+  int64_t count = 0;
+  for (int64_t q = 0; q < b.n_seqs; ++q) {
+    KvCache cache = (*m)->make_cache();
+    const int32_t seq = cache.add_sequence();
+    Batch batch;
+    for (int64_t i = 0; i < b.seq_len; ++i) batch.add(b.tokens[q * b.seq_len + i], static_cast<int32_t>(i), seq, true);
+    std::vector<float> logits;
+    ASSERT_TRUE((*m)->forward(pool, batch, cache, &logits).ok());
+    int64_t n_valid = 0;
+    const double ce = cross_entropy(logits.data(), b.seq_len, c.vocab_size, &b.targets[q * b.seq_len], 1.0f, nullptr,
+                                    &n_valid);
+    total += ce * static_cast<double>(n_valid);
+    count += n_valid;
+  }
+  EXPECT_NEAR(total / static_cast<double>(count), r->ce, 1e-5 * r->ce) << name;
+}
+
+TEST(TrainExport, MoEppLoadsBackWithTheSameLoss) {
+  ModelConfig c = tiny_config(true);
+  c.tie_word_embeddings = true;
+  for (MoeLayerSpec& s : c.layers) s.input_scale = 2.0f;  // moe_feature_no_mul_topk = false
+  expect_export_round_trip(c, "moepp");
+}
+
+TEST(TrainExport, VanillaMoeLoadsBackAsMoEppWithZeroGateMap) {
+  ModelConfig c = tiny_config(false);
+  for (MoeLayerSpec& s : c.layers) {
+    s.kinds.assign(6, ExpertKind::kFfn);
+    s.ffn_width.assign(6, 8);
+    s.router.gating_residual = false;
+    s.router.logit_std_norm = false;
+    s.router.zero_expert_gets_no_weight = false;
+  }
+  expect_export_round_trip(c, "vanilla");
+}
+
+TEST(TrainExport, RejectsWhatMoEppCannotExpress) {
+  ModelConfig c = tiny_config(false);
+  c.layers[1].router.top_k = 3;
+  auto j = moepp_config_json(c);
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("layers differ"), std::string::npos) << j.status().message();
+  c = tiny_config(false);
+  for (MoeLayerSpec& s : c.layers) std::swap(s.kinds[0], s.kinds[7]);
+  EXPECT_FALSE(moepp_config_json(c).ok());
 }
 
 }  // namespace
