@@ -315,7 +315,7 @@ std::string render_route_report(const ReportInput& in) {
 
   o += "<section id=\"per-layer\" class=\"card\"><h2>Per layer</h2><table id=\"layer-table\" class=\"data\"><tr><th>layer</th>"
        "<th>FFN experts per token</th><th>ffn</th><th>zero</th><th>copy</th><th>constant</th><th>weight mean</th><th>weight variance</th>"
-       "<th>top-1 weight mean</th><th>top-1 weight variance</th></tr>";
+       "<th>top-1 weight mean</th><th>top-1 weight variance</th><th>router score variance</th></tr>";
   for (size_t l = 0; l < s.layers.size(); ++l) {
     const LayerRouteStats& ls = s.layers[l];
     const std::string key = "per_layer." + std::to_string(l) + ".";
@@ -323,10 +323,11 @@ std::string render_route_report(const ReportInput& in) {
     for (int k = 0; k < kExpertKinds; ++k)
       o += td_num(key + "kind_share." + expert_kind_name(static_cast<ExpertKind>(k)), ls.kind_share[k]);
     o += td_num(key + "weight_mean", ls.weight_mean) + td_num(key + "weight_var", ls.weight_var) + td_num(key + "top1_mean", ls.top1_mean) +
-         td_num(key + "top1_var", ls.top1_var) + "</tr>";
+         td_num(key + "top1_var", ls.top1_var) + td_num(key + "score_var", ls.score_var) + "</tr>";
   }
   o += "</table><p class=\"meta\">Shares count (token, slot) pairs. Weights are the routing weights applied to expert outputs "
-       "(the router's full score vector is not recorded); variances are over tokens and slots.</p></section>\n";
+       "; their variances are over tokens and slots. Router score variance: per token, the variance of the router's "
+       "probabilities over all experts (higher = more decided), averaged over tokens.</p></section>\n";
 
   // Data for the hover panel.
   nlohmann::json d;

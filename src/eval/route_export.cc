@@ -76,7 +76,8 @@ json route_report_json(const std::string& model_name, const RouteRecord& r, cons
                          {"weight_mean", ls.weight_mean},
                          {"weight_var", ls.weight_var},
                          {"top1_mean", ls.top1_mean},
-                         {"top1_var", ls.top1_var}});
+                         {"top1_var", ls.top1_var},
+                         {"score_var", ls.score_var}});
   j["per_layer"] = per_layer;
   j["ffn_histogram"] = s.ffn_histogram;
   json by_token = json::array(), by_class = json::array();
@@ -98,7 +99,7 @@ std::string csv_field(const std::string& text) {
 }
 
 std::string route_csv(const RouteRecord& r, const std::vector<TokenInfo>& tokens) {
-  std::string out = "token,id,piece,class,layer,slot,expert,kind,weight\n";
+  std::string out = "token,id,piece,class,layer,slot,expert,kind,weight,score_var\n";
   for (int64_t t = 0; t < r.n_tokens; ++t) {
     const bool known = t < static_cast<int64_t>(tokens.size());
     const std::string prefix = std::to_string(t) + "," + (known ? std::to_string(tokens[t].id) : "") + "," +
@@ -108,7 +109,8 @@ std::string route_csv(const RouteRecord& r, const std::vector<TokenInfo>& tokens
       for (int k = 0; k < r.top_k; ++k) {
         const int32_t e = r.experts[r.at(l, t, k)];
         const char* kind = e >= 0 && e < static_cast<int32_t>(r.kinds[l].size()) ? expert_kind_name(r.kinds[l][e]) : "none";
-        out += prefix + str_format("%lld,%d,%d,%s,%.9g\n", static_cast<long long>(l), k, e, kind, r.weights[r.at(l, t, k)]);
+        const float score_var = r.score_var.empty() ? 0.0f : r.score_var[static_cast<size_t>(l * r.n_tokens + t)];
+        out += prefix + str_format("%lld,%d,%d,%s,%.9g,%.9g\n", static_cast<long long>(l), k, e, kind, r.weights[r.at(l, t, k)], score_var);
       }
   }
   return out;

@@ -20,6 +20,15 @@ class Recorder : public ForwardObserver {
         r_->experts[at] = plan.experts[t * plan.top_k + k];
         r_->weights[at] = plan.weights[t * plan.top_k + k];
       }
+    const int64_t n_experts = plan.n_tokens > 0 ? static_cast<int64_t>(plan.scores.size()) / plan.n_tokens : 0;
+    for (int64_t t = 0; t < plan.n_tokens && n_experts > 0; ++t) {
+      const float* s = plan.scores.data() + t * n_experts;
+      double mean = 0, sq = 0;
+      for (int64_t e = 0; e < n_experts; ++e) mean += s[e];
+      mean /= static_cast<double>(n_experts);
+      for (int64_t e = 0; e < n_experts; ++e) sq += (s[e] - mean) * (s[e] - mean);
+      r_->score_var[static_cast<size_t>(layer * r_->n_tokens + rows[t])] = static_cast<float>(sq / static_cast<double>(n_experts));
+    }
   }
 
  private:
@@ -42,6 +51,7 @@ Result<RouteRecord> record_routes(ThreadPool& pool, const Model& model, const st
   }
   r.experts.assign(static_cast<size_t>(r.n_layers * r.n_tokens * r.top_k), -1);
   r.weights.assign(r.experts.size(), 0.0f);
+  r.score_var.assign(static_cast<size_t>(r.n_layers * r.n_tokens), 0.0f);
   Recorder recorder(&r);
   KvCache cache = model.make_cache();
   std::vector<float> logits;

@@ -59,7 +59,7 @@ RouteStats compute_route_stats(const RouteRecord& r, const std::vector<TokenInfo
     const std::vector<ExpertKind>& kinds = r.kinds[l];
     ls.load.assign(kinds.size(), 0);
     std::array<int64_t, kExpertKinds> kind_slots{};
-    double wsum = 0.0, wsq = 0.0, t1sum = 0.0, t1sq = 0.0;
+    double wsum = 0.0, wsq = 0.0, t1sum = 0.0, t1sq = 0.0, svsum = 0.0;
     int64_t ffn_total = 0;
     for (int64_t t = 0; t < T; ++t) {
       for (int k = 0; k < K; ++k) {
@@ -78,6 +78,7 @@ RouteStats compute_route_stats(const RouteRecord& r, const std::vector<TokenInfo
         t1sum += w1;
         t1sq += w1 * w1;
       }
+      if (!r.score_var.empty()) svsum += r.score_var[static_cast<size_t>(l * T + t)];
       ffn_total += s.ffn_count[l * T + t];
       s.ffn_per_token[t] += s.ffn_count[l * T + t];
     }
@@ -92,6 +93,7 @@ RouteStats compute_route_stats(const RouteRecord& r, const std::vector<TokenInfo
       ls.weight_var = std::max(0.0, wsq / slots - ls.weight_mean * ls.weight_mean);
       ls.top1_mean = t1sum / static_cast<double>(T);
       ls.top1_var = std::max(0.0, t1sq / static_cast<double>(T) - ls.top1_mean * ls.top1_mean);
+      ls.score_var = svsum / static_cast<double>(T);
     }
   }
   const double all_slots = static_cast<double>(L * T * K);

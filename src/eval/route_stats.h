@@ -19,6 +19,7 @@ struct RouteRecord {
   std::vector<std::vector<ExpertKind>> kinds;  // [n_layers][n_experts]
   std::vector<int32_t> experts;                // [n_layers, n_tokens, top_k], selection order
   std::vector<float> weights;                  // [n_layers, n_tokens, top_k]
+  std::vector<float> score_var;                // [n_layers, n_tokens] variance of the router's probabilities over experts
 
   size_t at(int64_t layer, int64_t token, int k) const {
     return static_cast<size_t>((layer * n_tokens + token) * top_k + k);
@@ -47,6 +48,9 @@ struct LayerRouteStats {
   double mean_ffn = 0.0;                    // FFN experts per token on this layer
   double weight_mean = 0.0, weight_var = 0.0;  // over every selected (token, slot) weight
   double top1_mean = 0.0, top1_var = 0.0;      // over tokens, of the first-selected expert's weight
+  // Router scores: per token the variance of its probabilities over all experts (0 = the router
+  // cannot decide, (1 - 1/N) / N = one expert takes everything); mean over tokens.
+  double score_var = 0.0;
 };
 
 struct GroupStats {

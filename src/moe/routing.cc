@@ -64,6 +64,7 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
   plan->top_k = k;
   plan->experts.assign(static_cast<size_t>(n_tokens * k), 0);
   plan->weights.assign(static_cast<size_t>(n_tokens * k), 0.0f);
+  plan->scores.assign(static_cast<size_t>(n_tokens * n_experts), 0.0f);
 
   std::vector<float> z(static_cast<size_t>(n_experts));
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -75,6 +76,9 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
     }
     int32_t* sel = plan->experts.data() + t * k;
     float* wt = plan->weights.data() + t * k;
+    float* score = plan->scores.data() + t * n_experts;
+    std::copy(z.begin(), z.end(), score);
+    softmax_inplace(score, n_experts);
     if (r.scoring == RouterScoring::kSoftmaxThenTopK) {
       softmax_inplace(z.data(), n_experts);
       top_k_indices(z.data(), n_experts, k, sel);

@@ -15,6 +15,10 @@ struct RoutingPlan {
   int top_k = 0;
   std::vector<int32_t> experts;  // [n_tokens, top_k], in selection order (best first)
   std::vector<float> weights;    // [n_tokens, top_k], as applied to expert outputs
+  // [n_tokens, n_experts] the router's probabilities over every expert: the softmax of the
+  // logits it selects from (after the gating residual and the std normalisation). What
+  // routing analyses call router scores; the weights above are derived from them.
+  std::vector<float> scores;
 };
 
 // Computes router logits, applies the gating residual, scores, selects and weights.

@@ -359,7 +359,38 @@ def check_routes(moepp, model_dir, work, ids):
     csv_ok = len(rows) == T * L * K and all(
         int(r[6]) == j["layers"][int(r[4])][int(r[0])][int(r[5])] and abs(float(r[8]) - j["weights"][int(r[4])][int(r[0])][int(r[5])]) < 1e-7
         for r in rows)
-    check(lines[0] == "token,id,piece,class,layer,slot,expert,kind,weight" and csv_ok, f"CSV: {len(rows)} rows match the JSON")
+    check(lines[0] == "token,id,piece,class,layer,slot,expert,kind,weight,score_var" and csv_ok, f"CSV: {len(rows)} rows match the JSON")
+    # Router score variance: the per-layer mean in the JSON is the mean of the CSV's per-token
+    # values, which lie within the bounds of a probability vector over the layer's experts.
+    n_exp = len(j["kinds"][0])
+    sv_ok = True
+    for l in range(L):
+        per_token = {int(r[0]): float(r[9]) for r in rows if int(r[4]) == l}
+        sv_ok = sv_ok and all(0 <= v <= (1 - 1 / n_exp) / n_exp + 1e-6 for v in per_token.values())
+        sv_ok = sv_ok and abs(sum(per_token.values()) / T - j["per_layer"][l]["score_var"]) < 1e-6
+    check(sv_ok, "router score variance: JSON per-layer means equal the CSV per-token values, within bounds")
+
+    # And against the PyTorch reference: record the softmax over all experts that its gating
+    # selects from, per layer, and take each token's variance.
+    cfg, sd = load_checkpoint(model_dir)
+    ref_model = build_model(cfg, sd, torch.float32)
+    layers_probs = []
+    original = ref_model.gating
+
+    def recording_gating(logits):
+        z = logits / (logits.std(dim=1, keepdim=True) / ref_model.norm_std) if ref_model.logits_norm else logits
+        layers_probs.append(torch.softmax(z.double(), dim=1))
+        return original(logits)
+
+    ref_model.gating = recording_gating
+    ref_model.run(list(ids))
+    ref_err = 0.0
+    for l, probs in enumerate(layers_probs[:L]):
+        ref_var = probs.var(dim=1, unbiased=False)
+        for r in rows:
+            if int(r[4]) == l and int(r[5]) == 0:
+                ref_err = max(ref_err, abs(float(r[9]) - float(ref_var[int(r[0])])))
+    check(len(layers_probs) >= L and ref_err < 1e-6, f"router score variance per token and layer vs PyTorch, max |d| {ref_err:.1e}")
 
 
 def main():

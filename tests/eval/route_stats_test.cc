@@ -57,6 +57,14 @@ TEST(RouteStats, WeightVariances) {
   EXPECT_NEAR(s.layers[0].top1_var, 0.14 / 3, 1e-7);
 }
 
+TEST(RouteStats, RouterScoreVarianceIsTheMeanOverTokens) {
+  RouteRecord r = make_record();
+  r.score_var = {0.01f, 0.02f, 0.06f, 0.1f, 0.0f, 0.2f};  // [layer, token]
+  const RouteStats s = compute_route_stats(r, {});
+  EXPECT_NEAR(s.layers[0].score_var, 0.03, 1e-7);
+  EXPECT_NEAR(s.layers[1].score_var, 0.1, 1e-7);
+}
+
 TEST(RouteStats, GroupsByTokenAndClass) {
   std::vector<TokenInfo> tokens = {{5, "\xE2\x96\x81the", TokenClass::kWordStart},
                                    {7, "ing", TokenClass::kFragment},

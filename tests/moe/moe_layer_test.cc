@@ -153,6 +153,35 @@ TEST(MoeLayer, GatingResidualAddsGateMapOfPreviousLogits) {
     }
 }
 
+TEST(MoeLayer, RouterScoresAreTheDistributionTheChoiceComesFrom) {
+  std::mt19937 rng(4);
+  const Layer l = make_layer(rng, 4, 1.0f);
+  ThreadPool pool(1);
+  const int64_t n = 7, ne = l.spec.n_experts();
+  std::vector<float> x = testing::random_vector(rng, n * kD), raw(n * ne);
+  RoutingPlan plan;
+  route(pool, l.spec, l.w.router, x.data(), n, nullptr, raw.data(), &plan, Precision{});
+  ASSERT_EQ(plan.scores.size(), static_cast<size_t>(n * ne));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* s = plan.scores.data() + t * ne;
+    double sum = 0;
+    for (int64_t e = 0; e < ne; ++e) sum += s[e];
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    // Softmax-then-top-k: the chosen experts hold the highest scores, in order.
+    for (int k = 0; k < plan.top_k; ++k) {
+      const int32_t chosen = plan.experts[t * plan.top_k + k];
+      for (int64_t e = 0; e < ne; ++e) {
+        bool earlier = false;
+        for (int j = 0; j < k; ++j) earlier |= plan.experts[t * plan.top_k + j] == e;
+        if (!earlier) EXPECT_GE(s[chosen], s[e]) << "token " << t << " slot " << k;
+      }
+    }
+    // Scores follow the raw logits' order (the std normalisation divides by a positive scale).
+    for (int64_t e = 1; e < ne; ++e)
+      EXPECT_EQ(s[e] > s[0], raw[t * ne + e] > raw[t * ne]) << "token " << t;
+  }
+}
+
 TEST(MoeLayer, AllTokensToOneExpertAndEmptyExperts) {
   std::mt19937 rng(5);
   Layer l = make_layer(rng, 4, 1.0f);
