@@ -12,8 +12,10 @@ jobs=$(nproc)
 scripts/build.sh build
 ctest --test-dir build -L "unit|moe|model|tokenizer|train|server" --output-on-failure -j "$jobs"
 if [[ "${1:-}" != "--no-sanitize" ]]; then
-  # -O1 without debug info: sanitizer reports still name files and lines, and it builds faster.
-  scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DMOEPP_SANITIZE=ON
+  # -O0 without debug info: sanitizer reports still name files and lines, and it compiles about
+  # twice as fast as -O1 (measured on api_server.cc and hf_tokenizer.cc), which keeps the whole
+  # test command within its budget on 2 cores; the sanitized tests themselves take seconds.
+  scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O0 -DMOEPP_SANITIZE=ON
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan -L "unit|tokenizer" --output-on-failure -j "$jobs"
 fi
