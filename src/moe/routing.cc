@@ -9,8 +9,6 @@
 #include "ops/matmul.h"
 
 namespace moepp {
-namespace {
-
 // Indices of the k largest scores, best first; exact ties go to the lower expert index.
 void top_k_indices(const float* scores, int64_t n, int k, int32_t* out) {
   int32_t idx[kMaxExperts];
@@ -30,8 +28,6 @@ float sample_std(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
   return static_cast<float>(std::sqrt(ss / static_cast<double>(n - 1)));
 }
-
-}  // namespace
 
 void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, const float* x,
            int64_t n_tokens, const float* prev_logits, float* raw_logits, RoutingPlan* plan,
@@ -77,10 +73,9 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
     int32_t* sel = plan->experts.data() + t * k;
     float* wt = plan->weights.data() + t * k;
     float* score = plan->scores.data() + t * n_experts;
-    std::copy(z.begin(), z.end(), score);
-    softmax_inplace(score, n_experts);
     if (r.scoring == RouterScoring::kSoftmaxThenTopK) {
       softmax_inplace(z.data(), n_experts);
+      std::copy(z.begin(), z.end(), score);  // the distribution it selects from
       top_k_indices(z.data(), n_experts, k, sel);
       for (int j = 0; j < k; ++j) wt[j] = z[sel[j]];
       if (r.zero_expert_gets_no_weight)
@@ -92,6 +87,8 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
         for (int j = 0; j < k; ++j) wt[j] /= sum;
       }
     } else {
+      std::copy(z.begin(), z.end(), score);
+      softmax_inplace(score, n_experts);
       top_k_indices(z.data(), n_experts, k, sel);
       for (int j = 0; j < k; ++j) wt[j] = z[sel[j]];
       if (r.scoring == RouterScoring::kTopKThenSoftmax) softmax_inplace(wt, k);

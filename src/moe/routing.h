@@ -21,6 +21,11 @@ struct RoutingPlan {
   std::vector<float> scores;
 };
 
+// Indices of the k largest scores, best first; exact ties go to the lower index (n <= kMaxExperts).
+void top_k_indices(const float* scores, int64_t n, int k, int32_t* out);
+// Sample standard deviation (divisor n-1, PyTorch's default), accumulated in double.
+float sample_std(const float* x, int64_t n);
+
 // Computes router logits, applies the gating residual, scores, selects and weights.
 // prev_logits: [n_tokens, n_experts] raw logits of the previous MoE layer, or null (layer 0).
 // raw_logits (out): [n_tokens, n_experts] the logits passed on as the next layer's residual.

@@ -21,30 +21,35 @@ int32_t argmax(const float* logits, int64_t n) {
   return static_cast<int32_t>(best);
 }
 
-int32_t Sampler::sample(const float* logits, int64_t vocab_size) {
-  if (params_.temperature == 0.0f) return argmax(logits, vocab_size);
+void Sampler::filter(const float* logits, int64_t vocab_size, std::vector<double>* probs) {
   candidates_.clear();
   for (int64_t i = 0; i < vocab_size; ++i) candidates_.emplace_back(logits[i] / params_.temperature, static_cast<int32_t>(i));
   auto by_score = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  size_t keep = candidates_.size();
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
-    keep = static_cast<size_t>(params_.top_k);
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
+    const size_t keep = static_cast<size_t>(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), by_score);
     candidates_.resize(keep);
   } else {
     std::sort(candidates_.begin(), candidates_.end(), by_score);
   }
   // Softmax over the kept candidates (sorted, so the max is first).
-  std::vector<double> probs(candidates_.size());
+  probs->resize(candidates_.size());
   double sum = 0;
-  for (size_t i = 0; i < candidates_.size(); ++i) sum += probs[i] = std::exp(static_cast<double>(candidates_[i].first - candidates_[0].first));
-  for (double& q : probs) q /= sum;
+  for (size_t i = 0; i < candidates_.size(); ++i)
+    sum += (*probs)[i] = std::exp(static_cast<double>(candidates_[i].first - candidates_[0].first));
+  for (double& q : *probs) q /= sum;
   if (params_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
     double mass = 0;
     size_t n = 0;
-    while (n < probs.size() && mass < params_.top_p) mass += probs[n++];
-    probs.resize(std::max<size_t>(n, 1));
+    while (n < probs->size() && mass < params_.top_p) mass += (*probs)[n++];
+    probs->resize(std::max<size_t>(n, 1));
   }
+}
+
+int32_t Sampler::sample(const float* logits, int64_t vocab_size) {
+  if (params_.temperature == 0.0f) return argmax(logits, vocab_size);
+  std::vector<double> probs;
+  filter(logits, vocab_size, &probs);
   std::discrete_distribution<size_t> draw(probs.begin(), probs.end());
   return candidates_[draw(rng_)].second;
 }
@@ -55,25 +60,11 @@ void Sampler::distribution(const float* logits, int64_t vocab_size, std::vector<
     (*probs)[static_cast<size_t>(argmax(logits, vocab_size))] = 1.0f;
     return;
   }
-  // The same filtering as sample(): top-k, softmax with temperature, smallest top-p prefix.
-  candidates_.clear();
-  for (int64_t i = 0; i < vocab_size; ++i) candidates_.emplace_back(logits[i] / params_.temperature, static_cast<int32_t>(i));
-  std::sort(candidates_.begin(), candidates_.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) candidates_.resize(static_cast<size_t>(params_.top_k));
-  std::vector<double> q(candidates_.size());
-  double sum = 0;
-  for (size_t i = 0; i < candidates_.size(); ++i) sum += q[i] = std::exp(static_cast<double>(candidates_[i].first - candidates_[0].first));
-  size_t keep = q.size();
-  if (params_.top_p < 1.0f) {
-    double mass = 0;
-    size_t n = 0;
-    while (n < q.size() && mass < params_.top_p) mass += q[n++] / sum;
-    keep = std::max<size_t>(n, 1);
-  }
-  double kept = 0;
-  for (size_t i = 0; i < keep; ++i) kept += q[i];
-  for (size_t i = 0; i < keep; ++i) (*probs)[static_cast<size_t>(candidates_[i].second)] = static_cast<float>(q[i] / kept);
+  std::vector<double> kept;
+  filter(logits, vocab_size, &kept);
+  double mass = 0;
+  for (double q : kept) mass += q;
+  for (size_t i = 0; i < kept.size(); ++i) (*probs)[static_cast<size_t>(candidates_[i].second)] = static_cast<float>(kept[i] / mass);
 }
 
 int32_t Sampler::draw(const std::vector<float>& probs) {

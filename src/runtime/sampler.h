@@ -34,6 +34,10 @@ class Sampler {
   bool greedy() const { return params_.temperature == 0.0f; }
 
  private:
+  // The kept candidates (sorted, in candidates_) and their probabilities after top-k, the
+  // temperature softmax and the top-p cut (probs not renormalised after the cut).
+  void filter(const float* logits, int64_t vocab_size, std::vector<double>* probs);
+
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;

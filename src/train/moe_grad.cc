@@ -8,30 +8,12 @@
 #include <cmath>
 #include <numeric>
 
+#include "moe/routing.h"
 #include "ops/elementwise.h"
 #include "train/linear.h"
 
 namespace moepp {
 namespace {
-
-// Best first; exact ties go to the lower index (as routing.cc).
-void top_k_indices(const float* scores, int64_t n, int k, int32_t* out) {
-  std::vector<int32_t> idx(static_cast<size_t>(n));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
-  std::copy(idx.begin(), idx.begin() + k, out);
-}
-
-float sample_std(const float* x, int64_t n) {
-  double mean = 0;
-  for (int64_t i = 0; i < n; ++i) mean += x[i];
-  mean /= static_cast<double>(n);
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
-  return static_cast<float>(std::sqrt(ss / static_cast<double>(n - 1)));
-}
 
 inline float sigmoid(float a) { return 1.0f / (1.0f + std::exp(-a)); }
 

@@ -173,7 +173,9 @@ TEST(MoeLayer, RouterScoresAreTheDistributionTheChoiceComesFrom) {
       for (int64_t e = 0; e < ne; ++e) {
         bool earlier = false;
         for (int j = 0; j < k; ++j) earlier |= plan.experts[t * plan.top_k + j] == e;
-        if (!earlier) EXPECT_GE(s[chosen], s[e]) << "token " << t << " slot " << k;
+        if (!earlier) {
+          EXPECT_GE(s[chosen], s[e]) << "token " << t << " slot " << k;
+        }
       }
     }
     // Scores follow the raw logits' order (the std normalisation divides by a positive scale).
