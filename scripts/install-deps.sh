@@ -11,6 +11,7 @@ packages=(
   chromium python3-pil                       # routing report rendering test (headless screenshot)
   libsentencepiece-dev libpcre2-dev libutf8proc-dev   # tokenizers
   libcpp-httplib-dev curl wrk                 # server, its tests and load test
+  libopenblas-dev                            # sgemm for training
   sentencepiece python3-sentencepiece python3-jinja2  # tokenizer and chat-template test oracles
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

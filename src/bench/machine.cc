@@ -313,6 +313,22 @@ std::string cpu_feature_string() {
   return s.empty() ? "baseline x86-64" : s;
 }
 
+double measure_fp32_gflop_s(const MachineOptions& options, std::string* isa) {
+  MachineOptions o = options;
+  o.threads = std::max(1, o.threads);
+  o.repetitions = std::max(1, o.repetitions);
+  if (has_avx512f()) {
+    *isa = "avx512f";
+    return measure_compute(o, fp32_avx512, kFp32Avx512Flops) / 1e9;
+  }
+  if (has_avx2_fma()) {
+    *isa = "avx2+fma";
+    return measure_compute(o, fp32_avx2, kFp32Avx2Flops) / 1e9;
+  }
+  *isa = "scalar";
+  return measure_compute(o, fp32_scalar, kFp32ScalarFlops) / 1e9;
+}
+
 MachineLimits measure_machine(const MachineOptions& options) {
   MachineOptions o = options;
   o.threads = std::max(1, o.threads);
@@ -321,16 +337,7 @@ MachineLimits measure_machine(const MachineOptions& options) {
   m.threads = o.threads;
   m.read_gb_s = measure_read(o) / 1e9;
 
-  if (has_avx512f()) {
-    m.fp32_isa = "avx512f";
-    m.fp32_gflop_s = measure_compute(o, fp32_avx512, kFp32Avx512Flops) / 1e9;
-  } else if (has_avx2_fma()) {
-    m.fp32_isa = "avx2+fma";
-    m.fp32_gflop_s = measure_compute(o, fp32_avx2, kFp32Avx2Flops) / 1e9;
-  } else {
-    m.fp32_isa = "scalar";
-    m.fp32_gflop_s = measure_compute(o, fp32_scalar, kFp32ScalarFlops) / 1e9;
-  }
+  m.fp32_gflop_s = measure_fp32_gflop_s(o, &m.fp32_isa);
 
   if (has_avx512_bf16()) {
     m.bf16_native = true;

@@ -27,6 +27,9 @@ struct MachineOptions {
 // CPU features relevant to the kernels, e.g. "avx2 fma" or "avx2 fma avx512f avx512_bf16 avx512_vnni".
 std::string cpu_feature_string();
 
+// Peak fp32 FMA rate alone (GFLOP/s) with options.threads threads; *isa names the instructions.
+double measure_fp32_gflop_s(const MachineOptions& options, std::string* isa);
+
 // Runs the measurements with `threads` threads (each pinned to nothing: the OS schedules).
 MachineLimits measure_machine(const MachineOptions& options);
 

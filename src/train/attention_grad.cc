@@ -1,5 +1,6 @@
-// Attention backward, per (sequence, kv head) task so GQA gradients for a kv head are summed
-// by one thread in a fixed order: with P = softmax(S), S = q.k / sqrt(hd),
+// Attention on sgemm per (sequence, head): full T x T products with the masked entries zeroed
+// (the wasted upper triangle costs less than scalar loops would). The backward runs per
+// (sequence, kv head) task so GQA gradients for a kv head are summed by one thread in a fixed order: with P = softmax(S), S = q.k / sqrt(hd),
 // dV_j += P_ij dO_i, dP_ij = dO_i . v_j, dS = P (dP - sum_j P dP), dq_i += dS_ij k_j / sqrt(hd),
 // dk_j += dS_ij q_i / sqrt(hd); RoPE is undone on dq, dk by the inverse rotation.
 #include "train/attention_grad.h"
@@ -40,31 +41,29 @@ void attention_train_forward(ThreadPool& pool, const AttentionDims& d, const Att
   const int64_t group = d.n_heads / d.n_kv_heads;
   pool.parallel_for(d.n_seqs * d.n_heads, [&](int64_t task) {
     const int64_t s = task / d.n_heads, h = task % d.n_heads, kvh = h / group;  // HF repeat_kv
+    const float* q = &a->q[s * T * qw + h * hd];    // [T, hd], row stride qw
+    const float* k = &a->k[s * T * kvw + kvh * hd];  // [T, hd], row stride kvw
+    const float* v = &a->v[s * T * kvw + kvh * hd];  // [T, hd], row stride kvw
+    float* p = &a->probs[(s * d.n_heads + h) * T * T];  // [T, T]
+    // Scores for every (i, j); the masked ones are overwritten by zeros below.
+    gemm_on_this_thread(false, true, T, T, hd, inv_sqrt, q, qw, k, kvw, 0.0f, p, T);
     for (int64_t i = 0; i < T; ++i) {
-      const float* qi = &a->q[(s * T + i) * qw + h * hd];
-      float* p = &a->probs[((s * d.n_heads + h) * T + i) * T];
+      float* row = p + i * T;
       const int64_t j0 = first_key(d, i);
       float mx = -INFINITY;
-      for (int64_t j = j0; j <= i; ++j) {
-        const float* kj = &a->k[(s * T + j) * kvw + kvh * hd];
-        float dot = 0;
-        for (int64_t c = 0; c < hd; ++c) dot += qi[c] * kj[c];
-        p[j] = dot * inv_sqrt;
-        mx = std::max(mx, p[j]);
-      }
+      for (int64_t j = j0; j <= i; ++j) mx = std::max(mx, row[j]);
       double sum = 0;
       for (int64_t j = j0; j <= i; ++j) {
-        p[j] = std::exp(p[j] - mx);
-        sum += p[j];
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
       }
       const float inv = static_cast<float>(1.0 / sum);
-      float* out = &a->mixed[(s * T + i) * qw + h * hd];
-      for (int64_t j = j0; j <= i; ++j) {
-        p[j] *= inv;
-        const float* vj = &a->v[(s * T + j) * kvw + kvh * hd];
-        for (int64_t c = 0; c < hd; ++c) out[c] += p[j] * vj[c];
-      }
+      for (int64_t j = 0; j < j0; ++j) row[j] = 0.0f;
+      for (int64_t j = j0; j <= i; ++j) row[j] *= inv;
+      for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
     }
+    // mixed[:, h] = P V  ([T, T] x [T, hd])
+    gemm_on_this_thread(false, false, T, hd, T, 1.0f, p, T, v, kvw, 0.0f, &a->mixed[s * T * qw + h * hd], qw);
   });
   linear_forward(pool, a->mixed.data(), n, qw, w.o, d.d_model, y);
 }
@@ -86,36 +85,27 @@ void attention_train_backward(ThreadPool& pool, const AttentionDims& d, const At
   const int64_t group = d.n_heads / d.n_kv_heads;
   pool.parallel_for(d.n_seqs * d.n_kv_heads, [&](int64_t task) {
     const int64_t s = task / d.n_kv_heads, kvh = task % d.n_kv_heads;
-    std::vector<float> ds(static_cast<size_t>(T));
+    std::vector<float> ds(static_cast<size_t>(T * T));  // [T, T]: dP, then dS
+    const float* k = &a.k[s * T * kvw + kvh * hd];  // [T, hd], row stride kvw
+    const float* v = &a.v[s * T * kvw + kvh * hd];
+    float* dks = &dk[s * T * kvw + kvh * hd];
+    float* dvs = &dv[s * T * kvw + kvh * hd];
     for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+      const float* p = &a.probs[(s * d.n_heads + h) * T * T];  // [T, T], 0 where masked
+      const float* dout = &dmixed[s * T * qw + h * hd];        // [T, hd], row stride qw
+      const float* q = &a.q[s * T * qw + h * hd];
+      gemm_on_this_thread(true, false, T, hd, T, 1.0f, p, T, dout, qw, 1.0f, dvs, kvw);          // dV += P^T dO
+      gemm_on_this_thread(false, true, T, T, hd, 1.0f, dout, qw, v, kvw, 0.0f, ds.data(), T);     // dP = dO V^T
       for (int64_t i = 0; i < T; ++i) {
-        const float* p = &a.probs[((s * d.n_heads + h) * T + i) * T];
-        const float* dout = &dmixed[(s * T + i) * qw + h * hd];
-        const int64_t j0 = first_key(d, i);
+        const float* pi = p + i * T;
+        float* di = ds.data() + i * T;
         double dot_pdp = 0;
-        for (int64_t j = j0; j <= i; ++j) {
-          const float* vj = &a.v[(s * T + j) * kvw + kvh * hd];
-          float* dvj = &dv[(s * T + j) * kvw + kvh * hd];
-          float dp = 0;
-          for (int64_t c = 0; c < hd; ++c) {
-            dp += dout[c] * vj[c];
-            dvj[c] += p[j] * dout[c];
-          }
-          ds[j] = dp;
-          dot_pdp += static_cast<double>(p[j]) * dp;
-        }
-        const float* qi = &a.q[(s * T + i) * qw + h * hd];
-        float* dqi = &dq[(s * T + i) * qw + h * hd];
-        for (int64_t j = j0; j <= i; ++j) {
-          const float dsj = p[j] * (ds[j] - static_cast<float>(dot_pdp)) * inv_sqrt;
-          const float* kj = &a.k[(s * T + j) * kvw + kvh * hd];
-          float* dkj = &dk[(s * T + j) * kvw + kvh * hd];
-          for (int64_t c = 0; c < hd; ++c) {
-            dqi[c] += dsj * kj[c];
-            dkj[c] += dsj * qi[c];
-          }
-        }
+        for (int64_t j = 0; j < T; ++j) dot_pdp += static_cast<double>(pi[j]) * di[j];
+        const float c = static_cast<float>(dot_pdp);
+        for (int64_t j = 0; j < T; ++j) di[j] = pi[j] * (di[j] - c);  // 0 where masked (P = 0)
       }
+      gemm_on_this_thread(false, false, T, hd, T, inv_sqrt, ds.data(), T, k, kvw, 1.0f, &dq[s * T * qw + h * hd], qw);
+      gemm_on_this_thread(true, false, T, hd, T, inv_sqrt, ds.data(), T, q, qw, 1.0f, dks, kvw);  // dK += dS^T Q
     }
   });
   for (int64_t t = 0; t < n; ++t) {

@@ -21,4 +21,13 @@ void linear_backward_input(ThreadPool& pool, const float* dy /*[M,N]*/, int64_t 
 void linear_backward_weight(ThreadPool& pool, const float* dy /*[M,N]*/, int64_t M, int64_t N,
                             const float* x /*[M,K]*/, int64_t K, float* dw /*[N,K]*/);
 
+// One single-threaded sgemm on the calling thread, for callers that split work themselves:
+// C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when the flag is set.
+void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                         int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// Floating-point operations (2 per multiply-add) issued by every product above since the
+// program started, over all threads: the trainer's FLOP/s are this counter's rate.
+uint64_t matmul_flops_issued();
+
 }  // namespace moepp

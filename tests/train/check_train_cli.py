@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """`moepp train` end to end on a tiny MoE++ model and a tiny byte-level BPE tokenizer:
-  - progress lines (step, loss, tok/s, ETA) and validation lines; the validation loss falls,
+  - progress lines (step, loss, tok/s, GFLOP/s, ETA), the share of the fp32 peak at the end,
+    validation lines; the validation loss falls,
   - exact resume: 30 steps in one run == 12 steps, stop, --resume to 30 (identical weights),
   - the exported directory loads in `moepp generate` (ids and text prompts),
   - flags from --config JSON (command line wins), and bad input gives one clear error line.
@@ -110,7 +111,10 @@ def main():
 
     # One uninterrupted run.
     r = R.run(["train"] + common + ["--out", w("outA"), "--checkpoint-dir", w("ckA"), "--checkpoint-every", "10"])
-    progress = re.findall(r"step (\d+)/30 \| loss ([\d.]+) .*\| ([\d.]+) tok/s \| ETA (\S+)", r.stderr)
+    progress = re.findall(r"step (\d+)/30 \| loss ([\d.]+) .*\| ([\d.]+) tok/s, ([\d.]+) GFLOP/s \| ETA (\S+)", r.stderr)
+    share = re.search(r"GFLOP/s of matmuls = ([\d.]+)% of the measured fp32 peak \(([\d.]+) GFLOP/s", r.stderr)
+    R.check(share is not None and 0 < float(share.group(1)) < 100 and float(share.group(2)) > 0,
+            f"no throughput line with a share of the fp32 peak:\n{r.stderr[-600:]}")
     val = [float(v) for v in re.findall(r"validation loss ([\d.]+)", r.stderr)]
     R.check(len(progress) == 30, f"expected 30 progress lines, got {len(progress)}:\n{r.stderr[-1500:]}")
     R.check(len(val) == 3, f"expected 3 validation lines, got {val}")

@@ -18,10 +18,12 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "bench/machine.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "platform/thread_pool.h"
 #include "tokenizer/tokenizer.h"
+#include "train/linear.h"
 #include "train/model_io.h"
 #include "train/text_data.h"
 #include "train/train_checkpoint.h"
@@ -29,6 +31,23 @@
 
 namespace moepp::cli {
 namespace {
+
+// The run's throughput as tokens/s and as a share of the machine's fp32 FMA peak, measured here
+// with the same thread count (matmul FLOPs only: the products issue almost all of them).
+void report_throughput(int64_t tokens, uint64_t flops, double seconds, int threads) {
+  if (tokens <= 0 || seconds <= 0) return;
+  MachineOptions mo;
+  mo.threads = threads;
+  mo.repetitions = 3;
+  std::string isa;
+  const double peak = measure_fp32_gflop_s(mo, &isa);
+  const double gflop_s = static_cast<double>(flops) / seconds / 1e9;
+  std::fprintf(stderr,
+               "train: %lld tokens in %.0f s: %.0f tok/s, %.1f GFLOP/s of matmuls = %.1f%% of the measured fp32 peak "
+               "(%.1f GFLOP/s, %s, %d threads)\n",
+               (long long)tokens, seconds, static_cast<double>(tokens) / seconds, gflop_s,
+               peak > 0 ? 100.0 * gflop_s / peak : 0.0, peak, isa.c_str(), threads);
+}
 
 using json = nlohmann::json;
 
@@ -250,6 +269,7 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
     return save_train_checkpoint(o.checkpoint_dir, trainer->params(), trainer->optimizer(), m);
   };
   const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t flops0 = matmul_flops_issued();
   int64_t tokens_done = 0;
   for (int64_t step = start; step < end; ++step) {
     std::vector<TrainBatch> micro;
@@ -265,11 +285,12 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
     tokens_done += r->n_tokens;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tok_s = elapsed > 0 ? static_cast<double>(tokens_done) / elapsed : 0;
+    const double gflop_s = elapsed > 0 ? static_cast<double>(matmul_flops_issued() - flops0) / elapsed / 1e9 : 0;
     const double eta = (elapsed / static_cast<double>(step - start + 1)) * static_cast<double>(end - step - 1);
     if (r->step % o.log_every == 0 || step + 1 == end)
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f (ce %.4f, balance %.4f) | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s\n",
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f (ce %.4f, balance %.4f) | lr %.2e | grad norm %.3f | %.0f tok/s, %.1f GFLOP/s | ETA %s\n",
                    (long long)r->step, (long long)o.steps, r->loss, r->ce, r->balance, r->lr, r->grad_norm, tok_s,
-                   format_duration(eta).c_str());
+                   gflop_s, format_duration(eta).c_str());
     if (have_val && ((o.eval_every > 0 && r->step % o.eval_every == 0) || step + 1 == end)) {
       auto v = validation_loss(pool, *trainer, *data, o);
       if (!v.ok()) return fail(v.status());
@@ -279,6 +300,8 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
     if (!o.checkpoint_dir.empty() && ((o.checkpoint_every > 0 && r->step % o.checkpoint_every == 0) || step + 1 == end))
       if (Status s = save(); !s.ok()) return fail(s);
   }
+  report_throughput(tokens_done, matmul_flops_issued() - flops0,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), pool.size());
   if (Status s = export_hf_model(trainer->params(), o.out); !s.ok()) return fail(s);
   if (Status s = copy_tokenizer_files(tok_path, o.out); !s.ok()) return fail(s);
   std::fprintf(stderr, "train: wrote %s (step %lld)\n", o.out.c_str(), (long long)trainer->optimizer().steps());
