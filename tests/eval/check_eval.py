@@ -308,6 +308,29 @@ def json_value(j, key):
     return v
 
 
+def check_generate_show_experts(moepp, model_dir, work, prompt, kinds):
+    """`generate --show-experts`: FFN experts per token of prompt + answer == `logits --routes` on the same ids
+    (kinds: [layer][expert] kind names from the routes JSON of the same model)."""
+    g = json.loads(run(moepp, "generate", "-m", model_dir, "--ids", ",".join(map(str, prompt)), "-n", "6",
+                       "--ignore-eos", "--show-experts", "--json"))
+    all_ids = prompt + g["tokens"]
+    lr = os.path.join(work, "gen_routes.json")
+    run(moepp, "logits", "-m", model_dir, "--ids", ",".join(map(str, all_ids)), "-o", os.path.join(work, "gen.f32"),
+        "--routes", lr)
+    with open(lr) as f:
+        r = json.load(f)
+    L = len(r["layers"])
+    want = [sum(kinds[l][e] == "ffn" for l in range(L) for e in r["layers"][l][t]) / L for t in range(len(all_ids))]
+    got = g.get("ffn_per_token", [])
+    check(len(got) == len(want) and max(abs(a - b) for a, b in zip(got, want)) < 1e-12,
+          f"generate --show-experts: FFN experts per token ({len(all_ids)} tokens) == logits --routes")
+    text = run(moepp, "generate", "-m", model_dir, "--ids", ",".join(map(str, prompt)), "-n", "6", "--ignore-eos",
+               "--show-experts")
+    fewer = sum(1 for x in want if x < 2)
+    check(f"{fewer} of {len(all_ids)} tokens used fewer than 2 FFN experts" in text,
+          f"generate --show-experts: the summary line counts {fewer} tokens with fewer FFN experts")
+
+
 def check_routes(moepp, model_dir, work, ids):
     ids_s = ",".join(map(str, ids))
     lo, lr = os.path.join(work, "l.f32"), os.path.join(work, "l.json")
@@ -335,6 +358,7 @@ def check_routes(moepp, model_dir, work, ids):
     check(max(abs(a - b) for a, b in zip(per_tok, j["ffn_per_token"])) < 1e-12 and load_ok and share_ok and w_ok
           and abs(j["summary"]["mean_ffn_per_token"] - sum(per_tok) / T) < 1e-12,
           f"routes summary recomputed from the routes (mean FFN experts per token {j['summary']['mean_ffn_per_token']:.4f})")
+    check_generate_show_experts(moepp, model_dir, work, ids[:8], j["kinds"])
     check(all(set(j["kinds"][l]) == {"ffn", "zero", "copy", "constant"} for l in range(L)) and
           all(j["summary"]["kind_share"][k] > 0 for k in ("ffn", "zero", "copy", "constant")),
           "routes: every expert kind is chosen somewhere (MoE++ 7b preset)")

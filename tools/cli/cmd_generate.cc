@@ -1,5 +1,8 @@
 // `moepp generate -m DIR -p "text" -n 64` (or --ids 1,2,3): greedy or sampled generation,
 // streaming text as it comes (token ids when the model has no tokenizer or with --print-ids).
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -8,6 +11,9 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "eval/ffn_text.h"
+#include "eval/route_recorder.h"
+#include "eval/route_stats.h"
 #include "generation_flags.h"
 #include "runtime/speculative.h"
 #include "tokenizer/stream_decoder.h"
@@ -24,7 +30,37 @@ struct GenerateCliOptions {
   DraftFlags draft;
   bool fixed_draft_n = false;
   bool stats = false;
+  bool show_experts = false;
 };
+
+// The prompt and the answer once more through the model, recording every layer's routing: the
+// FFN experts each token went through (mean over layers) and its text.
+struct ExpertView {
+  std::vector<double> ffn_per_token;  // [n_tokens]
+  std::vector<std::string> texts;     // [n_tokens]
+  int top_k = 0;
+  double zc_share = 0;                // share of all slots that went to zero-computation experts
+};
+
+Result<ExpertView> view_experts(ThreadPool& pool, const Model& model, const Tokenizer* tokenizer,
+                                const std::vector<int32_t>& ids) {
+  const int64_t ctx = std::max<int64_t>(1, model.config().max_position_embeddings);
+  auto record = record_routes(pool, model, ids, ctx, 512, /*progress=*/false);
+  if (!record.ok()) return record.status();
+  const RouteStats stats = compute_route_stats(*record, {});
+  ExpertView v;
+  v.ffn_per_token = stats.ffn_per_token;
+  v.top_k = record->top_k;
+  v.zc_share = 1.0 - stats.kind_share[static_cast<int>(ExpertKind::kFfn)];
+  if (tokenizer != nullptr) {
+    StreamDecoder decoder(*tokenizer, /*skip_special=*/true);
+    for (int32_t id : ids) v.texts.push_back(decoder.push(id));
+    if (!v.texts.empty()) v.texts.back() += decoder.flush();
+  } else {
+    for (int32_t id : ids) v.texts.push_back(" " + std::to_string(id));
+  }
+  return v;
+}
 
 int run_generate(const GenerateCliOptions& o) {
   if (o.prompt.empty() == o.ids.empty()) return fail(Status::Error("give the prompt as text with -p or as token ids with --ids (one of them)"));
@@ -96,12 +132,21 @@ int run_generate(const GenerateCliOptions& o) {
     plain_tok_s = plain.generate_seconds > 0 ? (plain.generated_tokens - 1) / plain.generate_seconds : 0;
   }
   if (text_out) std::fputs(stream->flush().c_str(), stdout);
+  ExpertView experts;
+  if (o.show_experts) {
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), out->begin(), out->end());
+    auto v = view_experts(pool, model, tokenizer.get(), all);
+    if (!v.ok()) return fail(v.status());
+    experts = std::move(v).value();
+  }
   const double tok_s = stats.generate_seconds > 0 ? (stats.generated_tokens - 1) / stats.generate_seconds : 0;
   const double pp_s = stats.prompt_seconds > 0 ? stats.prompt_tokens / stats.prompt_seconds : 0;
   if (o.json) {
     nlohmann::json j = {{"prompt_ids", prompt}, {"tokens", *out}, {"prompt_tokens", stats.prompt_tokens},
                         {"generated_tokens", stats.generated_tokens}, {"prompt_tok_s", pp_s}, {"gen_tok_s", tok_s}};
     if (tokenizer) j["text"] = tokenizer->decode(*out, true);
+    if (o.show_experts) j["ffn_per_token"] = experts.ffn_per_token, j["zc_share"] = experts.zc_share;
     if (drafter) {
       j["draft"] = drafter->name();
       j["verify_steps"] = spec_stats.verify_steps;
@@ -113,6 +158,16 @@ int run_generate(const GenerateCliOptions& o) {
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("\n");
+    if (o.show_experts) {
+      const bool color = isatty(fileno(stdout)) != 0;
+      std::printf("--- %s\n%s\n", ffn_text_legend(experts.top_k, color).c_str(),
+                  render_ffn_text(experts.texts, experts.ffn_per_token, experts.top_k, color).c_str());
+      const auto fewer = std::count_if(experts.ffn_per_token.begin(), experts.ffn_per_token.end(),
+                                       [&](double f) { return f < experts.top_k - 1e-9; });
+      std::printf("--- %lld of %zu tokens used fewer than %d FFN experts; %.1f%% of all routing slots went to "
+                  "zero-computation experts\n",
+                  (long long)fewer, experts.ffn_per_token.size(), experts.top_k, 100 * experts.zc_share);
+    }
     std::fflush(stdout);  // the generated line before the stats line, also when piped
     std::fprintf(stderr, "prompt %lld tokens at %.1f tok/s; generated %lld tokens at %.1f tok/s\n",
                  (long long)stats.prompt_tokens, pp_s, (long long)stats.generated_tokens, tok_s);
@@ -144,6 +199,9 @@ Runner add_generate_command(CLI::App& app) {
   sub->add_flag("--stats", o->stats,
                 "With --draft: report tokens accepted per step N, implied hit rate p and the speed-up over plain "
                 "decoding (runs the request a second time without the draft)");
+  sub->add_flag("--show-experts", o->show_experts,
+                "Afterwards, show the prompt and answer with each token marked by the FFN experts it used "
+                "(colours on a terminal, [text]F marks otherwise; with --json: ffn_per_token)");
   return [o] { return run_generate(*o); };
 }
 
