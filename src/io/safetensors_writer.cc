@@ -3,13 +3,18 @@
 
 #include <cstdio>
 #include <set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "tensor/dtype.h"
 
 namespace moepp {
 
 Status write_safetensors_f32(const std::string& path, const std::vector<F32TensorView>& tensors,
-                             const std::map<std::string, std::string>& metadata) {
+                             const std::map<std::string, std::string>& metadata, StoredDType stored) {
+  const bool bf16 = stored == StoredDType::kBF16;
+  const uint64_t elem = bf16 ? 2 : 4;
   nlohmann::ordered_json header;
   nlohmann::ordered_json meta = nlohmann::ordered_json::object();
   if (metadata.empty()) meta["format"] = "pt";
@@ -25,8 +30,8 @@ Status write_safetensors_f32(const std::string& path, const std::vector<F32Tenso
       n *= static_cast<uint64_t>(s);
     }
     if (n > 0 && t.data == nullptr) return Status::Error(path + ": tensor '" + t.name + "' has no data");
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
-    offset += 4 * n;
+    header[t.name] = {{"dtype", bf16 ? "BF16" : "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + elem * n}}};
+    offset += elem * n;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
@@ -38,8 +43,15 @@ Status write_safetensors_f32(const std::string& path, const std::vector<F32Tenso
   for (const F32TensorView& t : tensors) {
     size_t n = 1;
     for (int64_t s : t.shape) n *= static_cast<size_t>(s);
-    // Little-endian hosts only (x86-64, aarch64): f32 bytes are written as they lie in memory.
-    if (ok && n > 0) ok = std::fwrite(t.data, sizeof(float), n, f) == n;
+    // Little-endian hosts only (x86-64, aarch64): values are written as they lie in memory.
+    if (!ok || n == 0) continue;
+    if (!bf16) {
+      ok = std::fwrite(t.data, sizeof(float), n, f) == n;
+      continue;
+    }
+    std::vector<uint16_t> half(n);
+    for (size_t i = 0; i < n; ++i) half[i] = f32_to_bf16(t.data[i]);
+    ok = std::fwrite(half.data(), sizeof(uint16_t), n, f) == n;
   }
   if (std::fclose(f) != 0) ok = false;
   if (!ok) return Status::Error(path + ": write failed (disk full?)");

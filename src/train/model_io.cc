@@ -103,8 +103,9 @@ Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& c) {
   return j;
 }
 
-Status export_hf_model(const TrainParams& params, const std::string& dir) {
+Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored) {
   MOEPP_ASSIGN_OR_RETURN(nlohmann::ordered_json config, moepp_config_json(params.config()));
+  if (stored == StoredDType::kBF16) config["torch_dtype"] = "bfloat16";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Error(dir + ": cannot create directory: " + ec.message());
@@ -120,7 +121,7 @@ Status export_hf_model(const TrainParams& params, const std::string& dir) {
     views.push_back({"model.layers." + std::to_string(l) + ".mlp.moe.gate.gate_map.weight", {n, n},
                      zero_maps.back().data()});
   }
-  MOEPP_RETURN_IF_ERROR(write_safetensors_f32(dir + "/model.safetensors", views));
+  MOEPP_RETURN_IF_ERROR(write_safetensors_f32(dir + "/model.safetensors", views, {}, stored));
   {
     std::ofstream c(dir + "/config.json");
     c << config.dump(2) << "\n";
@@ -134,6 +135,24 @@ Status export_hf_model(const TrainParams& params, const std::string& dir) {
   out << gen.dump(2) << "\n";
   out.close();
   if (!out) return Status::Error(dir + "/generation_config.json: write failed");
+  return Status::Ok();
+}
+
+Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> files;
+  if (fs::is_directory(tokenizer, ec)) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
+      if (fs::exists(fs::path(tokenizer) / name)) files.push_back(fs::path(tokenizer) / name);
+  } else {
+    files.push_back(tokenizer);
+  }
+  for (const fs::path& f : files) {
+    if (fs::equivalent(f.parent_path().empty() ? fs::path(".") : f.parent_path(), out, ec)) continue;
+    fs::copy_file(f, fs::path(out) / f.filename(), fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::Error(f.string() + ": cannot copy into " + out + ": " + ec.message());
+  }
   return Status::Ok();
 }
 

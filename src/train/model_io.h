@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "io/safetensors_writer.h"
 #include "models/model_config.h"
 #include "train/train_params.h"
 
@@ -24,8 +25,12 @@ Result<ModelConfig> model_config_from_json(const nlohmann::json& json, const std
 // forward). Errors name what cannot be expressed.
 Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& config);
 
-// Writes dir/config.json, dir/generation_config.json and dir/model.safetensors (f32, HF MoE++
-// names). Creates dir if needed.
-Status export_hf_model(const TrainParams& params, const std::string& dir);
+// Writes dir/config.json, dir/generation_config.json and dir/model.safetensors (f32 or bf16 as
+// `stored` says, HF MoE++ names; config torch_dtype to match). Creates dir if needed.
+Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored = StoredDType::kF32);
+
+// Copies the tokenizer files (a file, or tokenizer.json / tokenizer.model / tokenizer_config.json /
+// special_tokens_map.json of a directory) into `out`, so `moepp generate -p` works there.
+Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out);
 
 }  // namespace moepp

@@ -148,6 +148,27 @@ def main():
     R.check(g.returncode == 0, f"generate -p failed: {g.stderr.strip()}")
     print(f"generate from the trained model: {g.stdout.strip()!r}")
 
+    # moepp convert to bf16: every tensor equals PyTorch's bf16 cast of the f32 export, the
+    # config says bfloat16, the tokenizer comes along and the model still generates.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "reference"))
+    import torch
+    from common import load_safetensors
+    R.run(["convert", "-m", w("outA"), "-o", w("outBF"), "--dtype", "bf16"])
+    f32 = load_safetensors(w("outA", "model.safetensors"))
+    bf = load_safetensors(w("outBF", "model.safetensors"))
+    same = set(f32) == set(bf) and all(bf[k].dtype == torch.bfloat16 and
+                                       torch.equal(bf[k].view(torch.int16), f32[k].to(torch.bfloat16).view(torch.int16))
+                                       for k in f32)
+    with open(w("outBF", "config.json")) as f:
+        bf_dtype = json.load(f).get("torch_dtype")
+    R.check(same and bf_dtype == "bfloat16" and os.path.exists(w("outBF", "tokenizer.json")),
+            f"convert --dtype bf16: {len(bf)} tensors bit-equal to torch's cast, torch_dtype {bf_dtype}")
+    g = R.run(["generate", "-m", w("outBF"), "-p", "the cat", "-n", "4"], expect_ok=False)
+    R.check(g.returncode == 0, f"generate on the bf16 conversion failed: {g.stderr.strip()}")
+    bad_conv = R.run(["convert", "-m", w("outA"), "-o", w("outX"), "--dtype", "fp8"], expect_ok=False)
+    R.check(bad_conv.returncode == 1 and "--dtype" in bad_conv.stderr, f"convert --dtype fp8: {bad_conv.stderr.strip()}")
+    print(f"convert: {len(bf)} tensors to bf16, bit-equal to torch")
+
     # --config JSON; command-line flags win.
     with open(w("train.json"), "w") as f:
         json.dump({"model-config": w("config.json"), "tokenizer": w("tok"), "data": [w("doc0.txt")],

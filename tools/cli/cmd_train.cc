@@ -60,6 +60,7 @@ struct TrainCliOptions {
          clip = 1.0;
   double balance_beta = 0.01, tau = 0.75;
   std::string balance_layers = "sum";
+  std::string save_dtype = "f32";
   bool balance_scale_n = false;
   double capacity_factor = 0;
   bool capacity_per_slot = false;
@@ -129,25 +130,6 @@ std::string format_duration(double seconds) {
   return str_format("%lds", s);
 }
 
-// Copies the tokenizer next to the exported weights so `moepp generate -p` works there.
-Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  std::vector<fs::path> files;
-  if (fs::is_directory(tokenizer, ec)) {
-    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
-      if (fs::exists(fs::path(tokenizer) / name)) files.push_back(fs::path(tokenizer) / name);
-  } else {
-    files.push_back(tokenizer);
-  }
-  for (const fs::path& f : files) {
-    if (fs::equivalent(f.parent_path().empty() ? fs::path(".") : f.parent_path(), out, ec)) continue;
-    fs::copy_file(f, fs::path(out) / f.filename(), fs::copy_options::overwrite_existing, ec);
-    if (ec) return Status::Error(f.string() + ": cannot copy into " + out + ": " + ec.message());
-  }
-  return Status::Ok();
-}
-
 uint64_t stream_checksum(const std::vector<int32_t>& tokens) {  // FNV-1a over the ids
   uint64_t h = 1469598103934665603ULL;
   for (int32_t t : tokens) h = (h ^ static_cast<uint32_t>(t)) * 1099511628211ULL;
@@ -168,6 +150,8 @@ Result<double> validation_loss(ThreadPool& pool, const Trainer& trainer, const T
 Status validate(const TrainCliOptions& o) {
   if (o.data.empty()) return Status::Error("--data: give at least one training text file");
   if (o.out.empty()) return Status::Error("--out: give the directory for the trained model");
+  if (o.save_dtype != "f32" && o.save_dtype != "bf16")
+    return Status::Error("--save-dtype: expected f32 or bf16, got '" + o.save_dtype + "'");
   if (!o.resume && o.init_from.empty() == o.model_config.empty())
     return Status::Error("give the starting model with --init-from DIR (trained weights) or --model-config FILE "
                          "(random weights), one of them");
@@ -302,7 +286,8 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
   }
   report_throughput(tokens_done, matmul_flops_issued() - flops0,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), pool.size());
-  if (Status s = export_hf_model(trainer->params(), o.out); !s.ok()) return fail(s);
+  const StoredDType stored = o.save_dtype == "bf16" ? StoredDType::kBF16 : StoredDType::kF32;
+  if (Status s = export_hf_model(trainer->params(), o.out, stored); !s.ok()) return fail(s);
   if (Status s = copy_tokenizer_files(tok_path, o.out); !s.ok()) return fail(s);
   std::fprintf(stderr, "train: wrote %s (step %lld)\n", o.out.c_str(), (long long)trainer->optimizer().steps());
   return 0;
@@ -322,6 +307,7 @@ Runner add_train_command(CLI::App& app) {
   bind_option(sub, b.get(), "val-data", o->val_data, "Validation text files (default: hold out --val-fraction of --data)");
   bind_option(sub, b.get(), "val-fraction", o->val_fraction, "Share of the training tokens held out for validation");
   bind_option(sub, b.get(), "out", o->out, "Directory for the trained model (Hugging Face MoE++ layout)");
+  bind_option(sub, b.get(), "save-dtype", o->save_dtype, "Weights of the exported model: f32 or bf16 (checkpoints stay f32)");
   bind_option(sub, b.get(), "steps", o->steps, "Optimiser steps in total");
   bind_option(sub, b.get(), "seq-len", o->seq_len, "Tokens per training sequence");
   bind_option(sub, b.get(), "batch", o->batch, "Sequences per micro-batch");
