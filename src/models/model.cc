@@ -272,17 +272,36 @@ size_t Model::weight_bytes() const {
   return bytes;
 }
 
-std::unique_ptr<Model> Model::with_top_k(int top_k) const {
+std::unique_ptr<Model> Model::clone_sharing_weights() const {
   std::unique_ptr<Model> m(new Model());
   m->dir_ = dir_;
   m->weight_format_ = weight_format_;
   m->config_ = config_;
-  for (MoeLayerSpec& layer : m->config_.layers)
-    layer.router.top_k = static_cast<int>(std::clamp<int64_t>(top_k, 1, layer.n_experts()));
   m->weights_ = weights_;  // views and shared owners: no copy of the tensors
   m->precision_ = precision_;
   m->inv_freq_ = inv_freq_;
   m->checkpoint_dtypes_ = checkpoint_dtypes_;
+  return m;
+}
+
+std::unique_ptr<Model> Model::with_top_k(int top_k) const {
+  std::unique_ptr<Model> m = clone_sharing_weights();
+  for (MoeLayerSpec& layer : m->config_.layers)
+    layer.router.top_k = static_cast<int>(std::clamp<int64_t>(top_k, 1, layer.n_experts()));
+  return m;
+}
+
+Result<std::unique_ptr<Model>> Model::with_zero_computation_only() const {
+  std::unique_ptr<Model> m = clone_sharing_weights();
+  for (size_t l = 0; l < m->config_.layers.size(); ++l) {
+    MoeLayerSpec& layer = m->config_.layers[l];
+    const int64_t zc = layer.n_experts() - layer.count(ExpertKind::kFfn);
+    if (layer.n_experts() > 1 && zc < layer.router.top_k)
+      return Status::Error(str_format("layer %zu has %lld zero-computation experts, fewer than its top-k %d: a "
+                                      "zero-computation-only draft needs an MoE++ model",
+                                      l, static_cast<long long>(zc), layer.router.top_k));
+    layer.router.zero_computation_only = true;
+  }
   return m;
 }
 

@@ -50,6 +50,10 @@ class Model {
   // The same weights routed to fewer experts per token (a self-draft for speculative decoding).
   // Shares this model's memory: it must not outlive it.
   std::unique_ptr<Model> with_top_k(int top_k) const;
+  // The same weights with every router choosing among zero, copy and constant experts only:
+  // attention and the cheap experts run, FFN experts never (MoE++'s cheapest self-draft).
+  // Error when a MoE layer has fewer zero-computation experts than its top-k.
+  Result<std::unique_ptr<Model>> with_zero_computation_only() const;
 
   const ModelConfig& config() const { return config_; }
   Precision precision() const { return precision_; }
@@ -70,6 +74,7 @@ class Model {
 
  private:
   Model() = default;
+  std::unique_ptr<Model> clone_sharing_weights() const;
   Status check_batch(const Batch& batch, const KvCache& cache) const;
   Status quantize(const LoadOptions& options);
 

@@ -49,6 +49,7 @@ struct RouterSpec {
   float scale = 1.0f;               // LLaMA-MoE score_scale_factor
   WeightRounding rounding = WeightRounding::kNone;
   int top_k = 2;
+  bool zero_computation_only = false;  // drafts: top-k among the zero-computation experts only
 };
 
 struct MoeLayerSpec {

@@ -63,6 +63,14 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
   plan->scores.assign(static_cast<size_t>(n_tokens * n_experts), 0.0f);
 
   std::vector<float> z(static_cast<size_t>(n_experts));
+  std::vector<float> pick(static_cast<size_t>(n_experts));  // the scores top-k selects from
+  // A zero-computation-only draft selects among zero, copy and constant experts; the weights
+  // and the logits passed on to the next layer stay those of the full router.
+  auto selection_scores = [&]() -> const float* {
+    if (!r.zero_computation_only) return z.data();
+    for (int64_t e = 0; e < n_experts; ++e) pick[e] = spec.kinds[e] == ExpertKind::kFfn ? -INFINITY : z[e];
+    return pick.data();
+  };
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* logits = raw_logits + t * n_experts;
     std::copy(logits, logits + n_experts, z.begin());
@@ -76,7 +84,7 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
     if (r.scoring == RouterScoring::kSoftmaxThenTopK) {
       softmax_inplace(z.data(), n_experts);
       std::copy(z.begin(), z.end(), score);  // the distribution it selects from
-      top_k_indices(z.data(), n_experts, k, sel);
+      top_k_indices(selection_scores(), n_experts, k, sel);
       for (int j = 0; j < k; ++j) wt[j] = z[sel[j]];
       if (r.zero_expert_gets_no_weight)
         for (int j = 0; j < k; ++j)
@@ -89,7 +97,7 @@ void route(ThreadPool& pool, const MoeLayerSpec& spec, const RouterWeights& w, c
     } else {
       std::copy(z.begin(), z.end(), score);
       softmax_inplace(score, n_experts);
-      top_k_indices(z.data(), n_experts, k, sel);
+      top_k_indices(selection_scores(), n_experts, k, sel);
       for (int j = 0; j < k; ++j) wt[j] = z[sel[j]];
       if (r.scoring == RouterScoring::kTopKThenSoftmax) softmax_inplace(wt, k);
     }

@@ -39,6 +39,8 @@ TEST(Speculative, GreedyEqualsPlainForEveryDraftAndK) {
   auto target = tiny_model(1, 64, 40.0f);
   auto other = tiny_model(2, 64, 40.0f);  // an unrelated draft: mostly rejected
   auto self = target->with_top_k(1);
+  auto zc = target->with_zero_computation_only();
+  ASSERT_TRUE(zc.ok()) << zc.status().message();
   const std::vector<int32_t> prompt = {3, 7, 9, 3, 7, 9, 3, 7, 11, 5};
   GenerateOptions g;
   g.max_new_tokens = 30;
@@ -52,8 +54,9 @@ TEST(Speculative, GreedyEqualsPlainForEveryDraftAndK) {
       ModelDrafter d_other(*other, pool, g.sampling, "other");
       ModelDrafter d_self(*self, pool, g.sampling, "self");
       ModelDrafter d_same(*target, pool, g.sampling, "same");
+      ModelDrafter d_zc(**zc, pool, g.sampling, "zc");
       NgramDrafter d_ngram;
-      for (Drafter* d : std::vector<Drafter*>{&d_other, &d_self, &d_same, &d_ngram}) {
+      for (Drafter* d : std::vector<Drafter*>{&d_other, &d_self, &d_same, &d_zc, &d_ngram}) {
         SpeculativeStats st;
         auto out = generate_speculative(pool, *target, *d, prompt, g, spec, [](int32_t) { return true; }, &st);
         ASSERT_TRUE(out.ok()) << out.status().message();
@@ -67,6 +70,50 @@ TEST(Speculative, GreedyEqualsPlainForEveryDraftAndK) {
       }
     }
   }
+}
+
+// Records what every layer's router chose and the probabilities it chose from.
+struct PlanRecorder : ForwardObserver {
+  std::vector<RoutingPlan> plans;
+  void on_routing(int64_t, const Batch&, const RoutingPlan& plan) override { plans.push_back(plan); }
+};
+
+TEST(Speculative, ZeroComputationDraftNeverRunsAnFfnExpert) {
+  ThreadPool pool(1);
+  auto target = tiny_model(1, 64, 1.0f);
+  auto zc = target->with_zero_computation_only();
+  ASSERT_TRUE(zc.ok()) << zc.status().message();
+  PlanRecorder full, cheap;
+  for (auto [model, rec] : {std::pair{target.get(), &full}, std::pair{zc->get(), &cheap}}) {
+    KvCache cache = model->make_cache();
+    const int32_t seq = cache.add_sequence();
+    Batch batch;
+    for (int32_t i = 0; i < 12; ++i) batch.add(static_cast<int32_t>((i * 7 + 3) % 64), i, seq, i == 11);
+    std::vector<float> logits;
+    ASSERT_TRUE(model->forward(pool, batch, cache, &logits, rec).ok());
+  }
+  ASSERT_EQ(full.plans.size(), cheap.plans.size());
+  const MoeLayerSpec& spec = target->config().layers[0];
+  int64_t ffn_in_full = 0;
+  for (size_t l = 0; l < cheap.plans.size(); ++l) {
+    const RoutingPlan& p = cheap.plans[l];
+    for (size_t i = 0; i < p.experts.size(); ++i) {
+      EXPECT_NE(spec.kinds[p.experts[i]], ExpertKind::kFfn) << "layer " << l << " slot " << i;
+      ffn_in_full += spec.kinds[full.plans[l].experts[i]] == ExpertKind::kFfn;
+    }
+    // Layer 0 sees the same hidden states in both models: the same router probabilities.
+    if (l == 0) EXPECT_EQ(p.scores, full.plans[0].scores);
+  }
+  EXPECT_GT(ffn_in_full, 0) << "the full model must use FFN experts, or the test shows nothing";
+}
+
+TEST(Speculative, ZeroComputationDraftNeedsZeroComputationExperts) {
+  testing::TinyShape t;
+  t.shape = "moe-0.6b";
+  auto vanilla = testing::tiny_model(t);
+  auto zc = vanilla->with_zero_computation_only();
+  ASSERT_FALSE(zc.ok());
+  EXPECT_NE(zc.status().message().find("zero-computation"), std::string::npos) << zc.status().message();
 }
 
 TEST(Speculative, StopsLikePlainDecoding) {

@@ -41,7 +41,7 @@ struct BenchOptions {
   int64_t read_mib = 1024;
   uint64_t seed = 1234;
   std::string concurrency;  // "1,2,4,8,16": serving throughput instead of the pp/tg matrix
-  std::string draft;        // speculative decoding: a draft model directory, "self" or "ngram"
+  std::string draft;        // speculative decoding: a draft model directory, "self", "zc" or "ngram"
   std::string draft_ns = "2,3,4,5,6,7,8";
   int draft_top_k = 1;
 };
@@ -341,7 +341,7 @@ Runner add_bench_command(CLI::App& app) {
                   "server's batching engine; -p/-n give each stream's prompt and generation length");
   sub->add_option("--draft", o->draft,
                   "Speculative decoding benchmark: a draft model directory, 'self' (the target with --draft-top-k "
-                  "experts) or 'ngram'; reports N, implied p and the speed-up over plain greedy decoding per K");
+                  "experts), 'zc' (the target routed to zero-computation experts only) or 'ngram'; reports N, implied p and the speed-up over plain greedy decoding per K");
   sub->add_option("--draft-n", o->draft_ns, "With --draft: comma-separated K values")->capture_default_str();
   sub->add_option("--draft-top-k", o->draft_top_k, "With --draft self: experts per token of the draft")->capture_default_str();
   sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");

@@ -59,7 +59,8 @@ Result<GenerateOptions> GenerationFlags::options() const {
 void DraftFlags::add_to(CLI::App* sub) {
   sub->add_option("--draft", draft,
                   "Speculative decoding: a draft model directory (same tokenizer), 'self' (this model with "
-                  "--draft-top-k experts per token) or 'ngram' (prompt lookup)");
+                  "--draft-top-k experts per token), 'zc' (this model routed to zero-computation experts only: "
+                  "no FFN expert runs) or 'ngram' (prompt lookup)");
   sub->add_option("--draft-n", draft_n, "Draft tokens per verify step (the start value; adapted to the acceptance rate)")
       ->capture_default_str();
   sub->add_option("--draft-top-k", draft_top_k, "Experts per token of the 'self' draft")->capture_default_str();
@@ -79,6 +80,11 @@ Result<std::function<std::unique_ptr<Drafter>()>> DraftFlags::factory(const Mode
     if (draft_top_k < 1) return Status::Error(str_format("--draft-top-k: expected >= 1, got %d", draft_top_k));
     *holder = target.with_top_k(draft_top_k);
     name = "self-top" + std::to_string(draft_top_k);
+  } else if (draft == "zc") {
+    auto zc = target.with_zero_computation_only();
+    if (!zc.ok()) return zc.status().with_context("--draft zc");
+    *holder = std::move(zc).value();
+    name = "self-zc";
   } else {
     auto d = Model::load(draft, load);
     if (!d.ok()) return d.status().with_context("--draft");
