@@ -327,6 +327,8 @@ Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
 Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std::vector<float>* logits,
                       ForwardObserver* observer) const {
   MOEPP_RETURN_IF_ERROR(check_batch(batch, cache));
+  if (logits == nullptr && batch.n_outputs() > 0)
+    return Status::Error("forward: the batch asks for logits but no logits vector was given");
   const ModelConfig& c = config_;
   const Precision p = precision_;
   const int64_t n = batch.size();
@@ -352,6 +354,7 @@ Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std:
     const MoeLayerSpec& spec = c.layers[l];
     raw_logits.assign(static_cast<size_t>(n * spec.n_experts()), 0.0f);
     const bool has_prev = l > 0 && prev_logits.size() == raw_logits.size();
+    if (observer != nullptr) observer->on_moe_input(l, batch, normed.data(), has_prev ? prev_logits.data() : nullptr);
     moe_forward(pool, spec, lw.moe, normed.data(), n, d, has_prev ? prev_logits.data() : nullptr,
                 raw_logits.data(), &plan, branch.data(), p);
     std::swap(prev_logits, raw_logits);
@@ -364,6 +367,7 @@ Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std:
 
   // Final norm and lm_head only for the rows whose logits are wanted.
   const int64_t n_out = batch.n_outputs();
+  if (logits == nullptr) return Status::Ok();  // a pass for the cache or the observer only
   std::vector<float> rows(static_cast<size_t>(n_out * d));
   for (int64_t t = 0, r = 0; t < n; ++t)
     if (batch.want_logits[t]) std::copy(h.begin() + t * d, h.begin() + (t + 1) * d, rows.begin() + (r++) * d);

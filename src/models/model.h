@@ -32,6 +32,10 @@ class ForwardObserver {
   virtual ~ForwardObserver() = default;
   virtual void on_layer_output(int64_t layer, const Batch& batch, const float* h /*[n_tokens, d_model]*/) {}
   virtual void on_routing(int64_t layer, const Batch& batch, const RoutingPlan& plan) {}
+  // The MoE layer's input (after post_attention_layernorm) and the previous layer's raw router
+  // logits for the gating residual (nullptr on the first MoE layer or without one).
+  virtual void on_moe_input(int64_t layer, const Batch& batch, const float* x /*[n_tokens, d_model]*/,
+                            const float* prev_logits /*[n_tokens, n_experts] or nullptr*/) {}
 };
 
 struct ParamCounts {

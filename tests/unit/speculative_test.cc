@@ -102,7 +102,9 @@ TEST(Speculative, ZeroComputationDraftNeverRunsAnFfnExpert) {
       ffn_in_full += spec.kinds[full.plans[l].experts[i]] == ExpertKind::kFfn;
     }
     // Layer 0 sees the same hidden states in both models: the same router probabilities.
-    if (l == 0) EXPECT_EQ(p.scores, full.plans[0].scores);
+    if (l == 0) {
+      EXPECT_EQ(p.scores, full.plans[0].scores);
+    }
   }
   EXPECT_GT(ffn_in_full, 0) << "the full model must use FFN experts, or the test shows nothing";
 }

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -14,6 +17,7 @@
 
 #include "bench/bench_runner.h"
 #include "bench/machine.h"
+#include "bench/moe_layer_time.h"
 #include "bench/report.h"
 #include "bench/shapes.h"
 #include "runtime/speculative.h"
@@ -44,6 +48,8 @@ struct BenchOptions {
   std::string draft;        // speculative decoding: a draft model directory, "self", "zc" or "ngram"
   std::string draft_ns = "2,3,4,5,6,7,8";
   int draft_top_k = 1;
+  std::string moe_time;     // "DIR,DIR": expert-layer throughput of trained checkpoints on -f text
+  std::string text_file;
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -131,6 +137,56 @@ int run_concurrency(const BenchOptions& o, const BenchConfig& config, const std:
       std::fflush(stdout);
     });
     if (!st.ok()) return fail(st);
+  }
+  return 0;
+}
+
+// --moe-time: every MoE layer of each checkpoint timed on the inputs it gets from real text
+// (the first -p tokens of -f), side by side; ratios are to the first model.
+int run_moe_time(const BenchOptions& o, const BenchConfig& config, ReportFormat format) {
+  if (o.text_file.empty()) return fail(Status::Error("--moe-time: give the text with -f FILE"));
+  std::ifstream in(o.text_file, std::ios::binary);
+  if (!in) return fail(Status::Error(o.text_file + ": cannot open"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const int64_t want = config.prompt_lengths.empty() ? 256 : config.prompt_lengths.front();
+  if (format == ReportFormat::kMarkdown)
+    std::printf("| model | threads | tokens | MoE layers | zc share | FFN experts/token/layer | MoE pp tok/s | MoE tg tok/s | pp vs first | tg vs first |\n"
+                "|---|---|---|---|---|---|---|---|---|---|\n");
+  if (format == ReportFormat::kCsv)
+    std::printf("model,threads,tokens,moe_layers,zc_share,ffn_per_token_layer,pp_tok_s,tg_tok_s,pp_ratio,tg_ratio\n");
+  std::map<int, MoeLayerTiming> first;  // by thread count
+  for (const std::string& dir : split(o.moe_time)) {
+    auto model = Model::load(dir, config.load);
+    if (!model.ok()) return fail(model.status());
+    auto tok = load_tokenizer(dir);
+    if (!tok.ok()) return fail(tok.status().with_context("--moe-time needs each model's tokenizer"));
+    std::vector<int32_t> ids = (*tok)->encode(ss.str(), EncodeOptions{});
+    int64_t n = want;
+    if ((*model)->config().max_position_embeddings > 0) n = std::min(n, (*model)->config().max_position_embeddings);
+    if (static_cast<int64_t>(ids.size()) < n)
+      return fail(Status::Error(str_format("%s: %zu tokens, fewer than the %lld asked for with -p", o.text_file.c_str(),
+                                           ids.size(), (long long)n)));
+    ids.resize(static_cast<size_t>(n));
+    for (int threads : config.threads) {
+      auto t = time_moe_layers(**model, dir, ids, threads, config.repetitions);
+      if (!t.ok()) return fail(t.status());
+      if (!first.count(threads)) first[threads] = *t;
+      const double pp_ratio = t->pp_tok_s / first[threads].pp_tok_s, tg_ratio = t->tg_tok_s / first[threads].tg_tok_s;
+      if (format == ReportFormat::kJson) {
+        nlohmann::json j = {{"test", "moe_time"}, {"model", dir}, {"threads", threads}, {"tokens", t->n_tokens},
+                            {"moe_layers", t->n_layers}, {"zc_share", t->zc_share},
+                            {"ffn_per_token_layer", t->ffn_slots_per_token}, {"pp_tok_s", t->pp_tok_s},
+                            {"tg_tok_s", t->tg_tok_s}, {"pp_ratio", pp_ratio}, {"tg_ratio", tg_ratio}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf(format == ReportFormat::kCsv ? "%s,%d,%lld,%lld,%.4f,%.4f,%.1f,%.1f,%.3f,%.3f\n"
+                                                 : "| %s | %d | %lld | %lld | %.3f | %.3f | %.1f | %.1f | %.2fx | %.2fx |\n",
+                    dir.c_str(), threads, (long long)t->n_tokens, (long long)t->n_layers, t->zc_share,
+                    t->ffn_slots_per_token, t->pp_tok_s, t->tg_tok_s, pp_ratio, tg_ratio);
+      }
+      std::fflush(stdout);
+    }
   }
   return 0;
 }
@@ -241,7 +297,7 @@ int run_bench(const BenchOptions& o) {
   }
   if (o.compare_vanilla && shapes.empty()) shapes = {"moepp-1b"};
   const bool has_models = !shapes.empty() || !o.model_dir.empty();
-  if (!has_models && !o.machine)
+  if (!has_models && !o.machine && o.moe_time.empty())
     return fail(Status::Error("bench: nothing to run, expected --machine, -m DIR or --model-shape NAME (see --help)"));
   if (o.compare_vanilla && !o.model_dir.empty())
     return fail(Status::Error("--compare-vanilla: works on --model-shape MoE++ shapes, not on -m"));
@@ -249,6 +305,7 @@ int run_bench(const BenchOptions& o) {
   std::vector<BenchModel> models;
   if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
   for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
+  if (!o.moe_time.empty()) return run_moe_time(o, config, format);
   if (!o.draft.empty() || !o.concurrency.empty()) {
     if (!has_models) return fail(Status::Error("--draft / --concurrency: expected -m DIR or --model-shape NAME"));
     return o.draft.empty() ? run_concurrency(o, config, models, format) : run_draft_bench(o, config, models, format);
@@ -344,6 +401,11 @@ Runner add_bench_command(CLI::App& app) {
                   "experts), 'zc' (the target routed to zero-computation experts only) or 'ngram'; reports N, implied p and the speed-up over plain greedy decoding per K");
   sub->add_option("--draft-n", o->draft_ns, "With --draft: comma-separated K values")->capture_default_str();
   sub->add_option("--draft-top-k", o->draft_top_k, "With --draft self: experts per token of the draft")->capture_default_str();
+  sub->add_option("--moe-time", o->moe_time,
+                  "Comma-separated model directories: time every MoE layer (router + experts + combine) of each on "
+                  "the inputs it gets from the first -p tokens of the -f text, as one batch and one token per call; "
+                  "ratios to the first model (e.g. a trained MoE++ model and its vanilla twin)");
+  sub->add_option("-f,--file", o->text_file, "With --moe-time: the text to run");
   sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");
   sub->add_flag("--csv", o->csv, "CSV with a header line");
   sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
