@@ -30,6 +30,7 @@ class BatchEngine::RouteCollector : public ForwardObserver {
 
 BatchEngine::BatchEngine(const Model& model, ThreadPool& pool, const EngineOptions& options, ServerMetrics* metrics)
     : model_(model), pool_(pool), options_(options), metrics_(metrics), cache_(model.make_cache()) {
+  if (options_.draft_model != nullptr) batched_drafter_ = std::make_unique<BatchedModelDrafter>(*options_.draft_model, pool_);
   worker_ = std::thread([this] { run(); });
 }
 
@@ -70,7 +71,10 @@ void BatchEngine::admit_waiting() {
     }
     seq->slot = cache_.add_sequence();
     ++live_;
-    if (options_.make_drafter) {
+    if (batched_drafter_) {
+      seq->draft_slot = batched_drafter_->add_sequence();
+      seq->draft_n = std::max(1, options_.draft_n);
+    } else if (options_.make_drafter) {
       seq->drafter = options_.make_drafter();
       seq->draft_n = std::max(1, options_.draft_n);
     }
@@ -85,6 +89,8 @@ void BatchEngine::finish(Sequence& seq, FinishReason reason, const std::string& 
     --live_;
   }
   seq.slot = -1;
+  if (seq.draft_slot >= 0) batched_drafter_->remove_sequence(seq.draft_slot);
+  seq.draft_slot = -1;
   seq.stream->finish(reason, error);
 }
 
@@ -151,14 +157,26 @@ void BatchEngine::step() {
     outputs.push_back({seq, static_cast<int64_t>(route_index.size()), rows});
     for (int64_t i = 0; i < rows; ++i) route_index.push_back(seq->request.routes ? first_batch_index + i : -1);
   };
+  auto decoding = [&](const Sequence& seq) {
+    return seq.slot >= 0 && seq.prefilled >= static_cast<int64_t>(seq.request.prompt.size());
+  };
+  auto draft_room = [&](const Sequence& seq) {
+    return static_cast<int>(std::min<int64_t>(seq.draft_n, seq.request.max_tokens - seq.generated - 1));
+  };
+  if (batched_drafter_) {  // every sequence's drafts in shared forward passes of the draft model
+    std::vector<BatchedModelDrafter::Request> requests;
+    for (auto& seq : active_)
+      if (decoding(*seq)) requests.push_back({seq->draft_slot, &seq->committed, draft_room(*seq), &seq->drafts});
+    if (!batched_drafter_->propose(requests).ok())
+      for (auto& r : requests) r.tokens->clear();  // drafting failed: plain decoding this step
+  }
   // Decode tokens first: a generating sequence never waits behind a long prompt.
   for (auto& seq : active_) {
-    if (seq->slot < 0 || seq->prefilled < static_cast<int64_t>(seq->request.prompt.size())) continue;
-    seq->drafts.clear();
+    if (!decoding(*seq)) continue;
+    if (!batched_drafter_) seq->drafts.clear();
     if (seq->drafter) {
-      const int64_t room = seq->request.max_tokens - seq->generated - 1;
       std::vector<std::vector<float>> unused;  // the engine's drafters are deterministic (one-hot q)
-      Status s = seq->drafter->propose(seq->committed, static_cast<int>(std::min<int64_t>(seq->draft_n, room)), &seq->drafts, &unused);
+      Status s = seq->drafter->propose(seq->committed, draft_room(*seq), &seq->drafts, &unused);
       if (!s.ok()) seq->drafts.clear();
       const int64_t vocab = model_.config().vocab_size;
       for (int32_t d : seq->drafts)
@@ -213,7 +231,9 @@ void BatchEngine::step() {
       // The cache holds the committed tokens but the last, the last, and the drafts: keep the
       // committed ones and the kept drafts.
       cache_.truncate(seq.slot, static_cast<int64_t>(seq.committed.size()) + kept);
-      seq.drafter->rollback(static_cast<int64_t>(seq.committed.size()) + kept);
+      const int64_t valid = static_cast<int64_t>(seq.committed.size()) + kept;
+      if (seq.draft_slot >= 0) batched_drafter_->rollback(seq.draft_slot, valid);
+      else seq.drafter->rollback(valid);
       seq.draft_n = next_draft_n(seq.draft_n, static_cast<int64_t>(seq.drafts.size()), kept, 8);
     } else {
       tokens.push_back(seq.sampler->sample(rows, vocab));

@@ -17,6 +17,7 @@
 #include "models/model.h"
 #include "runtime/sampler.h"
 #include "runtime/speculative.h"
+#include "runtime/draft_batch.h"
 #include "server/request_stream.h"
 #include "server/server_metrics.h"
 
@@ -29,6 +30,9 @@ struct EngineOptions {
   // Speculative decoding (`serve --draft`): a drafter per sequence; each step verifies its K
   // proposals in the same batched pass as everything else. Null: plain decoding.
   std::function<std::unique_ptr<Drafter>()> make_drafter;
+  // A draft model instead: one BatchedModelDrafter drafts for every sequence, each draft
+  // position one forward pass over all of them (takes precedence over make_drafter).
+  const Model* draft_model = nullptr;
   int draft_n = 4;            // K to start with; adapted per sequence to its acceptance
 };
 
@@ -63,6 +67,7 @@ class BatchEngine {
     int32_t last_token = -1;  // the token to feed next while decoding
     std::vector<int32_t> committed;  // prompt + generated tokens (what drafters continue)
     std::unique_ptr<Drafter> drafter;
+    int32_t draft_slot = -1;         // its slot in batched_drafter_
     int draft_n = 0;
     std::vector<int32_t> drafts;     // this step's proposals
   };
@@ -79,6 +84,7 @@ class BatchEngine {
   EngineOptions options_;
   ServerMetrics* metrics_;
   KvCache cache_;
+  std::unique_ptr<BatchedModelDrafter> batched_drafter_;  // with options.draft_model
 
   std::mutex mutex_;
   std::condition_variable wake_;

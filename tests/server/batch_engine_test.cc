@@ -81,16 +81,24 @@ TEST(BatchEngine, SpeculativeStepsKeepGreedyOutputs) {
   auto self = model->with_top_k(1);
   ThreadPool pool(1), reference_pool(1);
   using Factory = std::function<std::unique_ptr<Drafter>()>;
-  const std::vector<std::pair<const char*, Factory>> drafters = {
-      {"ngram", [] { return std::make_unique<NgramDrafter>(); }},
-      {"self-top1", [&] { return std::make_unique<ModelDrafter>(*self, pool, SamplingParams{}, "self"); }},
-      {"same", [&] { return std::make_unique<ModelDrafter>(*model, pool, SamplingParams{}, "same"); }},
+  struct Case {
+    const char* name;
+    Factory factory;            // a drafter per sequence
+    const Model* batched;       // or one draft model drafting for all sequences in shared passes
   };
-  for (const auto& [name, factory] : drafters) {
+  const std::vector<Case> drafters = {
+      {"ngram", [] { return std::make_unique<NgramDrafter>(); }, nullptr},
+      {"self-top1", [&] { return std::make_unique<ModelDrafter>(*self, pool, SamplingParams{}, "self"); }, nullptr},
+      {"same", [&] { return std::make_unique<ModelDrafter>(*model, pool, SamplingParams{}, "same"); }, nullptr},
+      {"batched self-top1", nullptr, self.get()},
+      {"batched same", nullptr, model.get()},
+  };
+  for (const auto& [name, factory, batched] : drafters) {
     EngineOptions o;
     o.parallel = 3;
     o.step_tokens = 16;
     o.make_drafter = factory;
+    o.draft_model = batched;
     o.draft_n = 3;
     BatchEngine engine(*model, pool, o, nullptr);
     std::vector<EngineRequest> requests;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "runtime/draft_batch.h"
 #include "runtime/speculative.h"
 #include "tiny_model.h"
 
@@ -116,6 +117,39 @@ TEST(Speculative, ZeroComputationDraftNeedsZeroComputationExperts) {
   auto zc = vanilla->with_zero_computation_only();
   ASSERT_FALSE(zc.ok());
   EXPECT_NE(zc.status().message().find("zero-computation"), std::string::npos) << zc.status().message();
+}
+
+TEST(Speculative, BatchedDraftsEqualOneSequenceAtATime) {
+  ThreadPool pool(1);
+  auto draft = tiny_model(2, 64, 40.0f);
+  BatchedModelDrafter batched(*draft, pool);
+  std::vector<std::vector<int32_t>> committed = {{1, 2, 3}, {9, 8, 7, 6, 5}, {4}};
+  const std::vector<int> ks = {3, 1, 5};
+  std::vector<int32_t> slots;
+  std::vector<std::unique_ptr<ModelDrafter>> single;
+  for (size_t i = 0; i < committed.size(); ++i) {
+    slots.push_back(batched.add_sequence());
+    single.push_back(std::make_unique<ModelDrafter>(*draft, pool, SamplingParams{}, "single"));
+  }
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::vector<int32_t>> got(committed.size());
+    std::vector<BatchedModelDrafter::Request> requests;
+    for (size_t i = 0; i < committed.size(); ++i) requests.push_back({slots[i], &committed[i], ks[i], &got[i]});
+    ASSERT_TRUE(batched.propose(requests).ok());
+    for (size_t i = 0; i < committed.size(); ++i) {
+      std::vector<int32_t> want;
+      std::vector<std::vector<float>> probs;
+      ASSERT_TRUE(single[i]->propose(committed[i], ks[i], &want, &probs).ok());
+      EXPECT_EQ(got[i], want) << "round " << round << " sequence " << i;
+      EXPECT_EQ(got[i].size(), static_cast<size_t>(ks[i]));
+      // The target keeps the first draft only and adds a token of its own.
+      const int64_t valid = static_cast<int64_t>(committed[i].size()) + 1;
+      batched.rollback(slots[i], valid);
+      single[i]->rollback(valid);
+      committed[i].push_back(got[i][0]);
+      committed[i].push_back(static_cast<int32_t>((round * 13 + i * 5 + 1) % 64));
+    }
+  }
 }
 
 TEST(Speculative, StopsLikePlainDecoding) {

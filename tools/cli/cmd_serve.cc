@@ -87,7 +87,10 @@ int run_serve(ServeOptions o) {
     // keeps every request's output distribution exactly the target's.
     auto factory = o.draft.factory(model, tok->get(), *load_options, pool, SamplingParams{}, &draft_model);
     if (!factory.ok()) return fail(factory.status());
-    o.server.engine.make_drafter = *factory;
+    // A draft model (a directory, self or zc) drafts for all sequences in shared forward passes;
+    // n-gram drafts stay per sequence.
+    if (draft_model) o.server.engine.draft_model = draft_model.get();
+    else o.server.engine.make_drafter = *factory;
     o.server.engine.draft_n = o.draft.draft_n;
   }
   server::ApiServer api(model, **tok, chat_template.get(), pool, o.server);
