@@ -141,14 +141,22 @@ int run_concurrency(const BenchOptions& o, const BenchConfig& config, const std:
   return 0;
 }
 
+// The token ids of a text file, encoded with the tokenizer of model directory `dir`.
+Result<std::vector<int32_t>> text_file_ids(const std::string& path, const std::string& dir) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (dir.empty()) return Status::Error("-f: needs a model directory (-m) with a tokenizer");
+  auto tok = load_tokenizer(dir);
+  if (!tok.ok()) return tok.status().with_context("-f needs the model's tokenizer");
+  return (*tok)->encode(ss.str(), EncodeOptions{});
+}
+
 // --moe-time: every MoE layer of each checkpoint timed on the inputs it gets from real text
 // (the first -p tokens of -f), side by side; ratios are to the first model.
 int run_moe_time(const BenchOptions& o, const BenchConfig& config, ReportFormat format) {
   if (o.text_file.empty()) return fail(Status::Error("--moe-time: give the text with -f FILE"));
-  std::ifstream in(o.text_file, std::ios::binary);
-  if (!in) return fail(Status::Error(o.text_file + ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
   const int64_t want = config.prompt_lengths.empty() ? 256 : config.prompt_lengths.front();
   if (format == ReportFormat::kMarkdown)
     std::printf("| model | threads | tokens | MoE layers | zc share | FFN experts/token/layer | MoE pp tok/s | MoE tg tok/s | pp vs first | tg vs first |\n"
@@ -159,9 +167,9 @@ int run_moe_time(const BenchOptions& o, const BenchConfig& config, ReportFormat 
   for (const std::string& dir : split(o.moe_time)) {
     auto model = Model::load(dir, config.load);
     if (!model.ok()) return fail(model.status());
-    auto tok = load_tokenizer(dir);
-    if (!tok.ok()) return fail(tok.status().with_context("--moe-time needs each model's tokenizer"));
-    std::vector<int32_t> ids = (*tok)->encode(ss.str(), EncodeOptions{});
+    auto text_ids = text_file_ids(o.text_file, dir);
+    if (!text_ids.ok()) return fail(text_ids.status());
+    std::vector<int32_t> ids = std::move(text_ids).value();
     int64_t n = want;
     if ((*model)->config().max_position_embeddings > 0) n = std::min(n, (*model)->config().max_position_embeddings);
     if (static_cast<int64_t>(ids.size()) < n)
@@ -214,31 +222,64 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
     flags.draft_top_k = o.draft_top_k;
     auto make_drafter = flags.factory(target, nullptr, config.load, pool, SamplingParams{}, &draft_model);
     if (!make_drafter.ok()) return fail(make_drafter.status());
-    // A prompt that repeats itself, so that prompt lookup has something to find.
-    std::vector<int32_t> prompt;
-    std::mt19937_64 rng(config.seed);
-    std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(target.config().vocab_size - 1));
-    for (int64_t i = 0; i < n_prompt; ++i) prompt.push_back(i < (n_prompt + 1) / 2 ? token(rng) : prompt[static_cast<size_t>(i - (n_prompt + 1) / 2)]);
+    // Prompts: -f text cut into 4 windows of -p tokens (real text, what drafts are for), or else
+    // one random prompt that repeats itself, so that prompt lookup has something to find.
+    std::vector<std::vector<int32_t>> prompts;
+    if (!o.text_file.empty()) {
+      auto ids = text_file_ids(o.text_file, bm.dir);
+      if (!ids.ok()) return fail(ids.status());
+      const int64_t windows = 4, stride = static_cast<int64_t>(ids->size()) / windows;
+      if (stride < n_prompt)
+        return fail(Status::Error(str_format("%s: too short for %lld prompts of %lld tokens", o.text_file.c_str(),
+                                             (long long)windows, (long long)n_prompt)));
+      for (int64_t w = 0; w < windows; ++w)
+        prompts.emplace_back(ids->begin() + w * stride, ids->begin() + w * stride + n_prompt);
+    } else {
+      std::vector<int32_t> prompt;
+      std::mt19937_64 rng(config.seed);
+      std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(target.config().vocab_size - 1));
+      for (int64_t i = 0; i < n_prompt; ++i)
+        prompt.push_back(i < (n_prompt + 1) / 2 ? token(rng) : prompt[static_cast<size_t>(i - (n_prompt + 1) / 2)]);
+      prompts.push_back(prompt);
+    }
     GenerateOptions g;
     g.max_new_tokens = n_gen;
     g.stop_at_eos = false;
-    GenerateStats plain;
-    auto base = generate(pool, target, prompt, g, [](int32_t) { return true; }, &plain);
-    if (!base.ok()) return fail(base.status());
-    const double plain_tok_s = plain.generate_seconds > 0 ? (plain.generated_tokens - 1) / plain.generate_seconds : 0;
-    for (int64_t k : *ks) {
-      std::unique_ptr<Drafter> drafter = (*make_drafter)();
-      SpeculativeOptions spec;
-      spec.draft_n = static_cast<int>(k);
-      spec.max_draft_n = std::max<int>(8, static_cast<int>(k));
-      spec.adaptive = false;
-      SpeculativeStats st;
-      auto out = generate_speculative(pool, target, *drafter, prompt, g, spec, [](int32_t) { return true; }, &st);
+    std::vector<std::vector<int32_t>> base;
+    double plain_seconds = 0;
+    int64_t plain_tokens = 0;
+    for (const auto& prompt : prompts) {
+      GenerateStats plain;
+      auto out = generate(pool, target, prompt, g, [](int32_t) { return true; }, &plain);
       if (!out.ok()) return fail(out.status());
-      if (*out != *base) return fail(Status::Error("--draft: speculative output differs from plain greedy decoding (a bug)"));
+      base.push_back(*out);
+      plain_seconds += plain.generate_seconds;
+      plain_tokens += plain.generated_tokens - 1;
+    }
+    const double plain_tok_s = plain_seconds > 0 ? plain_tokens / plain_seconds : 0;
+    for (int64_t k : *ks) {
+      SpeculativeStats st;  // summed over the prompts
+      std::string name;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        std::unique_ptr<Drafter> drafter = (*make_drafter)();
+        name = drafter->name();
+        SpeculativeOptions spec;
+        spec.draft_n = static_cast<int>(k);
+        spec.max_draft_n = std::max<int>(8, static_cast<int>(k));
+        spec.adaptive = false;
+        SpeculativeStats one;
+        auto out = generate_speculative(pool, target, *drafter, prompts[i], g, spec, [](int32_t) { return true; }, &one);
+        if (!out.ok()) return fail(out.status());
+        if (*out != base[i]) return fail(Status::Error("--draft: speculative output differs from plain greedy decoding (a bug)"));
+        st.verify_steps += one.verify_steps;
+        st.drafted += one.drafted;
+        st.accepted += one.accepted;
+        st.generated += one.generated - 1;  // the first token comes from the prompt pass
+        st.seconds += one.seconds;
+      }
+      ++st.generated;
       const double tok_s = st.seconds > 0 ? (st.generated - 1) / st.seconds : 0;
       const double speedup = plain_tok_s > 0 ? tok_s / plain_tok_s : 0;
-      const std::string name = drafter->name();
       if (format == ReportFormat::kJson) {
         nlohmann::json j = {{"test", "draft_tg" + std::to_string(n_gen)}, {"model", bm.label()}, {"draft", name},
                             {"threads", config.threads[0]}, {"k", k}, {"accepted_per_step", st.accepted_per_step()},
@@ -405,7 +446,8 @@ Runner add_bench_command(CLI::App& app) {
                   "Comma-separated model directories: time every MoE layer (router + experts + combine) of each on "
                   "the inputs it gets from the first -p tokens of the -f text, as one batch and one token per call; "
                   "ratios to the first model (e.g. a trained MoE++ model and its vanilla twin)");
-  sub->add_option("-f,--file", o->text_file, "With --moe-time: the text to run");
+  sub->add_option("-f,--file", o->text_file,
+                  "With --moe-time: the text to run; with --draft: prompts from this text (4 windows of -p tokens)");
   sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");
   sub->add_flag("--csv", o->csv, "CSV with a header line");
   sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
