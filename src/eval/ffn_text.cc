@@ -21,8 +21,10 @@ std::string render_ffn_text(const std::vector<std::string>& token_texts, const s
   for (size_t i = 0; i < token_texts.size() && i < ffn_per_token.size(); ++i) {
     const std::string& text = token_texts[i];
     const double ffn = ffn_per_token[i];
-    // Full FFN use, or a token that made no text final (inside a UTF-8 character): unmarked.
-    if (text.empty() || ffn >= top_k - 1e-9) {
+    // Full FFN use (half, without colour), or a token that made no text final (inside a UTF-8
+    // character): unmarked.
+    const double limit = color ? top_k - 1e-9 : 0.5 * top_k + 1e-9;
+    if (text.empty() || (color ? ffn >= limit : ffn > limit)) {
       out += text;
       continue;
     }
@@ -48,9 +50,9 @@ std::string ffn_text_legend(int top_k, bool color) {
                   top_k, 0.25 * top_k, 0.5 * top_k, top_k, top_k);
   else
     std::snprintf(line, sizeof line,
-                  "[text]F: the token used F FFN experts per layer on average (of %d; the other slots went to "
-                  "zero-computation experts); unmarked tokens used all %d",
-                  top_k, top_k);
+                  "[text]F: the token used only F FFN experts per layer on average (of %d; its other slots went "
+                  "to zero-computation experts); unmarked tokens used more than %.1f",
+                  top_k, 0.5 * top_k);
   return line;
 }
 

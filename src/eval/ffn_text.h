@@ -1,6 +1,7 @@
 // Text with every token marked by how many FFN experts it went through: the MoE++ saving made
-// visible. Tokens that used fewer than top_k FFN experts per layer (on average over the layers)
-// get a colour (terminals) or a "[text]1.5" mark (pipes, files).
+// visible. On a terminal every token that used fewer than top_k FFN experts per layer (on average
+// over the layers) gets a colour by how few; in pipes and files the tokens that used at most half
+// of the FFN work (<= top_k / 2) get a "[text]0.8" mark, which keeps the text readable.
 #pragma once
 
 #include <string>

@@ -5,11 +5,11 @@
 namespace moepp {
 namespace {
 
-TEST(FfnText, MarksOnlyTokensBelowFullFfnUse) {
-  const std::vector<std::string> texts = {"The", " whale", "", "!"};
-  const std::vector<double> ffn = {2.0, 0.5, 1.0, 1.25};
+TEST(FfnText, MarksTokensAtOrBelowHalfTheFfnWork) {
+  const std::vector<std::string> texts = {"The", " whale", "", "!", " sea"};
+  const std::vector<double> ffn = {2.0, 0.5, 0.0, 1.0, 1.25};
   // The empty text (a token inside a UTF-8 character) is never marked.
-  EXPECT_EQ(render_ffn_text(texts, ffn, 2, /*color=*/false), "The[ whale]0.5[!]1.2");
+  EXPECT_EQ(render_ffn_text(texts, ffn, 2, /*color=*/false), "The[ whale]0.5[!]1.0 sea");
 }
 
 TEST(FfnText, ColoursByShareOfTopK) {

@@ -164,9 +164,12 @@ int run_generate(const GenerateCliOptions& o) {
                   render_ffn_text(experts.texts, experts.ffn_per_token, experts.top_k, color).c_str());
       const auto fewer = std::count_if(experts.ffn_per_token.begin(), experts.ffn_per_token.end(),
                                        [&](double f) { return f < experts.top_k - 1e-9; });
-      std::printf("--- %lld of %zu tokens used fewer than %d FFN experts; %.1f%% of all routing slots went to "
-                  "zero-computation experts\n",
-                  (long long)fewer, experts.ffn_per_token.size(), experts.top_k, 100 * experts.zc_share);
+      const auto half = std::count_if(experts.ffn_per_token.begin(), experts.ffn_per_token.end(),
+                                      [&](double f) { return f <= 0.5 * experts.top_k + 1e-9; });
+      std::printf("--- %lld of %zu tokens used fewer than %d FFN experts per layer on average, %lld of them at most "
+                  "%.1f; %.1f%% of all routing slots went to zero-computation experts\n",
+                  (long long)fewer, experts.ffn_per_token.size(), experts.top_k, (long long)half,
+                  0.5 * experts.top_k, 100 * experts.zc_share);
     }
     std::fflush(stdout);  // the generated line before the stats line, also when piped
     std::fprintf(stderr, "prompt %lld tokens at %.1f tok/s; generated %lld tokens at %.1f tok/s\n",
