@@ -1,5 +1,6 @@
 // `moepp serve -m DIR`: the OpenAI-compatible HTTP server with continuous batching.
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -7,6 +8,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -16,6 +20,27 @@
 
 namespace moepp::cli {
 namespace {
+
+// SIGINT/SIGTERM reach whichever thread the kernel picks, ours or a library's (OpenBLAS starts
+// threads before main), so the handler only writes the signal number to a pipe (safe in a
+// handler); a thread of ours reads it and stops the server.
+int g_stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &b, 1);
+}
+
+Status install_stop_signals() {
+  if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) return Status::Error("serve: cannot create the signal pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGINT, &sa, nullptr) != 0 || sigaction(SIGTERM, &sa, nullptr) != 0)
+    return Status::Error("serve: cannot install the SIGINT/SIGTERM handler");
+  return Status::Ok();
+}
 
 struct ServeOptions {
   std::string model_dir;
@@ -72,13 +97,7 @@ int run_serve(ServeOptions o) {
     std::fprintf(stderr, "moepp serve: warning: listening on %s without --api-key: anyone who can reach it may use it\n",
                  o.server.host.c_str());
 
-  // SIGINT/SIGTERM are taken by a thread with sigwait, which may call stop() safely (a signal
-  // handler could not); block them before any other thread starts so all threads inherit it.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (Status s = install_stop_signals(); !s.ok()) return fail(s);
 
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   std::unique_ptr<Model> draft_model;  // outlives the server, whose drafters read it
@@ -95,13 +114,15 @@ int run_serve(ServeOptions o) {
   }
   server::ApiServer api(model, **tok, chat_template.get(), pool, o.server);
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    unsigned char sig = 0;
+    while (read(g_stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
     if (sig != 0) std::fprintf(stderr, "moepp serve: signal %d, stopping\n", sig);
     api.stop();
   });
   Status status = api.run();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter when run() ended first
+  const unsigned char wake = 0;  // wakes the waiter when run() ended first
+  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &wake, 1);
   waiter.join();
   if (!status.ok()) return fail(status);
   return 0;
