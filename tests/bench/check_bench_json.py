@@ -7,6 +7,7 @@ import sys
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--moepp", required=True)
+ap.add_argument("--models", required=True, help="the repository's models/ (the trained default model and its draft)")
 args = ap.parse_args()
 
 def run(*flags):
@@ -41,6 +42,26 @@ for r in cmp_rows:
     for key in ("zc_share", "expert_speedup", "ffn_work_ratio", "tok_s", "gb_s", "bw_share", "gflop_s", "flop_share"):
         expect(key in r, f"compare row {r.get('test')}: missing {key}")
     expect(r.get("expert_speedup", 0) > 0 and r.get("ffn_work_ratio", 0) > 0, f"compare rates: {r}")
+
+# --moe-time on a trained checkpoint and real text: one row per model and thread count, ratios to
+# the first; the MoE++ default model sends some slots to zero-computation experts.
+default, draft = f"{args.models}/default", f"{args.models}/draft"
+text = f"{args.models}/default/TRAINING.md"
+mt = run("--moe-time", f"{default},{draft}", "-f", text, "-p", "48", "-r", "1", "-t", "1", "--json")
+expect([r.get("model") for r in mt] == [default, draft], f"--moe-time rows: {[r.get('model') for r in mt]}")
+if len(mt) == 2:
+    expect(mt[0]["tokens"] == 48 and mt[0]["moe_layers"] == 6 and mt[1]["moe_layers"] == 2, f"--moe-time shapes: {mt}")
+    expect(0 < mt[0]["zc_share"] < 1 and abs(mt[0]["ffn_per_token_layer"] - 2 * (1 - mt[0]["zc_share"])) < 1e-9,
+           f"--moe-time: FFN experts per token = top_k x FFN share: {mt[0]}")
+    expect(mt[0]["pp_ratio"] == 1 and mt[0]["tg_ratio"] == 1 and mt[1]["pp_tok_s"] > 0, f"--moe-time ratios: {mt}")
+
+# --draft with prompts from real text: every output equal to plain greedy (the bench checks), and
+# the counts add up.
+sp = run("-m", default, "--draft", draft, "-f", text, "-p", "16", "-n", "8", "--draft-n", "2,3", "-t", "1", "--json")
+expect([r.get("k") for r in sp] == [2, 3], f"--draft rows: {[r.get('k') for r in sp]}")
+for r in sp:
+    expect(0 <= r["acceptance_rate"] <= 1 and r["accepted_per_step"] <= r["k"] and r["plain_tok_s"] > 0,
+           f"--draft row: {r}")
 
 bad = subprocess.run([args.moepp, "bench", "--model-shape", "nope"], capture_output=True, text=True)
 expect(bad.returncode != 0 and "unknown shape" in bad.stderr, f"unknown shape: rc {bad.returncode}, {bad.stderr!r}")
