@@ -10,20 +10,17 @@ namespace {
 
 // Copies every MoE layer's input and gating-residual input out of one forward pass.
 struct MoeInputRecorder : ForwardObserver {
+  explicit MoeInputRecorder(const ModelConfig& config)
+      : c(config), x(static_cast<size_t>(config.n_layers)), prev(x.size()), plans(x.size()) {}
+  void on_moe_input(int64_t layer, const Batch& batch, const float* in, const float* prev_logits) override {
+    x[layer].assign(in, in + batch.size() * c.d_model);
+    if (prev_logits != nullptr) prev[layer].assign(prev_logits, prev_logits + batch.size() * c.layers[layer].n_experts());
+  }
+  void on_routing(int64_t layer, const Batch&, const RoutingPlan& plan) override { plans[layer] = plan; }
+
+  const ModelConfig& c;
   std::vector<std::vector<float>> x, prev;  // [layer][n_tokens * d], [layer][n_tokens * n_experts] or empty
   std::vector<RoutingPlan> plans;           // [layer]
-  int64_t d = 0;
-  void on_moe_input(int64_t layer, const Batch& batch, const float* in, const float* prev_logits) override {
-    x.resize(static_cast<size_t>(layer + 1));
-    prev.resize(static_cast<size_t>(layer + 1));
-    x[layer].assign(in, in + batch.size() * d);
-    if (prev_logits != nullptr) prev[layer].assign(prev_logits, prev_logits + batch.size() * n_experts_of(layer));
-  }
-  void on_routing(int64_t layer, const Batch&, const RoutingPlan& plan) override {
-    plans.resize(static_cast<size_t>(layer + 1));
-    plans[layer] = plan;
-  }
-  std::function<int64_t(int64_t)> n_experts_of;
 };
 
 double median(std::vector<double> v) {
@@ -42,9 +39,7 @@ Result<MoeLayerTiming> time_moe_layers(const Model& model, const std::string& la
     return Status::Error(str_format("moe layer timing: %lld tokens, more than the model's %lld positions", (long long)n,
                                     (long long)c.max_position_embeddings));
   ThreadPool pool(threads);
-  MoeInputRecorder rec;
-  rec.d = c.d_model;
-  rec.n_experts_of = [&](int64_t l) { return c.layers[l].n_experts(); };
+  MoeInputRecorder rec(c);
   KvCache cache = model.make_cache();
   const int32_t seq = cache.add_sequence();
   Batch batch;

@@ -31,8 +31,6 @@ class BatchedModelDrafter {
   // no drafts (the others still do); errors of the forward pass itself are returned.
   Status propose(const std::vector<Request>& requests);
 
-  const Model& model() const { return model_; }
-
  private:
   const Model& model_;
   ThreadPool& pool_;
