@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "tensor/weight.h"
+
 namespace moepp {
 namespace {
 
@@ -275,7 +277,8 @@ double measure_compute(const MachineOptions& o, float (*kernel)(int64_t), double
 double measure_read(const MachineOptions& o) {
   const size_t chunk = 4096;
   const size_t n = (static_cast<size_t>(std::max<int64_t>(o.read_bytes, 1 << 20)) / (chunk * o.threads)) * chunk * o.threads;
-  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(std::aligned_alloc(64, n)), &std::free);
+  // Allocated like weights (huge-page advice included), so the limit is what weights can get.
+  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(allocate_aligned(n)), &std::free);
   if (!buf) return 0;
   const size_t per_thread = n / o.threads;
   uint8_t* base = buf.get();

@@ -1,0 +1,100 @@
+// The row kernels behind matmul: every compiled instruction set against the scalar reference,
+// bit for bit, on odd sizes, sub-ranges of rows, strided and misaligned buffers, all weight
+// formats; the scalar reference itself against a double-precision dot product.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "ops/dot_kernels.h"
+#include "tensor/quantize.h"
+#include "test_util.h"
+
+namespace moepp {
+namespace {
+
+std::vector<Weight> weights_in_every_format(std::mt19937& rng, int64_t N, int64_t K) {
+  const Weight f32 = testing::random_weight(rng, N, K, 0.7f, DType::kF32);
+  std::vector<Weight> out{f32, testing::random_weight(rng, N, K, 0.7f, DType::kBF16)};
+  for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+    auto qw = quantize_weight(f32, q);
+    EXPECT_TRUE(qw.ok());
+    out.push_back(*qw);
+  }
+  return out;
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+TEST(DotKernels, ScalarReferenceIsADotProduct) {
+  std::mt19937 rng(31);
+  for (int64_t K : {1, 7, 8, 33, 200}) {
+    for (const Weight& w : weights_in_every_format(rng, 3, K)) {
+      const std::vector<float> x = testing::random_vector(rng, K);
+      float y[3];
+      kernels::scalar_kernels().rows(x.data(), 1, K, w, 0, 3, y, 3);
+      for (int64_t n = 0; n < 3; ++n) {
+        double s = 0, mag = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          s += static_cast<double>(x[k]) * w.at(n, k);
+          mag += std::fabs(static_cast<double>(x[k]) * w.at(n, k));
+        }
+        EXPECT_NEAR(y[n], s, 1e-6 * (1 + mag)) << weight_format_name(w) << " K " << K;
+        EXPECT_EQ(kernels::weight_element(w, n, K - 1), w.at(n, K - 1));
+      }
+    }
+  }
+}
+
+TEST(DotKernels, EverySimdSetEqualsTheScalarReferenceBitForBit) {
+  std::mt19937 rng(32);
+  const auto sets = kernels::available_kernels();
+  std::printf("kernel sets on this CPU:");
+  for (const auto* s : sets) std::printf(" %s", s->isa);
+  std::printf(" (active: %s)\n", kernels::active_kernels().isa);
+  for (int64_t K : {1, 5, 8, 16, 29, 64, 100, 257}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 9}) {
+      const int64_t N = 13, ldx = K + 3, ldy = N + 2;
+      for (const Weight& w : weights_in_every_format(rng, N, K)) {
+        // x starts one float past an aligned buffer, rows ldx apart: misaligned, strided input.
+        std::vector<float> xbuf = testing::random_vector(rng, static_cast<size_t>(M * ldx + 1));
+        const float* x = xbuf.data() + 1;
+        for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 10}, {12, 13}}) {
+          std::vector<float> want(static_cast<size_t>(M * ldy), -1.0f);
+          kernels::scalar_kernels().rows(x, M, ldx, w, n0, n1, want.data(), ldy);
+          for (const auto* set : sets) {
+            std::vector<float> got(static_cast<size_t>(M * ldy), -1.0f);
+            set->rows(x, M, ldx, w, n0, n1, got.data(), ldy);
+            for (int64_t i = 0; i < M * ldy; ++i)
+              ASSERT_EQ(bits(got[i]), bits(want[i]))
+                  << set->isa << " " << weight_format_name(w) << " K " << K << " M " << M << " rows " << n0 << ".."
+                  << n1 << " at " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(DotKernels, BatchRowsEqualTheRowAlone) {
+  // The server batches tokens and speculative decoding verifies drafts in one batch: each
+  // token must get the bits it would get alone, whatever path (GEMV, tiles, packed) runs.
+  std::mt19937 rng(33);
+  const int64_t K = 96, N = 40, M = 11;
+  for (const Weight& w : weights_in_every_format(rng, N, K)) {
+    const std::vector<float> x = testing::random_vector(rng, M * K);
+    std::vector<float> batch(M * N), alone(N);
+    kernels::active_kernels().rows(x.data(), M, K, w, 0, N, batch.data(), N);
+    for (int64_t m = 0; m < M; ++m) {
+      kernels::active_kernels().rows(x.data() + m * K, 1, K, w, 0, N, alone.data(), N);
+      for (int64_t n = 0; n < N; ++n) ASSERT_EQ(bits(batch[m * N + n]), bits(alone[n])) << weight_format_name(w);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moepp
