@@ -1,6 +1,8 @@
-// A minimal safetensors writer for f32 tensors (training outputs, gradient dumps, exported
-// models), stored as F32 or rounded to BF16 (nearest even, as PyTorch's cast). Layout as the reference writer: 8-byte header length, compact JSON header padded
-// with spaces to a multiple of 8, then the tensors back to back in the order given.
+// A minimal safetensors writer: raw little-endian tensors of any stored dtype (quantised
+// models: I8/U8 values next to F32 scales), and an f32 front end that stores F32 or rounds to
+// BF16 (nearest even, as PyTorch's cast) for training outputs and exported models. Layout as
+// the reference writer: 8-byte header length, compact JSON header padded with spaces to a
+// multiple of 8, then the tensors back to back in the order given.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +11,16 @@
 #include <vector>
 
 #include "base/status.h"
+#include "tensor/dtype.h"
 
 namespace moepp {
+
+struct TensorBytesView {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;  // product * dtype_size(dtype) bytes at data
+  const void* data = nullptr;
+};
 
 struct F32TensorView {
   std::string name;
@@ -22,6 +32,9 @@ enum class StoredDType { kF32, kBF16 };
 
 // Writes `tensors` (names must be unique) to `path`, replacing it. metadata goes into
 // "__metadata__" (the reference writer's {"format": "pt"} when empty).
+Status write_safetensors(const std::string& path, const std::vector<TensorBytesView>& tensors,
+                         const std::map<std::string, std::string>& metadata = {});
+
 Status write_safetensors_f32(const std::string& path, const std::vector<F32TensorView>& tensors,
                              const std::map<std::string, std::string>& metadata = {},
                              StoredDType stored = StoredDType::kF32);

@@ -1,8 +1,12 @@
 // Name/shape/dtype checks and dtype conversion of checkpoint tensors.
 #include "models/weight_loader.h"
 
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+
+#include "tensor/quantize.h"
 
 namespace moepp {
 
@@ -15,6 +19,9 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 Result<const TensorEntry*> WeightLoader::find(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorEntry* e = source_.find(name);
   if (e == nullptr) return Status::Error(dir_ + ": missing tensor '" + name + "'");
+  if (e->dtype == DType::kI8 || e->dtype == DType::kU8)
+    return Status::Error(e->file + ": tensor '" + name + "': stored as " + dtype_name(e->dtype) +
+                         " (quantised), expected its scales in '" + name + kQuantScalesSuffix + "', found none");
   if (e->shape != shape)
     return Status::Error(e->file + ": tensor '" + name + "': expected shape " + shape_string(shape) +
                          ", got " + shape_string(e->shape));
@@ -38,7 +45,53 @@ void WeightLoader::convert_into(const TensorEntry& e, void* dst) const {
   }
 }
 
+Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const TensorEntry& scales, int64_t rows,
+                                              int64_t cols) {
+  const TensorEntry* e = source_.find(name);
+  if (e == nullptr) return Status::Error(dir_ + ": missing tensor '" + name + "' (its scales are there)");
+  Weight w;
+  w.rows = rows;
+  w.cols = cols;
+  std::vector<int64_t> shape;
+  if (e->dtype == DType::kI8) {
+    w.quant = WeightQuant::kQ8;
+    shape = {rows, cols};
+  } else if (e->dtype == DType::kU8) {
+    w.quant = WeightQuant::kQ4;
+    shape = {rows, w.q4_row_bytes()};
+  } else {
+    return Status::Error(e->file + ": quantised tensor '" + name + "': expected dtype I8 (q8) or U8 (q4), got " +
+                         dtype_name(e->dtype));
+  }
+  if (e->shape != shape)
+    return Status::Error(e->file + ": quantised tensor '" + name + "': expected shape " + shape_string(shape) +
+                         ", got " + shape_string(e->shape));
+  const std::vector<int64_t> scale_shape{rows, w.groups_per_row()};
+  if (scales.dtype != DType::kF32 || scales.shape != scale_shape)
+    return Status::Error(scales.file + ": tensor '" + scales.name + "': expected F32 " + shape_string(scale_shape) +
+                         ", got " + dtype_name(scales.dtype) + " " + shape_string(scales.shape));
+  // Copied into aligned memory: safetensors packs tensors back to back, so the scales may sit
+  // at any byte offset in the file.
+  const size_t value_bytes = e->nbytes;
+  void* p = allocate_aligned(value_bytes + 64 + scales.nbytes);
+  w.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  uint8_t* bytes = static_cast<uint8_t*>(p);
+  std::memcpy(bytes, e->data, value_bytes);
+  const size_t scale_offset = (value_bytes + 63) / 64 * 64;
+  std::memcpy(bytes + scale_offset, scales.data, scales.nbytes);
+  w.data = bytes;
+  w.scales = reinterpret_cast<const float*>(bytes + scale_offset);
+  for (int64_t i = 0; i < rows * w.groups_per_row(); ++i)
+    if (!std::isfinite(w.scales[i]))
+      return Status::Error(scales.file + ": tensor '" + scales.name + "': scale " + std::to_string(i) + " is not finite");
+  used_.insert(name);
+  used_.insert(scales.name);
+  return w;
+}
+
 Result<Weight> WeightLoader::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  if (const TensorEntry* scales = source_.find(name + kQuantScalesSuffix))
+    return quantized_matrix(name, *scales, rows, cols);
   MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {rows, cols}));
   const bool aligned = reinterpret_cast<uintptr_t>(e->data) % dtype_size(target_) == 0;
   if (e->dtype == target_ && aligned) {  // zero-copy view into the mapped file
@@ -68,6 +121,10 @@ Result<Weight> WeightLoader::stacked(const std::vector<std::string>& names,
   Weight w = make_owned_weight(target_, total, cols);
   uint8_t* dst = static_cast<uint8_t*>(const_cast<void*>(w.data));
   for (size_t i = 0; i < names.size(); ++i) {
+    if (has(names[i] + kQuantScalesSuffix))
+      return Status::Error(dir_ + ": tensor '" + names[i] +
+                           "' is quantised, but this family stacks it with others: quantised files are written in "
+                           "the MoE++ layout by `moepp quantize`");
     MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(names[i], {rows[i], cols}));
     convert_into(*e, dst);
     dst += static_cast<size_t>(rows[i] * cols) * dtype_size(target_);

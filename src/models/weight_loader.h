@@ -18,7 +18,7 @@ class WeightLoader {
   WeightLoader(const TensorSource& source, DType target, std::string dir)
       : source_(source), target_(target), dir_(std::move(dir)) {}
 
-  // A tensor of shape [rows, cols].
+  // A tensor of shape [rows, cols]; stored quantised (tensor/quantize.h) it loads as q8/q4.
   Result<Weight> matrix(const std::string& name, int64_t rows, int64_t cols);
   // A 1-D tensor [n], returned as [1, n].
   Result<Weight> vector(const std::string& name, int64_t n);
@@ -33,6 +33,8 @@ class WeightLoader {
 
  private:
   Result<const TensorEntry*> find(const std::string& name, const std::vector<int64_t>& shape);
+  // A q8/q4 tensor stored by `moepp quantize` (values + NAME.moepp_scales), checked and copied.
+  Result<Weight> quantized_matrix(const std::string& name, const TensorEntry& scales, int64_t rows, int64_t cols);
   void convert_into(const TensorEntry& e, void* dst) const;
 
   const TensorSource& source_;

@@ -7,6 +7,9 @@
 
 namespace moepp {
 
+// A stored quantised tensor NAME keeps its scales in NAME + this suffix (`moepp quantize`).
+constexpr const char* kQuantScalesSuffix = ".moepp_scales";
+
 // Returns a quantised copy of an f32/bf16 weight.
 Result<Weight> quantize_weight(const Weight& w, WeightQuant quant);
 

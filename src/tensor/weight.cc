@@ -59,12 +59,17 @@ float Weight::at(int64_t r, int64_t c) const {
 }
 
 const char* weight_format_name(const Weight& w) {
-  switch (w.quant) {
+  if (w.quant != WeightQuant::kNone) return quant_name(w.quant);
+  return w.dtype == DType::kF32 ? "f32" : "bf16";
+}
+
+const char* quant_name(WeightQuant q) {
+  switch (q) {
     case WeightQuant::kQ8: return "q8";
     case WeightQuant::kQ4: return "q4";
     case WeightQuant::kNone: break;
   }
-  return w.dtype == DType::kF32 ? "f32" : "bf16";
+  return "none";
 }
 
 }  // namespace moepp

@@ -44,5 +44,6 @@ void* allocate_aligned(size_t bytes);
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
 
 const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"
+const char* quant_name(WeightQuant q);           // "none", "q8", "q4"
 
 }  // namespace moepp

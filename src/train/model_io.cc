@@ -9,6 +9,7 @@
 #include "io/safetensors_writer.h"
 #include "models/config_reader.h"
 #include "models/family.h"
+#include "tensor/quantize.h"
 
 namespace moepp {
 
@@ -103,7 +104,64 @@ Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& c) {
   return j;
 }
 
-Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored) {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Which quantisation a tensor of the MoE++ layout gets: the matrices Model::quantize treats.
+WeightQuant quant_for(const std::string& name, const ExportQuant& quant) {
+  if (name.find(".experts.") != std::string::npos && (ends_with(name, ".up_proj.weight") || ends_with(name, ".down_proj.weight")))
+    return quant.experts;
+  if ((name.find(".self_attn.") != std::string::npos && ends_with(name, "_proj.weight")) || name == "lm_head.weight")
+    return quant.rest;
+  return WeightQuant::kNone;
+}
+
+Status write_model_tensors(const std::string& path, const std::vector<F32TensorView>& views, StoredDType stored,
+                           const ExportQuant& quant) {
+  if (quant.experts == WeightQuant::kNone && quant.rest == WeightQuant::kNone)
+    return write_safetensors_f32(path, views, {}, stored);
+  std::vector<TensorBytesView> out;
+  std::vector<Weight> keep;  // quantised copies the views point into
+  std::vector<std::vector<uint16_t>> halves;
+  halves.reserve(views.size());
+  for (const F32TensorView& v : views) {
+    const WeightQuant q = v.shape.size() == 2 ? quant_for(v.name, quant) : WeightQuant::kNone;
+    if (q == WeightQuant::kNone) {
+      if (stored == StoredDType::kF32) {
+        out.push_back({v.name, DType::kF32, v.shape, v.data});
+        continue;
+      }
+      size_t n = 1;
+      for (int64_t d : v.shape) n *= static_cast<size_t>(d);
+      halves.emplace_back(n);
+      for (size_t i = 0; i < n; ++i) halves.back()[i] = f32_to_bf16(v.data[i]);
+      out.push_back({v.name, DType::kBF16, v.shape, halves.back().data()});
+      continue;
+    }
+    Weight w;
+    w.rows = v.shape[0];
+    w.cols = v.shape[1];
+    w.data = v.data;
+    MOEPP_ASSIGN_OR_RETURN(Weight qw, quantize_weight(w, q));
+    keep.push_back(qw);
+    if (q == WeightQuant::kQ8) out.push_back({v.name, DType::kI8, {qw.rows, qw.cols}, qw.data});
+    else out.push_back({v.name, DType::kU8, {qw.rows, qw.q4_row_bytes()}, qw.data});
+    out.push_back({v.name + kQuantScalesSuffix, DType::kF32, {qw.rows, qw.groups_per_row()}, qw.scales});
+  }
+  const std::map<std::string, std::string> metadata{
+      {"format", "pt"},
+      {"moepp.quantization", std::string("experts=") + quant_name(quant.experts) + " rest=" + quant_name(quant.rest) +
+                                 " group=" + std::to_string(kQuantGroup)}};
+  return write_safetensors(path, out, metadata);
+}
+
+}  // namespace
+
+Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored,
+                       const ExportQuant& quant) {
   MOEPP_ASSIGN_OR_RETURN(nlohmann::ordered_json config, moepp_config_json(params.config()));
   if (stored == StoredDType::kBF16) config["torch_dtype"] = "bfloat16";
   std::error_code ec;
@@ -121,7 +179,7 @@ Status export_hf_model(const TrainParams& params, const std::string& dir, Stored
     views.push_back({"model.layers." + std::to_string(l) + ".mlp.moe.gate.gate_map.weight", {n, n},
                      zero_maps.back().data()});
   }
-  MOEPP_RETURN_IF_ERROR(write_safetensors_f32(dir + "/model.safetensors", views, {}, stored));
+  MOEPP_RETURN_IF_ERROR(write_model_tensors(dir + "/model.safetensors", views, stored, quant));
   {
     std::ofstream c(dir + "/config.json");
     c << config.dump(2) << "\n";

@@ -10,6 +10,7 @@
 #include "base/status.h"
 #include "io/safetensors_writer.h"
 #include "models/model_config.h"
+#include "tensor/weight.h"
 #include "train/train_params.h"
 
 namespace moepp {
@@ -25,9 +26,20 @@ Result<ModelConfig> model_config_from_json(const nlohmann::json& json, const std
 // forward). Errors name what cannot be expressed.
 Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& config);
 
+// Group quantisation of the stored model (`moepp quantize`): FFN experts' up_proj/down_proj,
+// and the rest (attention projections, an untied lm_head), as Model::quantize does at load.
+// A quantised tensor NAME is stored as I8 [rows, cols] (q8) or U8 [rows, ceil(cols / 2)] (q4,
+// two values a byte, low nibble first) with its scales in NAME.moepp_scales, F32 [rows,
+// ceil(cols / 32)] (kQuantScalesSuffix); WeightLoader reads them back as the same weights.
+struct ExportQuant {
+  WeightQuant experts = WeightQuant::kNone;
+  WeightQuant rest = WeightQuant::kNone;
+};
+
 // Writes dir/config.json, dir/generation_config.json and dir/model.safetensors (f32 or bf16 as
 // `stored` says, HF MoE++ names; config torch_dtype to match). Creates dir if needed.
-Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored = StoredDType::kF32);
+Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored = StoredDType::kF32,
+                       const ExportQuant& quant = {});
 
 // Copies the tokenizer files (a file, or tokenizer.json / tokenizer.model / tokenizer_config.json /
 // special_tokens_map.json of a directory) into `out`, so `moepp generate -p` works there.

@@ -130,6 +130,25 @@ def main():
     cases.append(("unknown flag", logits(base, "--bogus"), ["--bogus"], 2))
     cases.append(("missing -m", ["logits", "-o", out] + ids, ["--model"], 2))
     cases.append(("no such directory", ["info", "-m", os.path.join(work, "nope")], ["nope", "config.json"], 1))
+    # Quantised files written by `moepp quantize`, then damaged.
+    qbase = os.path.join(work, "qbase")
+    subprocess.run([a.moepp, "quantize", "-m", base, "-o", qbase, "--type", "q4"], check=True, capture_output=True)
+    qname = "model.layers.0.self_attn.o_proj.weight"
+    for label, edit, needles in (
+            ("quantised values of a float dtype", lambda t: t.__setitem__(qname, t[qname].to(torch.float32)),
+             [qname, "expected dtype I8 (q8) or U8 (q4)", "F32"]),
+            ("quantised values of the wrong width", lambda t: t.__setitem__(qname, t[qname][:, :-1].contiguous()),
+             [qname, "expected shape"]),
+            ("scales of the wrong shape", lambda t: t.__setitem__(qname + ".moepp_scales", t[qname + ".moepp_scales"][:-1].contiguous()),
+             [qname + ".moepp_scales", "expected F32"]),
+            ("non-finite scale", lambda t: t[qname + ".moepp_scales"].__setitem__((0, 0), float("nan")),
+             [qname + ".moepp_scales", "not finite"]),
+            ("values without scales", lambda t: t.pop(qname + ".moepp_scales"), [qname, "expected its scales", "found none"])):
+        d = os.path.join(work, "q_" + label.replace(" ", "_"))
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(qbase, d)
+        edit_safetensors(os.path.join(d, "model.safetensors"), edit)
+        cases.append((label, logits(d), needles, 1))
     cases.append(("generate top_p out of range", ["generate", "-m", base, "--ids", "1,2", "--top-p", "2"], ["top_p"], 1))
     cases.append(("generate text without tokenizer", ["generate", "-m", base, "-p", "hello"], ["tokenizer"], 1))
     cases.append(("unwritable output", ["logits", "-m", base, "-o", os.path.join(work, "no", "dir", "x.f32")] + ids,

@@ -2,6 +2,11 @@
 """Whole-model error budget of the quantised weight formats: logits with --weights q8 / q4
 against the same model in f32, as the mean KL divergence KL(p_f32 || p_quant) over positions.
 
+`moepp quantize` must store exactly those weights: a model it writes gives the same logits, bit
+for bit, as quantising the original at load, for every family it can write in the MoE++ layout
+(mixed formats included); LLaMA-MoE (no MoE++ equivalent of its router) and bad --type values are
+refused with a one-line error.
+
 Budgets: q8 rounds each weight to 1/254 of its group's absmax (relative error <= 0.4%), q4 to
 1/14 (<= 7%). KL grows with the square of the logit perturbation, so q4's budget is (7/0.4)^2 ~
 300x q8's. On the tiny random models here q8 gives KL ~5e-5 and q4 ~2e-2; the budgets (1e-3,
@@ -59,6 +64,38 @@ def main():
         passed += ok
         failed += not ok
         print(f"{'PASS' if ok else 'FAIL'} {family}/{preset}: q8 closer to f32 than q4")
+        for flags in (["--type", "q8"], ["--type", "q4"], ["--type", "q4", "--rest", "q8"]):
+            q = os.path.join(a.work, f"{family}_{preset}_stored")
+            shutil.rmtree(q, ignore_errors=True)
+            r = subprocess.run([a.moepp, "quantize", "-m", d, "-o", q] + flags, capture_output=True, text=True)
+            if family == "llama_moe":  # written in the MoE++ layout, which has no sigmoid-gate router
+                ok = r.returncode != 0 and "export as MoE++" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+                passed += ok
+                failed += not ok
+                print(f"{'PASS' if ok else 'FAIL'} {family}/{preset} quantize refused in one line: {r.stderr.strip()}")
+                continue
+            if r.returncode != 0:
+                failed += 1
+                print(f"FAIL {family}/{preset} quantize {' '.join(flags)}: {r.stderr.strip()}")
+                continue
+            experts = flags[1]
+            rest = flags[3] if len(flags) > 2 else flags[1]
+            want = os.path.join(d, "logits_want.f32")
+            got = os.path.join(d, "logits_got.f32")
+            subprocess.run([a.moepp, "logits", "-m", d, "--ids", ids, "-o", want, "--experts", experts, "--rest", rest],
+                           check=True)
+            subprocess.run([a.moepp, "logits", "-m", q, "--ids", ids, "-o", got], check=True)
+            ok = open(want, "rb").read() == open(got, "rb").read()
+            passed += ok
+            failed += not ok
+            print(f"{'PASS' if ok else 'FAIL'} {family}/{preset} quantize {' '.join(flags)}: stored model gives the "
+                  "load-time quantised logits bit for bit")
+    r = subprocess.run([a.moepp, "quantize", "-m", d, "-o", os.path.join(a.work, "bad"), "--type", "q3"],
+                       capture_output=True, text=True)
+    ok = r.returncode != 0 and "--type" in r.stderr and "q3" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    passed += ok
+    failed += not ok
+    print(f"{'PASS' if ok else 'FAIL'} quantize --type q3 refused: {r.stderr.strip()}")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -5,7 +5,6 @@
 #include "platform/thread_pool.h"
 
 namespace moepp::cli {
-namespace {
 
 Result<WeightQuant> parse_quant(const std::string& text, const char* flag) {
   if (text.empty() || text == "none") return WeightQuant::kNone;
@@ -13,8 +12,6 @@ Result<WeightQuant> parse_quant(const std::string& text, const char* flag) {
   if (text == "q4") return WeightQuant::kQ4;
   return Status::Error(std::string(flag) + ": expected q8, q4 or none, got '" + text + "'");
 }
-
-}  // namespace
 
 void ModelFlags::add_to(CLI::App* sub) {
   sub->add_option("--dtype", dtype, "Compute precision: f32 or bf16 (bf16 also stores weights in bf16)")->capture_default_str();

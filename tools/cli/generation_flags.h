@@ -57,4 +57,7 @@ struct DraftFlags {
 // -f / --ids / --ids-file / --no-bos of the commands that read a text or token ids.
 void add_token_input_flags(CLI::App* sub, TokenInput* input);
 
+// "q8", "q4", "none" or "" (none); `flag` names the option in the error.
+Result<WeightQuant> parse_quant(const std::string& text, const char* flag);
+
 }  // namespace moepp::cli

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 ST_NAME = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16",
-           torch.int64: "I64", torch.int32: "I32"}
+           torch.int64: "I64", torch.int32: "I32", torch.int8: "I8", torch.uint8: "U8"}
 ST_DTYPE = {v: k for k, v in ST_NAME.items()}
 TORCH_DTYPE_NAME = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
