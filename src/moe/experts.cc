@@ -50,6 +50,13 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   for (int64_t e = 0; e < n_experts; ++e)
     act_offset[e + 1] = act_offset[e] + (dispatch.offsets[e + 1] - dispatch.offsets[e]) * spec.ffn_width[e];
   std::vector<float> act(static_cast<size_t>(act_offset[n_experts]));
+  // q8/q4 experts take inputs quantised once per token (ops/dot_kernels.h), not once per task.
+  auto quantized = [](const Weight& m) { return m.quant != WeightQuant::kNone; };
+  bool any_gate_up_quantized = false;
+  for (int64_t e = 0; e < n_experts; ++e)
+    any_gate_up_quantized |= dispatch.offsets[e + 1] > dispatch.offsets[e] && quantized(w.experts[e].gate_up);
+  kernels::QuantizedRows xs_q;  // [n_rows, d_model] quantised
+  if (any_gate_up_quantized) kernels::quantize_activations(xs.data(), n_rows, d_model, d_model, &xs_q);
 
   // Phase 1, fused gate + up + SiLU: a task computes gate rows [r0, r1) and the matching up
   // rows [de + r0, de + r1) of gate_up for all its expert's tokens, then
@@ -65,8 +72,14 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     thread_local std::vector<float> gate, up;  // [m, width]
     gate.resize(static_cast<size_t>(m * width));
     up.resize(static_cast<size_t>(m * width));
-    matmul_rows(xe, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
-    matmul_rows(xe, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
+    if (quantized(gate_up)) {
+      const int64_t first = dispatch.offsets[t.expert];
+      matmul_rows_quantized(xs_q, first, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
+      matmul_rows_quantized(xs_q, first, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
+    } else {
+      matmul_rows(xe, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
+      matmul_rows(xe, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
+    }
     float* out = act.data() + act_offset[t.expert] + t.row_begin;
     for (int64_t r = 0; r < m; ++r)
       for (int64_t j = 0; j < width; ++j)
@@ -74,6 +87,12 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   });
 
   // Phase 2, down projection of every expert's tokens, written straight to their slot rows.
+  std::vector<kernels::QuantizedRows> act_q(static_cast<size_t>(n_experts));  // for q8/q4 experts
+  pool.parallel_for(n_experts, [&](int64_t e) {
+    const int64_t m = dispatch.offsets[e + 1] - dispatch.offsets[e];
+    const int64_t de = spec.ffn_width[e];
+    if (m > 0 && quantized(w.experts[e].down)) kernels::quantize_activations(act.data() + act_offset[e], m, de, de, &act_q[e]);
+  });
   tasks = row_block_tasks(dispatch, n_experts, [&](int32_t) { return d_model; });
   pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
@@ -82,8 +101,11 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     const int64_t width = t.row_end - t.row_begin;
     thread_local std::vector<float> ys;  // [m, width]
     ys.resize(static_cast<size_t>(m * width));
-    matmul_rows(act.data() + act_offset[t.expert], m, w.experts[t.expert].down, t.row_begin, t.row_end,
-                ys.data(), width, p);
+    const Weight& down = w.experts[t.expert].down;
+    if (quantized(down))
+      matmul_rows_quantized(act_q[t.expert], 0, m, down, t.row_begin, t.row_end, ys.data(), width, p);
+    else
+      matmul_rows(act.data() + act_offset[t.expert], m, down, t.row_begin, t.row_end, ys.data(), width, p);
     for (int64_t r = 0; r < m; ++r) {
       float* out = slot_out + static_cast<int64_t>(dispatch.slots[first + r]) * d_model + t.row_begin;
       std::copy(ys.begin() + r * width, ys.begin() + (r + 1) * width, out);

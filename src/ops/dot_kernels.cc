@@ -2,6 +2,7 @@
 // dot_kernels.h literally (std::fma per lane), so the SIMD sets can be tested for equal bits.
 #include "ops/dot_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -17,12 +18,63 @@ float weight_element(const Weight& w, int64_t n, int64_t c) {
       const int nibble = c % 2 == 0 ? (byte & 0x0f) : (byte >> 4);
       return static_cast<float>(nibble - 8) * w.scales[n * w.groups_per_row() + c / kQuantGroup];
     }
-    case WeightQuant::kNone: break;
+    case WeightQuant::kNone:
+      break;
   }
   return w.dtype == DType::kF32 ? w.f32()[n * w.cols + c] : bf16_to_f32(w.bf16()[n * w.cols + c]);
 }
 
+int weight_integer(const Weight& w, int64_t n, int64_t c) {
+  if (w.quant == WeightQuant::kQ8) return w.q8()[n * w.cols + c];
+  const uint8_t byte = w.q4()[n * w.q4_row_bytes() + c / 2];
+  return (c % 2 == 0 ? (byte & 0x0f) : (byte >> 4)) - 8;
+}
+
+void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
+  const int64_t G = (K + kQuantGroup - 1) / kQuantGroup;
+  out->groups = G;
+  out->q.assign(static_cast<size_t>(M * G * kQuantGroup), 0);
+  out->scale.resize(static_cast<size_t>(M * G));
+  out->lane_sum.assign(static_cast<size_t>(M * G * 8), 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t c0 = g * kQuantGroup, c1 = std::min(K, c0 + kQuantGroup);
+      float amax = 0.0f;
+      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[m * ldx + c]));
+      const float sx = amax / 127.0f;
+      const float inv = amax > 0.0f ? 1.0f / sx : 0.0f;
+      out->scale[m * G + g] = sx;
+      int8_t* q = out->q.data() + (m * G + g) * kQuantGroup;
+      int32_t* lanes = out->lane_sum.data() + (m * G + g) * 8;
+      for (int64_t c = c0; c < c1; ++c) {
+        // Round to nearest even by the 1.5 * 2^23 trick (exact for |v| < 2^22): the same as
+        // nearbyint, without its library call (this runs for every input of every matmul).
+        const float v = std::clamp(x[m * ldx + c] * inv, -127.0f, 127.0f);
+        q[c - c0] = static_cast<int8_t>((v + 0x1.8p23f) - 0x1.8p23f);
+        lanes[(c - c0) / 4] += q[c - c0];
+      }
+    }
+}
+
 namespace {
+
+float reference_quantized_dot(const QuantizedRows& a, int64_t m, const Weight& w, int64_t n) {
+  const int64_t G = a.groups;
+  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t g = 0; g < G; ++g) {
+    const float d = w.scales[n * w.groups_per_row() + g] * a.scale[m * G + g];
+    const int8_t* xq = a.q.data() + (m * G + g) * kQuantGroup;
+    for (int j = 0; j < 8; ++j) {
+      int32_t isum = 0;
+      for (int i = 0; i < 4; ++i) {
+        const int64_t c = g * kQuantGroup + 4 * j + i;
+        if (c < w.cols) isum += weight_integer(w, n, c) * xq[4 * j + i];
+      }
+      lane[j] = std::fma(static_cast<float>(isum), d, lane[j]);
+    }
+  }
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
 
 float reference_dot(const float* x, const Weight& w, int64_t n) {
   const int64_t K = w.cols;
@@ -35,13 +87,24 @@ float reference_dot(const float* x, const Weight& w, int64_t n) {
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-void scalar_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1,
-                 float* y, int64_t ldy) {
+void scalar_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
+                           float* y, int64_t ldy) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - n0)] = reference_quantized_dot(a, m0 + m, w, n);
+}
+
+void scalar_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                 int64_t ldy) {
+  if (w.quant != WeightQuant::kNone) {
+    QuantizedRows a;
+    quantize_activations(x, M, ldx, w.cols, &a);
+    return scalar_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
+  }
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - n0)] = reference_dot(x + m * ldx, w, n);
 }
 
-const KernelSet kScalar{"scalar", scalar_rows};
+const KernelSet kScalar{"scalar", scalar_rows, scalar_quantized_rows};
 
 const KernelSet& choose() {
   const KernelSet* best = avx2_kernels();

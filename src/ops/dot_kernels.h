@@ -1,14 +1,21 @@
 // The row-dot-product kernels behind matmul, one implementation per instruction set behind one
 // dispatch point. Every implementation computes the same bits, so a batch of tokens gives each
-// token exactly what it would get alone (the server's batching and speculative verification
-// rely on it) and the scalar twin is a bit-exact reference for the SIMD code.
+// token exactly what it would get alone (the server's batching and speculative verification rely on
+// it) and the scalar twin is a bit-exact reference for the SIMD code.
 //
 // The contract, for one output y = dot(x, W row n) over K columns:
 //   - K is zero-padded to a multiple of 8; lane j (0..7) accumulates
 //     lane_j = fma(x[k + j], w(n, k + j), lane_j) for k = 0, 8, 16, ... in that order;
 //   - y = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7));
-//   - w(n, c) is the weight as f32: exact for f32 and bf16, float(q) * scale (one f32
-//     multiply) for group-quantised q8 and q4.
+//   - w(n, c) is the weight as f32 (exact for f32 and bf16).
+// Group-quantised weights (q8, q4) take the integer path instead, as llama.cpp's Q8_0 dot products
+// do: each input row is quantised per group of 32 columns (quantize_activations), and for group g
+// lane j accumulates
+//     lane_j = fma(float(isum_gj), sw_g * sx_g, lane_j)
+// where isum_gj is the exact integer sum, over columns 32g + 4j .. 32g + 4j + 3 below K, of w_int *
+// x_int (w_int = q for q8, nibble - 8 for q4), sw_g the weight row's scale, sx_g the input's; same
+// lane sum at the end. int8 x int8 products cost a quarter of the f32 work per weight, which is
+// what lets a quantised decode keep up with memory.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +27,19 @@
 namespace moepp::kernels {
 
 // y[m * ldy + (n - n0)] = dot(x[m * ldx ...], W row n) for m < M, n0 <= n < n1.
-using RowsKernel = void (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, const Weight& w,
-                            int64_t n0, int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
+using RowsKernel = void (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, const Weight& w, int64_t n0,
+                            int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
+
+struct QuantizedRows;
+// The integer path on inputs quantised once by the caller (quantize_activations): rows [m0, m0 + M)
+// of `a` against q8/q4 weight rows [n0, n1).
+using QuantizedRowsKernel = void (*)(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0,
+                                     int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
 
 struct KernelSet {
   const char* isa;  // "scalar", "avx2"
-  RowsKernel rows;
+  RowsKernel rows;  // any weight format (q8/q4: quantises x itself, once per call)
+  QuantizedRowsKernel quantized_rows;
 };
 
 // The scalar reference (always present) and the AVX2+FMA set (null when the CPU lacks it).
@@ -37,7 +51,20 @@ const KernelSet& active_kernels();
 // Every set this CPU can run, best last (tests run each one).
 std::vector<const KernelSet*> available_kernels();
 
-// Dequantised weight element, exactly as every kernel computes it.
+// Weight element as f32 (dequantised: float(q) * scale for q8/q4).
 float weight_element(const Weight& w, int64_t n, int64_t c);
+// Integer value of a quantised weight: q (q8) or nibble - 8 (q4).
+int weight_integer(const Weight& w, int64_t n, int64_t c);
+
+// Input rows quantised for the integer path, per group of 32 columns: sx = amax / 127, x_int =
+// nearbyint(x * (1 / sx)) (0 where amax is 0), columns past K zero.
+struct QuantizedRows {
+  int64_t groups = 0;             // ceil(K / 32)
+  std::vector<int8_t> q;          // [M, groups * 32]
+  std::vector<float> scale;       // [M, groups]
+  std::vector<int32_t> lane_sum;  // [M, groups, 8]: sum of x_int over each
+                                  // lane's 4 columns (q4's offset)
+};
+void quantize_activations(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
 
 }  // namespace moepp::kernels

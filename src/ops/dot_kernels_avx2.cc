@@ -1,11 +1,11 @@
-// AVX2 + FMA kernels. Written with intrinsics under a function-level target (no global -mavx2,
-// so inline code from shared headers is never compiled for AVX2 by this file) and chosen at
-// run time by dot_kernels.cc. Same bits as the scalar reference: see the contract there.
+// AVX2 + FMA kernels. Written with intrinsics under a function-level target (no global -mavx2, so
+// inline code from shared headers is never compiled for AVX2 by this file) and chosen at run time
+// by dot_kernels.cc. Same bits as the scalar reference: see the contract there.
 //
-// Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers
-// (4 x 3 = 12 of the 16 ymm registers for batches, 1 x 4 for one token). For batches of more
-// than 4 rows the weight rows of the call are first converted once to padded f32 (exact), so
-// bf16/q8/q4 decoding is not repeated per tile of tokens.
+// Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
+// of the 16 ymm registers for batches, 1 x 8 for one token). For batches of more than 4 rows bf16
+// rows are first converted once to padded f32 (exact), so the conversion is not repeated per tile
+// of tokens. q8/q4 weights take the integer path (vpmaddubsw).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -47,31 +47,6 @@ struct Bf16Loader : TailFromElements {
   }
 };
 
-struct Q8Loader : TailFromElements {
-  static constexpr int64_t kColumnsPerLine = 64;
-  const void* address(int64_t n, int64_t k) const { return w->q8() + n * w->cols + k; }
-  __m256 load(int64_t n, int64_t k) const {
-    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w->q8() + n * w->cols + k));
-    const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-    return _mm256_mul_ps(q, _mm256_set1_ps(w->scales[n * w->groups_per_row() + k / kQuantGroup]));
-  }
-};
-
-struct Q4Loader : TailFromElements {
-  static constexpr int64_t kColumnsPerLine = 128;
-  const void* address(int64_t n, int64_t k) const { return w->q4() + n * w->q4_row_bytes() + k / 2; }
-  __m256 load(int64_t n, int64_t k) const {
-    uint32_t bits;  // 8 nibbles, element k in the low nibble of the first byte
-    std::memcpy(&bits, w->q4() + n * w->q4_row_bytes() + k / 2, 4);
-    const __m128i v = _mm_cvtsi32_si128(static_cast<int>(bits));
-    const __m128i mask = _mm_set1_epi8(0x0f);
-    const __m128i lo = _mm_and_si128(v, mask);
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-    const __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), _mm256_set1_epi32(8));
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(w->scales[n * w->groups_per_row() + k / kQuantGroup]));
-  }
-};
-
 // Rows already converted to f32, each padded with zeros to a multiple of 8.
 struct PackedLoader {
   static constexpr int64_t kColumnsPerLine = 0;  // already in cache: no prefetch
@@ -82,8 +57,8 @@ struct PackedLoader {
   __m256 load_tail(int64_t n, int64_t k) const { return load(n, k); }
 };
 
-// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): hadd twice gives the two inner sums
-// in lane 0 of each 128-bit half.
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): hadd twice gives the two inner sums in lane 0
+// of each 128-bit half.
 inline float lane_sum(__m256 v) {
   const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v, v), _mm256_hadd_ps(v, v));
   return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
@@ -93,8 +68,8 @@ inline float lane_sum(__m256 v) {
 template <int MR, int NR, class L>
 inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
   const int64_t k_full = K & ~int64_t{7};
-  // The partial chunk's weights are built before the loop: a call made while the accumulators
-  // are live would make the compiler keep them in memory.
+  // The partial chunk's weights are built before the loop: a call made while the accumulators are
+  // live would make the compiler keep them in memory.
   __m256 w_tail[NR] = {};
   if (k_full < K)
     for (int r = 0; r < NR; ++r) w_tail[r] = ld.load_tail(n + r, k_full);
@@ -102,8 +77,8 @@ inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n,
   for (int m = 0; m < MR; ++m)
     for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < k_full; k += 8) {
-    // NR interleaved row streams defeat the hardware prefetcher (measured: 6 GB/s instead
-    // of 14 for bf16 rows): fetch the next tile's rows, one line per row per line consumed.
+    // NR interleaved row streams defeat the hardware prefetcher (measured: 6 GB/s instead of 14 for
+    // bf16 rows): fetch the next tile's rows, one line per row per line consumed.
     if constexpr (L::kColumnsPerLine > 0)
       if (k % L::kColumnsPerLine == 0)
         for (int r = 0; r < NR; ++r) _mm_prefetch(static_cast<const char*>(ld.address(n + NR + r, k)), _MM_HINT_T0);
@@ -130,9 +105,12 @@ inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n,
 template <int MR, class L>
 void tile_nr(int nr, const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
   switch (nr) {
-    case 1: return tile<MR, 1>(x, ldx, K, ld, n, y, ldy);
-    case 2: return tile<MR, 2>(x, ldx, K, ld, n, y, ldy);
-    case 3: return tile<MR, 3>(x, ldx, K, ld, n, y, ldy);
+    case 1:
+      return tile<MR, 1>(x, ldx, K, ld, n, y, ldy);
+    case 2:
+      return tile<MR, 2>(x, ldx, K, ld, n, y, ldy);
+    case 3:
+      return tile<MR, 3>(x, ldx, K, ld, n, y, ldy);
   }
   if constexpr (MR == 1) {
     if (nr == 4) return tile<1, 4>(x, ldx, K, ld, n, y, ldy);
@@ -144,17 +122,21 @@ void tile_nr(int nr, const float* x, int64_t ldx, int64_t K, const L& ld, int64_
 template <class L>
 void tile_any(int mr, int nr, const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
   switch (mr) {
-    case 1: return tile_nr<1>(nr, x, ldx, K, ld, n, y, ldy);
-    case 2: return tile_nr<2>(nr, x, ldx, K, ld, n, y, ldy);
-    case 3: return tile_nr<3>(nr, x, ldx, K, ld, n, y, ldy);
-    default: return tile_nr<4>(nr, x, ldx, K, ld, n, y, ldy);
+    case 1:
+      return tile_nr<1>(nr, x, ldx, K, ld, n, y, ldy);
+    case 2:
+      return tile_nr<2>(nr, x, ldx, K, ld, n, y, ldy);
+    case 3:
+      return tile_nr<3>(nr, x, ldx, K, ld, n, y, ldy);
+    default:
+      return tile_nr<4>(nr, x, ldx, K, ld, n, y, ldy);
   }
 }
 
 // Weight rows [n0, n1) relative to the loader's row numbering `ln0`; outputs at y column 0.
 template <class L>
-void rows_with(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count,
-               float* y, int64_t ldy) {
+void rows_with(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count, float* y,
+               int64_t ldy) {
   // One token: 8 weight rows in flight (8 independent FMA chains, and enough memory streams:
   // measured 10.3 GB/s against 7 with 4 rows); batches: 4 x 3 register tiles.
   const int nr_max = M == 1 ? 8 : 3;
@@ -180,8 +162,8 @@ void pack_rows(const L& ld, int64_t n0, int64_t n1, int64_t K, int64_t ld_packed
 }
 
 template <class L>
-void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& ld, int64_t n0, int64_t n1,
-              float* y, int64_t ldy) {
+void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& ld, int64_t n0, int64_t n1, float* y,
+              int64_t ldy) {
   const int64_t K = w.cols;
   const bool plain_f32 = w.quant == WeightQuant::kNone && w.dtype == DType::kF32 && K % 8 == 0;
   if (M <= 4 || plain_f32) return rows_with(x, M, ldx, K, ld, n0, n1 - n0, y, ldy);
@@ -193,12 +175,145 @@ void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& 
   rows_with(x, M, ldx, K, PackedLoader{packed.data(), ld_packed}, 0, n1 - n0, y, ldy);
 }
 
-void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
-               int64_t ldy) {
-  switch (w.quant) {
-    case WeightQuant::kQ8: return rows_for(x, M, ldx, w, Q8Loader{{&w}}, n0, n1, y, ldy);
-    case WeightQuant::kQ4: return rows_for(x, M, ldx, w, Q4Loader{{&w}}, n0, n1, y, ldy);
-    case WeightQuant::kNone: break;
+// ---- Integer path for q8/q4 weights (contract in dot_kernels.h) ----
+
+// The 32 integer weights of group g of row n, as bytes in column order: q8 as int8, q4 as unsigned
+// nibbles (0..15; the -8 is applied through the input's lane sums). `bytes` points at the group's
+// first byte; a short last group is first copied into a zeroed buffer.
+template <bool kQ4>
+inline __m256i group_from_bytes(const void* bytes) {
+  if constexpr (!kQ4) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(bytes));
+  } else {
+    const __m128i b = _mm_loadu_si128(static_cast<const __m128i*>(bytes));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_and_si128(b, mask);                     // even columns
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);  // odd columns
+    return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+  }
+}
+
+template <bool kQ4>
+inline const uint8_t* group_address(const Weight& w, int64_t n, int64_t g) {
+  if constexpr (kQ4) return w.q4() + n * w.q4_row_bytes() + g * (kQuantGroup / 2);
+  return reinterpret_cast<const uint8_t*>(w.q8() + n * w.cols + g * kQuantGroup);
+}
+
+template <bool kQ4>
+inline __m256i short_group(const Weight& w, int64_t n, int64_t g) {
+  alignas(32) uint8_t t[32] = {};
+  const int64_t cols = w.cols - g * kQuantGroup;
+  std::memcpy(t, group_address<kQ4>(w, n, g), static_cast<size_t>(kQ4 ? (cols + 1) / 2 : cols));
+  return group_from_bytes<kQ4>(t);
+}
+
+template <int MR, int NR, bool kQ4>
+inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  const int64_t G = a.groups;
+  const int64_t g_full = w.cols / kQuantGroup;
+  const int64_t gpr = w.groups_per_row();
+  const __m256i ones = _mm256_set1_epi16(1);
+  // The short last group's weights are read before the accumulators are live (see tile()).
+  __m256i w_short[NR] = {};
+  if (g_full < G)
+    for (int r = 0; r < NR; ++r) w_short[r] = short_group<kQ4>(w, n + r, g_full);
+  __m256 acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    __m256i wv[NR];
+    float sw[NR];
+    if (g < g_full) {
+      // Next tile's rows, one line per row per line consumed (see tile()).
+      if (g % (kQ4 ? 4 : 2) == 0)
+        for (int r = 0; r < NR; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(group_address<kQ4>(w, n + NR + r, g)), _MM_HINT_T0);
+      for (int r = 0; r < NR; ++r) wv[r] = group_from_bytes<kQ4>(group_address<kQ4>(w, n + r, g));
+    } else {
+      for (int r = 0; r < NR; ++r) wv[r] = w_short[r];
+    }
+    for (int r = 0; r < NR; ++r) sw[r] = w.scales[(n + r) * gpr + g];
+    for (int m = 0; m < MR; ++m) {
+      const int64_t row = (m0 + m) * G + g;
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup));
+      const float sx = a.scale[row];
+      __m256i offset = _mm256_setzero_si256();
+      if constexpr (kQ4)  // 8 * (sum of x_int per lane): nibble - 8 without a
+                          // signed weight
+        offset =
+            _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)), 3);
+      for (int r = 0; r < NR; ++r) {
+        // vpmaddubsw multiplies unsigned by signed bytes: q8 moves the weight's sign onto x.
+        const __m256i pairs = kQ4 ? _mm256_maddubs_epi16(wv[r], xv)
+                                  : _mm256_maddubs_epi16(_mm256_abs_epi8(wv[r]), _mm256_sign_epi8(xv, wv[r]));
+        __m256i isum = _mm256_madd_epi16(pairs, ones);
+        if constexpr (kQ4) isum = _mm256_sub_epi32(isum, offset);
+        acc[m][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(sw[r] * sx), acc[m][r]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) y[m * ldy + r] = lane_sum(acc[m][r]);
+}
+
+// Tile shapes: one token x {1..4, 8} rows (8 memory streams, as tile()), batches 4 x {1, 2} (8
+// accumulators leave registers for the weights and the input).
+template <int MR, bool kQ4>
+void quant_tile_nr(int nr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  switch (nr) {
+    case 1:
+      return quant_tile<MR, 1, kQ4>(a, m0, w, n, y, ldy);
+    case 2:
+      return quant_tile<MR, 2, kQ4>(a, m0, w, n, y, ldy);
+  }
+  if constexpr (MR == 1) {
+    if (nr == 3) return quant_tile<1, 3, kQ4>(a, m0, w, n, y, ldy);
+    if (nr == 4) return quant_tile<1, 4, kQ4>(a, m0, w, n, y, ldy);
+    if (nr == 8) return quant_tile<1, 8, kQ4>(a, m0, w, n, y, ldy);
+  }
+  std::abort();
+}
+
+template <bool kQ4>
+void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,
+                int64_t ldy) {
+  const int nr_max = M == 1 ? 8 : 2;
+  for (int64_t m = 0; m < M; m += 4) {
+    const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
+    for (int64_t n = n0; n < n1;) {
+      int nr = static_cast<int>(std::min<int64_t>(nr_max, n1 - n));
+      if (nr > 4 && nr < 8) nr = 4;
+      float* out = y + m * ldy + (n - n0);
+      switch (mr) {
+        case 1:
+          quant_tile_nr<1, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          break;
+        case 2:
+          quant_tile_nr<2, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          break;
+        case 3:
+          quant_tile_nr<3, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          break;
+        default:
+          quant_tile_nr<4, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          break;
+      }
+      n += nr;
+    }
+  }
+}
+
+void avx2_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
+                         float* y, int64_t ldy) {
+  if (w.quant == WeightQuant::kQ4) return quant_rows<true>(a, m0, M, w, n0, n1, y, ldy);
+  quant_rows<false>(a, m0, M, w, n0, n1, y, ldy);
+}
+
+void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  if (w.quant != WeightQuant::kNone) {
+    thread_local QuantizedRows a;
+    quantize_activations(x, M, ldx, w.cols, &a);
+    return avx2_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
   }
   if (w.dtype == DType::kF32) return rows_for(x, M, ldx, w, F32Loader{{&w}}, n0, n1, y, ldy);
   rows_for(x, M, ldx, w, Bf16Loader{{&w}}, n0, n1, y, ldy);
@@ -206,7 +321,7 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
 
 #pragma GCC pop_options
 
-const KernelSet kAvx2{"avx2", avx2_rows};
+const KernelSet kAvx2{"avx2", avx2_rows, avx2_quantized_rows};
 
 }  // namespace
 

@@ -21,10 +21,29 @@ void matmul_rows(const float* x, int64_t M, const Weight& w, int64_t row_begin, 
   for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
 }
 
+void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t M, const Weight& w,
+                           int64_t row_begin, int64_t row_end, float* y, int64_t ldy, Precision p) {
+  kernels::active_kernels().quantized_rows(a, m0, M, w, row_begin, row_end, y, ldy);
+  if (!p.bf16()) return;
+  for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
+}
+
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
   const int64_t N = w.rows;
   const int64_t block = std::max<int64_t>(1, std::min<int64_t>(64, N / (4 * pool.size()) + 1));
   const int64_t n_blocks = (N + block - 1) / block;
+  if (w.quant != WeightQuant::kNone) {  // the input is quantised once, not per block of rows
+    // A named reference: worker threads must read the caller's buffer, not their own
+    // thread_local instance.
+    thread_local kernels::QuantizedRows buffer;
+    kernels::QuantizedRows& a = buffer;
+    kernels::quantize_activations(x, M, w.cols, w.cols, &a);
+    pool.parallel_for(n_blocks, [&](int64_t b) {
+      const int64_t n0 = b * block;
+      matmul_rows_quantized(a, 0, M, w, n0, std::min(N, n0 + block), y + n0, N, p);
+    });
+    return;
+  }
   pool.parallel_for(n_blocks, [&](int64_t b) {
     const int64_t n0 = b * block;
     const int64_t n1 = std::min(N, n0 + block);

@@ -3,13 +3,14 @@
 
 #include <cstdint>
 
+#include "ops/dot_kernels.h"
 #include "ops/precision.h"
 #include "platform/thread_pool.h"
 #include "tensor/weight.h"
 
 namespace moepp {
 
-// y = x * W^T, each output rounded to the activation precision. W is f32 or bf16.
+// y = x * W^T, each output rounded to the activation precision. W is f32, bf16, q8 or q4.
 void matmul(ThreadPool& pool, const float* x /*[M,K]*/, int64_t M, const Weight& w /*[N,K]*/,
             float* y /*[M,N]*/, Precision p);
 
@@ -17,6 +18,11 @@ void matmul(ThreadPool& pool, const float* x /*[M,K]*/, int64_t M, const Weight&
 // building block for callers that split work themselves (experts).
 void matmul_rows(const float* x /*[M,K]*/, int64_t M, const Weight& w, int64_t row_begin,
                  int64_t row_end, float* y /*[M, row_end-row_begin]*/, int64_t ldy, Precision p);
+
+// matmul_rows for q8/q4 weights on inputs the caller quantised once (kernels::
+// quantize_activations): rows [m0, m0 + M) of `a`. Same bits as matmul_rows on the f32 rows.
+void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t M, const Weight& w,
+                           int64_t row_begin, int64_t row_end, float* y /*[M, ldy]*/, int64_t ldy, Precision p);
 
 // One dot product of an f32 vector with row r of W.
 float dot_row(const float* x, const Weight& w, int64_t r);

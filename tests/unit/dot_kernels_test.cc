@@ -1,6 +1,7 @@
 // The row kernels behind matmul: every compiled instruction set against the scalar reference,
 // bit for bit, on odd sizes, sub-ranges of rows, strided and misaligned buffers, all weight
-// formats; the scalar reference itself against a double-precision dot product.
+// formats; the scalar reference itself against a double-precision dot product (for q8/q4: of
+// the dequantised weights with the input as quantised per group of 32).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -37,11 +38,20 @@ TEST(DotKernels, ScalarReferenceIsADotProduct) {
       const std::vector<float> x = testing::random_vector(rng, K);
       float y[3];
       kernels::scalar_kernels().rows(x.data(), 1, K, w, 0, 3, y, 3);
+      // Quantised weights multiply the input as quantised per group of 32 (x_int * sx).
+      kernels::QuantizedRows xq;
+      kernels::quantize_activations(x.data(), 1, K, K, &xq);
+      auto input = [&](int64_t k) -> double {
+        if (w.quant == WeightQuant::kNone) return x[k];
+        const float sx = xq.scale[k / 32];
+        EXPECT_LE(std::fabs(xq.q[k] * sx - x[k]), 0.5f * sx * 1.0001f);  // rounded to the nearest step
+        return static_cast<double>(xq.q[k]) * sx;
+      };
       for (int64_t n = 0; n < 3; ++n) {
         double s = 0, mag = 0;
         for (int64_t k = 0; k < K; ++k) {
-          s += static_cast<double>(x[k]) * w.at(n, k);
-          mag += std::fabs(static_cast<double>(x[k]) * w.at(n, k));
+          s += input(k) * w.at(n, k);
+          mag += std::fabs(input(k) * w.at(n, k));
         }
         EXPECT_NEAR(y[n], s, 1e-6 * (1 + mag)) << weight_format_name(w) << " K " << K;
         EXPECT_EQ(kernels::weight_element(w, n, K - 1), w.at(n, K - 1));

@@ -306,11 +306,17 @@ int run_bench(const BenchOptions& o) {
   config.progress = isatty(fileno(stderr)) != 0;
   config.repetitions = o.repetitions;
   config.seed = o.seed;
-  config.weights = o.weights;
+  const std::vector<std::string> weight_formats = split(o.weights);
+  if (weight_formats.empty()) return fail(Status::Error("--weights: expected f32, bf16, q8 or q4, got ''"));
+  config.weights = weight_formats[0];
   if (o.repetitions < 1) return fail(Status::Error("-r: expected at least 1 repetition, got " + std::to_string(o.repetitions)));
   if (o.layers < 0) return fail(Status::Error("--layers: expected a positive number of layers, got " + std::to_string(o.layers)));
   config.max_layers = o.layers;
-  if (Status s = apply_weights(o.weights, &config.load); !s.ok()) return fail(s);
+  for (const std::string& w : weight_formats) {
+    LoadOptions check;
+    if (Status s = apply_weights(w, &check); !s.ok()) return fail(s);
+  }
+  if (Status s = apply_weights(config.weights, &config.load); !s.ok()) return fail(s);
   if (o.threads.empty()) {
     config.threads = {ThreadPool::default_threads()};
   } else {
@@ -373,16 +379,19 @@ int run_bench(const BenchOptions& o) {
 
   RowPrinter printer(stdout, format);
   auto sink = [&](const BenchRow& row) { printer.print(row); };
-  if (o.compare_vanilla) {
-    for (const std::string& s : shapes) {
+  for (const std::string& w : weight_formats) {  // the matrix: formats x models x threads x lengths
+    config.weights = w;
+    config.load = LoadOptions{};
+    if (Status s = apply_weights(w, &config.load); !s.ok()) return fail(s);
+    for (const std::string& s : o.compare_vanilla ? shapes : std::vector<std::string>{}) {
       Status st = run_compare_vanilla(s, config, limits, sink);
       if (!st.ok()) return fail(st);
     }
-    return 0;
-  }
-  for (const BenchModel& m : models) {
-    Status st = run_model_bench(m, config, limits, sink);
-    if (!st.ok()) return fail(st);
+    if (o.compare_vanilla) continue;
+    for (const BenchModel& m : models) {
+      Status st = run_model_bench(m, config, limits, sink);
+      if (!st.ok()) return fail(st);
+    }
   }
   return 0;
 }
@@ -421,7 +430,7 @@ Runner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test, after one warm-up")->capture_default_str();
   sub->add_option("--weights", o->weights,
-                  "Weight format: bf16 (2 bytes/weight), f32, q8 or q4 (group-quantised experts and attention/lm_head)")
+                  "Comma-separated weight formats: bf16 (2 bytes/weight), f32, q8 or q4 (group-quantised experts and attention/lm_head)")
       ->capture_default_str();
   sub->add_option("--zc-share", o->zc_share,
                   "Comma-separated target shares of routing slots sent to zero-computation experts (MoE++ shapes only): "
