@@ -2,6 +2,8 @@
 // families: h += Attn(RMSNorm(h)); h += MoE(RMSNorm(h)); logits = lm_head(RMSNorm(h)).
 #include "models/model.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -136,6 +138,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   }
   MOEPP_RETURN_IF_ERROR(loader.check_all_used());
   MOEPP_RETURN_IF_ERROR(m->quantize(options));
+  m->interleave_for_kernels();
 
   m->inv_freq_ = rope_inv_freq(c);
   return m;
@@ -201,7 +204,32 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
   }
   m->inv_freq_ = rope_inv_freq(c);
   MOEPP_RETURN_IF_ERROR(m->quantize(options));
+  m->interleave_for_kernels();
   return m;
+}
+
+void Model::interleave_for_kernels() {
+  auto apply = [](Weight* w) {
+    if (w->empty() || w->quant != WeightQuant::kNone || w->interleaved8) return;
+    Weight out = interleave_rows8(*w);
+    if (w->owner == nullptr) {
+      // A view into the mapped checkpoint: give its pages back, so the copy does not double the
+      // memory (the file stays mapped for the small tensors still viewed there).
+      const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);
+      const uintptr_t begin = (reinterpret_cast<uintptr_t>(w->data) + 4095) & ~uintptr_t{4095};
+      const uintptr_t end = (reinterpret_cast<uintptr_t>(w->data) + bytes) & ~uintptr_t{4095};
+      if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    }
+    *w = std::move(out);
+  };
+  for (LayerWeights& lw : weights_.layers) {
+    for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o}) apply(w);
+    for (ExpertWeights& e : lw.moe.experts) {
+      apply(&e.gate_up);
+      apply(&e.down);
+    }
+  }
+  if (weights_.lm_head.data != weights_.embed.data) apply(&weights_.lm_head);
 }
 
 Status Model::quantize(const LoadOptions& options) {

@@ -81,6 +81,9 @@ class Model {
   std::unique_ptr<Model> clone_sharing_weights() const;
   Status check_batch(const Batch& batch, const KvCache& cache) const;
   Status quantize(const LoadOptions& options);
+  // The large f32/bf16 matrices (attention, experts, untied lm_head) in the row-interleaved
+  // layout the decode kernels stream fastest (tensor/weight.h); mapped originals are released.
+  void interleave_for_kernels();
 
   std::string dir_;
   std::string weight_format_;

@@ -21,7 +21,7 @@ float weight_element(const Weight& w, int64_t n, int64_t c) {
     case WeightQuant::kNone:
       break;
   }
-  return w.dtype == DType::kF32 ? w.f32()[n * w.cols + c] : bf16_to_f32(w.bf16()[n * w.cols + c]);
+  return w.at(n, c);  // either layout (row-major or interleaved8)
 }
 
 int weight_integer(const Weight& w, int64_t n, int64_t c) {

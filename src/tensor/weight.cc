@@ -3,8 +3,10 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace moepp {
 
@@ -44,8 +46,27 @@ size_t Weight::nbytes() const {
   return 0;
 }
 
+Weight interleave_rows8(const Weight& w) {
+  if (w.quant != WeightQuant::kNone || w.interleaved8 || w.empty()) return w;
+  const int64_t rows = (w.rows + 7) / 8 * 8, cols = (w.cols + 7) / 8 * 8;
+  const size_t esize = dtype_size(w.dtype);
+  Weight out = make_owned_weight(w.dtype, rows, cols);  // storage of the padded size
+  std::memset(const_cast<void*>(out.data), 0, static_cast<size_t>(rows * cols) * esize);
+  out.rows = w.rows;
+  out.cols = w.cols;
+  out.interleaved8 = true;
+  uint8_t* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; c += 8) {
+      const int64_t n = std::min<int64_t>(8, w.cols - c);
+      std::memcpy(dst + out.element_index(r, c) * esize, src + (r * w.cols + c) * esize, static_cast<size_t>(n) * esize);
+    }
+  return out;
+}
+
 float Weight::at(int64_t r, int64_t c) const {
-  const int64_t i = r * cols + c;
+  const int64_t i = element_index(r, c);
   switch (quant) {
     case WeightQuant::kNone: return dtype == DType::kF32 ? f32()[i] : bf16_to_f32(bf16()[i]);
     case WeightQuant::kQ8: return scales[r * groups_per_row() + c / kQuantGroup] * static_cast<float>(q8()[i]);

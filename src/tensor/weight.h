@@ -22,6 +22,9 @@ struct Weight {
   const void* data = nullptr;     // f32/bf16 [rows, cols]; q8 int8 [rows, cols]; q4 [rows, q4_row_bytes()] nibble pairs
   const float* scales = nullptr;  // quantised only: [rows, groups_per_row()]
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
+  // f32/bf16 only: rows in blocks of 8 whose 8-column chunks lie side by side (row-interleaved),
+  // so a kernel reading 8 rows at once streams memory in order (interleave_rows8).
+  bool interleaved8 = false;
 
   bool empty() const { return data == nullptr; }
   int64_t groups_per_row() const { return (cols + kQuantGroup - 1) / kQuantGroup; }
@@ -30,7 +33,14 @@ struct Weight {
   const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
   const int8_t* q8() const { return static_cast<const int8_t*>(data); }
   const uint8_t* q4() const { return static_cast<const uint8_t*>(data); }
-  // Bytes a pass over the whole matrix reads (values and scales).
+  // Element (r, c) of an f32/bf16 weight in its layout (row-major or interleaved8): padded
+  // [ceil(rows / 8) * 8, ceil(cols / 8) * 8], block b = r / 8 holds [cols / 8][8 rows][8 values].
+  int64_t element_index(int64_t r, int64_t c) const {
+    if (!interleaved8) return r * cols + c;
+    const int64_t padded_cols = (cols + 7) / 8 * 8;
+    return (r / 8) * 8 * padded_cols + (c / 8) * 64 + (r % 8) * 8 + c % 8;
+  }
+  // Bytes a pass over the whole matrix reads (values and scales; padding not counted).
   size_t nbytes() const;
   // Element (r, c) as f32 (slow path: tests, embedding rows, small tensors).
   float at(int64_t r, int64_t c) const;
@@ -42,6 +52,9 @@ void* allocate_aligned(size_t bytes);
 
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
+
+// A row-interleaved copy (interleaved8) of an f32/bf16 weight, zero-padded; others unchanged.
+Weight interleave_rows8(const Weight& w);
 
 const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"
 const char* quant_name(WeightQuant q);           // "none", "q8", "q4"

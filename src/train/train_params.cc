@@ -117,7 +117,7 @@ Result<TrainParams> TrainParams::from_model(const Model& model) {
       return Status::Error(str_format("train: %s: shape [%lld, %lld], expected [%lld, %lld]", what.c_str(),
                                       (long long)w.rows, (long long)w.cols, (long long)r.rows, (long long)r.cols));
     float* dst = p.at(r);
-    if (w.dtype == DType::kF32) {
+    if (w.dtype == DType::kF32 && !w.interleaved8) {
       std::memcpy(dst, w.f32(), sizeof(float) * static_cast<size_t>(r.size()));
     } else {
       for (int64_t i = 0; i < r.rows; ++i)

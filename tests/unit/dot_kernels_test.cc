@@ -16,7 +16,13 @@ namespace {
 
 std::vector<Weight> weights_in_every_format(std::mt19937& rng, int64_t N, int64_t K) {
   const Weight f32 = testing::random_weight(rng, N, K, 0.7f, DType::kF32);
-  std::vector<Weight> out{f32, testing::random_weight(rng, N, K, 0.7f, DType::kBF16)};
+  const Weight bf16 = testing::random_weight(rng, N, K, 0.7f, DType::kBF16);
+  std::vector<Weight> out{f32, bf16, interleave_rows8(f32), interleave_rows8(bf16)};
+  for (const Weight* w : {&out[2], &out[3]}) {  // the layout changes addresses, never values
+    EXPECT_TRUE(w->interleaved8);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) EXPECT_EQ(w->at(n, k), (w == &out[2] ? f32 : bf16).at(n, k));
+  }
   for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
     auto qw = quantize_weight(f32, q);
     EXPECT_TRUE(qw.ok());
@@ -81,7 +87,7 @@ TEST(DotKernels, EverySimdSetEqualsTheScalarReferenceBitForBit) {
             set->rows(x, M, ldx, w, n0, n1, got.data(), ldy);
             for (int64_t i = 0; i < M * ldy; ++i)
               ASSERT_EQ(bits(got[i]), bits(want[i]))
-                  << set->isa << " " << weight_format_name(w) << " K " << K << " M " << M << " rows " << n0 << ".."
+                  << set->isa << " " << weight_format_name(w) << (w.interleaved8 ? " interleaved" : "") << " K " << K << " M " << M << " rows " << n0 << ".."
                   << n1 << " at " << i;
           }
         }
