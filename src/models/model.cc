@@ -210,7 +210,7 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
 
 void Model::interleave_for_kernels() {
   auto apply = [](Weight* w) {
-    if (w->empty() || w->quant != WeightQuant::kNone || w->interleaved8) return;
+    if (w->empty() || w->interleaved8) return;
     Weight out = interleave_rows8(*w);
     if (w->owner == nullptr) {
       // A view into the mapped checkpoint: give its pages back, so the copy does not double the

@@ -9,24 +9,12 @@
 
 namespace moepp::kernels {
 
-float weight_element(const Weight& w, int64_t n, int64_t c) {
-  switch (w.quant) {
-    case WeightQuant::kQ8:
-      return static_cast<float>(w.q8()[n * w.cols + c]) * w.scales[n * w.groups_per_row() + c / kQuantGroup];
-    case WeightQuant::kQ4: {
-      const uint8_t byte = w.q4()[n * w.q4_row_bytes() + c / 2];
-      const int nibble = c % 2 == 0 ? (byte & 0x0f) : (byte >> 4);
-      return static_cast<float>(nibble - 8) * w.scales[n * w.groups_per_row() + c / kQuantGroup];
-    }
-    case WeightQuant::kNone:
-      break;
-  }
-  return w.at(n, c);  // either layout (row-major or interleaved8)
-}
+float weight_element(const Weight& w, int64_t n, int64_t c) { return w.at(n, c); }
 
 int weight_integer(const Weight& w, int64_t n, int64_t c) {
-  if (w.quant == WeightQuant::kQ8) return w.q8()[n * w.cols + c];
-  const uint8_t byte = w.q4()[n * w.q4_row_bytes() + c / 2];
+  const int64_t group = w.group_offset(n, c / kQuantGroup);
+  if (w.quant == WeightQuant::kQ8) return w.q8()[group + c % kQuantGroup];
+  const uint8_t byte = w.q4()[group + (c % kQuantGroup) / 2];
   return (c % 2 == 0 ? (byte & 0x0f) : (byte >> 4)) - 8;
 }
 
@@ -62,7 +50,7 @@ float reference_quantized_dot(const QuantizedRows& a, int64_t m, const Weight& w
   const int64_t G = a.groups;
   float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int64_t g = 0; g < G; ++g) {
-    const float d = w.scales[n * w.groups_per_row() + g] * a.scale[m * G + g];
+    const float d = w.scales[w.scale_index(n, g)] * a.scale[m * G + g];
     const int8_t* xq = a.q.data() + (m * G + g) * kQuantGroup;
     for (int j = 0; j < 8; ++j) {
       int32_t isum = 0;

@@ -215,25 +215,34 @@ inline __m256i group_from_bytes(const void* bytes) {
   }
 }
 
-template <bool kQ4>
+// Group g of row n, row-major or interleaved8 (tensor/weight.h): a template parameter, so the
+// address is linear in g inside the loop.
+template <bool kQ4, bool kInterleaved>
 inline const uint8_t* group_address(const Weight& w, int64_t n, int64_t g) {
-  if constexpr (kQ4) return w.q4() + n * w.q4_row_bytes() + g * (kQuantGroup / 2);
-  return reinterpret_cast<const uint8_t*>(w.q8() + n * w.cols + g * kQuantGroup);
+  constexpr int64_t gb = kQ4 ? kQuantGroup / 2 : kQuantGroup;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  if constexpr (kInterleaved) return base + ((n / 8) * w.groups_per_row() * 8 + g * 8 + n % 8) * gb;
+  return base + (kQ4 ? n * w.q4_row_bytes() : n * w.cols) + g * gb;
+}
+
+template <bool kInterleaved>
+inline float group_scale(const Weight& w, int64_t n, int64_t g) {
+  if constexpr (kInterleaved) return w.scales[(n / 8) * w.groups_per_row() * 8 + g * 8 + n % 8];
+  return w.scales[n * w.groups_per_row() + g];
 }
 
 template <bool kQ4>
-inline __m256i short_group(const Weight& w, int64_t n, int64_t g) {
+inline __m256i short_group(const Weight& w, int64_t n, int64_t g) {  // row-major only
   alignas(32) uint8_t t[32] = {};
   const int64_t cols = w.cols - g * kQuantGroup;
-  std::memcpy(t, group_address<kQ4>(w, n, g), static_cast<size_t>(kQ4 ? (cols + 1) / 2 : cols));
+  std::memcpy(t, group_address<kQ4, false>(w, n, g), static_cast<size_t>(kQ4 ? (cols + 1) / 2 : cols));
   return group_from_bytes<kQ4>(t);
 }
 
-template <int MR, int NR, bool kQ4>
+template <int MR, int NR, bool kQ4, bool kIL>
 inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
   const int64_t G = a.groups;
-  const int64_t g_full = w.cols / kQuantGroup;
-  const int64_t gpr = w.groups_per_row();
+  const int64_t g_full = kIL ? G : w.cols / kQuantGroup;  // interleaved groups are padded to full size
   const __m256i ones = _mm256_set1_epi16(1);
   // The short last group's weights are read before the accumulators are live (see tile()).
   __m256i w_short[NR] = {};
@@ -246,15 +255,18 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
     __m256i wv[NR];
     float sw[NR];
     if (g < g_full) {
-      // Next tile's rows, one line per row per line consumed (see tile()).
-      if (g % (kQ4 ? 4 : 2) == 0)
+      if constexpr (kIL) {  // one stream: 2 KiB ahead of it, as InterleavedLoader
+        const char* p = reinterpret_cast<const char*>(group_address<kQ4, true>(w, n, g)) + 2048;
+        for (int b = 0; b < 8 * (kQ4 ? 16 : 32); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+      } else if (g % (kQ4 ? 4 : 2) == 0) {  // next tile's rows, one line per row per line consumed
         for (int r = 0; r < NR; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(group_address<kQ4>(w, n + NR + r, g)), _MM_HINT_T0);
-      for (int r = 0; r < NR; ++r) wv[r] = group_from_bytes<kQ4>(group_address<kQ4>(w, n + r, g));
+          _mm_prefetch(reinterpret_cast<const char*>(group_address<kQ4, false>(w, n + NR + r, g)), _MM_HINT_T0);
+      }
+      for (int r = 0; r < NR; ++r) wv[r] = group_from_bytes<kQ4>(group_address<kQ4, kIL>(w, n + r, g));
     } else {
       for (int r = 0; r < NR; ++r) wv[r] = w_short[r];
     }
-    for (int r = 0; r < NR; ++r) sw[r] = w.scales[(n + r) * gpr + g];
+    for (int r = 0; r < NR; ++r) sw[r] = group_scale<kIL>(w, n + r, g);
     for (int m = 0; m < MR; ++m) {
       const int64_t row = (m0 + m) * G + g;
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup));
@@ -280,23 +292,21 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
 
 // Tile shapes: one token x {1..4, 8} rows (8 memory streams, as tile()), batches 4 x {1, 2} (8
 // accumulators leave registers for the weights and the input).
-template <int MR, bool kQ4>
+template <int MR, bool kQ4, bool kIL>
 void quant_tile_nr(int nr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
   switch (nr) {
-    case 1:
-      return quant_tile<MR, 1, kQ4>(a, m0, w, n, y, ldy);
-    case 2:
-      return quant_tile<MR, 2, kQ4>(a, m0, w, n, y, ldy);
+    case 1: return quant_tile<MR, 1, kQ4, kIL>(a, m0, w, n, y, ldy);
+    case 2: return quant_tile<MR, 2, kQ4, kIL>(a, m0, w, n, y, ldy);
   }
   if constexpr (MR == 1) {
-    if (nr == 3) return quant_tile<1, 3, kQ4>(a, m0, w, n, y, ldy);
-    if (nr == 4) return quant_tile<1, 4, kQ4>(a, m0, w, n, y, ldy);
-    if (nr == 8) return quant_tile<1, 8, kQ4>(a, m0, w, n, y, ldy);
+    if (nr == 3) return quant_tile<1, 3, kQ4, kIL>(a, m0, w, n, y, ldy);
+    if (nr == 4) return quant_tile<1, 4, kQ4, kIL>(a, m0, w, n, y, ldy);
+    if (nr == 8) return quant_tile<1, 8, kQ4, kIL>(a, m0, w, n, y, ldy);
   }
   std::abort();
 }
 
-template <bool kQ4>
+template <bool kQ4, bool kIL>
 void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,
                 int64_t ldy) {
   const int nr_max = M == 1 ? 8 : 2;
@@ -308,16 +318,16 @@ void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, 
       float* out = y + m * ldy + (n - n0);
       switch (mr) {
         case 1:
-          quant_tile_nr<1, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          quant_tile_nr<1, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
           break;
         case 2:
-          quant_tile_nr<2, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          quant_tile_nr<2, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
           break;
         case 3:
-          quant_tile_nr<3, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          quant_tile_nr<3, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
           break;
         default:
-          quant_tile_nr<4, kQ4>(nr, a, m0 + m, w, n, out, ldy);
+          quant_tile_nr<4, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
           break;
       }
       n += nr;
@@ -327,8 +337,13 @@ void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, 
 
 void avx2_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
                          float* y, int64_t ldy) {
-  if (w.quant == WeightQuant::kQ4) return quant_rows<true>(a, m0, M, w, n0, n1, y, ldy);
-  quant_rows<false>(a, m0, M, w, n0, n1, y, ldy);
+  const bool q4 = w.quant == WeightQuant::kQ4;
+  if (w.interleaved8) {
+    if (q4) return quant_rows<true, true>(a, m0, M, w, n0, n1, y, ldy);
+    return quant_rows<false, true>(a, m0, M, w, n0, n1, y, ldy);
+  }
+  if (q4) return quant_rows<true, false>(a, m0, M, w, n0, n1, y, ldy);
+  quant_rows<false, false>(a, m0, M, w, n0, n1, y, ldy);
 }
 
 void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {

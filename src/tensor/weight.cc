@@ -46,8 +46,37 @@ size_t Weight::nbytes() const {
   return 0;
 }
 
+namespace {
+
+Weight interleave_quantized(const Weight& w) {
+  const int64_t blocks = (w.rows + 7) / 8, G = w.groups_per_row(), gb = w.group_bytes();
+  const size_t value_bytes = static_cast<size_t>(blocks * 8 * G * gb);
+  const size_t scale_offset = (value_bytes + 63) / 64 * 64;
+  void* p = allocate_aligned(scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
+  std::memset(p, 0, scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
+  Weight out = w;
+  out.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  out.data = p;
+  out.scales = reinterpret_cast<const float*>(static_cast<uint8_t*>(p) + scale_offset);
+  out.interleaved8 = true;
+  float* scales = const_cast<float*>(out.scales);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t g = 0; g < G; ++g) {
+      // A row-major row's last group may be short: copy what it has.
+      const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
+      const int64_t bytes = w.quant == WeightQuant::kQ8 ? cols : (cols + 1) / 2;
+      std::memcpy(static_cast<uint8_t*>(p) + out.group_offset(r, g),
+                  static_cast<const uint8_t*>(w.data) + w.group_offset(r, g), static_cast<size_t>(bytes));
+      scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
+    }
+  return out;
+}
+
+}  // namespace
+
 Weight interleave_rows8(const Weight& w) {
-  if (w.quant != WeightQuant::kNone || w.interleaved8 || w.empty()) return w;
+  if (w.interleaved8 || w.empty()) return w;
+  if (w.quant != WeightQuant::kNone) return interleave_quantized(w);
   const int64_t rows = (w.rows + 7) / 8 * 8, cols = (w.cols + 7) / 8 * 8;
   const size_t esize = dtype_size(w.dtype);
   Weight out = make_owned_weight(w.dtype, rows, cols);  // storage of the padded size
@@ -69,11 +98,13 @@ float Weight::at(int64_t r, int64_t c) const {
   const int64_t i = element_index(r, c);
   switch (quant) {
     case WeightQuant::kNone: return dtype == DType::kF32 ? f32()[i] : bf16_to_f32(bf16()[i]);
-    case WeightQuant::kQ8: return scales[r * groups_per_row() + c / kQuantGroup] * static_cast<float>(q8()[i]);
+    case WeightQuant::kQ8:
+      return scales[scale_index(r, c / kQuantGroup)] *
+             static_cast<float>(q8()[group_offset(r, c / kQuantGroup) + c % kQuantGroup]);
     case WeightQuant::kQ4: {
-      const uint8_t byte = q4()[r * q4_row_bytes() + c / 2];
+      const uint8_t byte = q4()[group_offset(r, c / kQuantGroup) + (c % kQuantGroup) / 2];
       const int v = (c % 2 == 0 ? (byte & 0x0f) : (byte >> 4)) - 8;
-      return scales[r * groups_per_row() + c / kQuantGroup] * static_cast<float>(v);
+      return scales[scale_index(r, c / kQuantGroup)] * static_cast<float>(v);
     }
   }
   return 0.0f;

@@ -22,8 +22,9 @@ struct Weight {
   const void* data = nullptr;     // f32/bf16 [rows, cols]; q8 int8 [rows, cols]; q4 [rows, q4_row_bytes()] nibble pairs
   const float* scales = nullptr;  // quantised only: [rows, groups_per_row()]
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
-  // f32/bf16 only: rows in blocks of 8 whose 8-column chunks lie side by side (row-interleaved),
-  // so a kernel reading 8 rows at once streams memory in order (interleave_rows8).
+  // Rows in blocks of 8 whose chunks lie side by side (row-interleaved), so a kernel reading 8
+  // rows at once streams memory in order (interleave_rows8): 8-column chunks for f32/bf16,
+  // quantisation groups (and their scales) for q8/q4.
   bool interleaved8 = false;
 
   bool empty() const { return data == nullptr; }
@@ -40,6 +41,16 @@ struct Weight {
     const int64_t padded_cols = (cols + 7) / 8 * 8;
     return (r / 8) * 8 * padded_cols + (c / 8) * 64 + (r % 8) * 8 + c % 8;
   }
+  // q8/q4: bytes of one stored group (32 values), the byte offset of group g of row r, and the
+  // index of its scale, in either layout (interleaved8 pads every group to full size).
+  int64_t group_bytes() const { return quant == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2; }
+  int64_t group_offset(int64_t r, int64_t g) const {
+    if (interleaved8) return ((r / 8) * groups_per_row() * 8 + g * 8 + r % 8) * group_bytes();
+    return (quant == WeightQuant::kQ8 ? r * cols : r * q4_row_bytes()) + g * group_bytes();
+  }
+  int64_t scale_index(int64_t r, int64_t g) const {
+    return interleaved8 ? (r / 8) * groups_per_row() * 8 + g * 8 + r % 8 : r * groups_per_row() + g;
+  }
   // Bytes a pass over the whole matrix reads (values and scales; padding not counted).
   size_t nbytes() const;
   // Element (r, c) as f32 (slow path: tests, embedding rows, small tensors).
@@ -53,7 +64,7 @@ void* allocate_aligned(size_t bytes);
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
 
-// A row-interleaved copy (interleaved8) of an f32/bf16 weight, zero-padded; others unchanged.
+// A row-interleaved copy (interleaved8) of a weight, zero-padded.
 Weight interleave_rows8(const Weight& w);
 
 const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"

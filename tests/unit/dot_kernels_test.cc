@@ -27,6 +27,10 @@ std::vector<Weight> weights_in_every_format(std::mt19937& rng, int64_t N, int64_
     auto qw = quantize_weight(f32, q);
     EXPECT_TRUE(qw.ok());
     out.push_back(*qw);
+    out.push_back(interleave_rows8(*qw));
+    EXPECT_TRUE(out.back().interleaved8);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) EXPECT_EQ(out.back().at(n, k), qw->at(n, k));
   }
   return out;
 }
