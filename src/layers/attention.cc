@@ -43,10 +43,9 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
     const float* qh = &q[t * q_width + h * hd];
     std::vector<float> scores(static_cast<size_t>(pos + 1 - first));
+    const kernels::KernelSet& kern = kernels::active_kernels();
     for (int64_t j = first; j <= pos; ++j) {
-      const float* kj = cache.k(layer, seq, j) + kvh * hd;
-      float s = 0;
-      for (int64_t i = 0; i < hd; ++i) s += qh[i] * kj[i];
+      const float s = kern.dot(qh, cache.k(layer, seq, j) + kvh * hd, hd);
       scores[j - first] = p.round(p.round(s) / inv_scale_div);
     }
     softmax_inplace(scores.data(), static_cast<int64_t>(scores.size()));
@@ -54,8 +53,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     std::fill(out, out + hd, 0.0f);
     for (int64_t j = first; j <= pos; ++j) {
       const float pj = p.round(scores[j - first]);
-      const float* vj = cache.v(layer, seq, j) + kvh * hd;
-      for (int64_t i = 0; i < hd; ++i) out[i] += pj * vj[i];
+      kern.axpy(pj, cache.v(layer, seq, j) + kvh * hd, out, hd);
     }
     p.round(out, static_cast<size_t>(hd));
   });

@@ -92,7 +92,21 @@ void scalar_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - n0)] = reference_dot(x + m * ldx, w, n);
 }
 
-const KernelSet kScalar{"scalar", scalar_rows, scalar_quantized_rows};
+float scalar_dot(const float* a, const float* b, int64_t n) {
+  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t k = 0; k < n; k += 8)
+    for (int j = 0; j < 8 && k + j < n; ++j) lane[j] = std::fma(a[k + j], b[k + j], lane[j]);
+  // Lanes past n would add fma(0, 0, lane) = lane + 0: the same value, except -0 becoming +0.
+  if (n % 8 != 0)
+    for (int j = static_cast<int>(n % 8); j < 8; ++j) lane[j] = std::fma(0.0f, 0.0f, lane[j]);
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+void scalar_axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] + a * x[i];
+}
+
+const KernelSet kScalar{"scalar", scalar_rows, scalar_quantized_rows, scalar_dot, scalar_axpy};
 
 const KernelSet& choose() {
   const KernelSet* best = avx2_kernels();

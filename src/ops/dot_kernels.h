@@ -36,10 +36,17 @@ struct QuantizedRows;
 using QuantizedRowsKernel = void (*)(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0,
                                      int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
 
+// Vector kernels for attention: dot(a, b) over n floats by the same 8-lane contract as above,
+// and y[i] = y[i] + a * x[i] (a multiply, then an add: two roundings, as the scalar loop).
+using DotKernel = float (*)(const float* a, const float* b, int64_t n);
+using AxpyKernel = void (*)(float a, const float* x, float* y, int64_t n);
+
 struct KernelSet {
   const char* isa;  // "scalar", "avx2"
   RowsKernel rows;  // any weight format (q8/q4: quantises x itself, once per call)
   QuantizedRowsKernel quantized_rows;
+  DotKernel dot;
+  AxpyKernel axpy;
 };
 
 // The scalar reference (always present) and the AVX2+FMA set (null when the CPU lacks it).

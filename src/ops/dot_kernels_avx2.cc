@@ -361,9 +361,29 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   rows_for(x, M, ldx, w, RowMajorLoader<uint16_t>{{&w}}, n0, n1, y, ldy);
 }
 
+float avx2_dot(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  const int64_t n_full = n & ~int64_t{7};
+  for (int64_t k = 0; k < n_full; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+  if (n_full < n) {
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - n_full)),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + n_full, mask), _mm256_maskload_ps(b + n_full, mask), acc);
+  }
+  return lane_sum(acc);
+}
+
+void avx2_axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
+  for (; i < n; ++i) y[i] = y[i] + a * x[i];
+}
+
 #pragma GCC pop_options
 
-const KernelSet kAvx2{"avx2", avx2_rows, avx2_quantized_rows};
+const KernelSet kAvx2{"avx2", avx2_rows, avx2_quantized_rows, avx2_dot, avx2_axpy};
 
 }  // namespace
 

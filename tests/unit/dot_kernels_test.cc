@@ -116,5 +116,28 @@ TEST(DotKernels, BatchRowsEqualTheRowAlone) {
   }
 }
 
+TEST(DotKernels, AttentionDotAndAxpyEqualTheScalarReference) {
+  std::mt19937 rng(34);
+  for (int64_t n : {1, 7, 8, 64, 100, 128}) {
+    std::vector<float> buf = testing::random_vector(rng, static_cast<size_t>(2 * n + 1));
+    const float* a = buf.data() + 1;  // misaligned
+    const float* b = buf.data() + 1 + n;
+    double exact = 0;
+    for (int64_t i = 0; i < n; ++i) exact += static_cast<double>(a[i]) * b[i];
+    const float want = kernels::scalar_kernels().dot(a, b, n);
+    EXPECT_NEAR(want, exact, 1e-5 * (1 + std::fabs(exact)));
+    std::vector<float> y_want = testing::random_vector(rng, static_cast<size_t>(n));
+    std::vector<float> y0 = y_want;
+    kernels::scalar_kernels().axpy(0.37f, a, y_want.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(bits(y_want[i]), bits(y0[i] + 0.37f * a[i]));
+    for (const auto* set : kernels::available_kernels()) {
+      EXPECT_EQ(bits(set->dot(a, b, n)), bits(want)) << set->isa << " n " << n;
+      std::vector<float> y = y0;
+      set->axpy(0.37f, a, y.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(y[i]), bits(y_want[i])) << set->isa << " n " << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moepp
