@@ -33,6 +33,14 @@ void pin_worker(std::thread& t, int i, int n_threads) {
   }
 }
 
+constexpr int kSpinIterations = 4000;  // of a pause instruction: some tens of microseconds
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -62,16 +70,19 @@ void ThreadPool::run_tasks() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    // Decode runs a few parallel_for calls per layer, microseconds apart: a worker that polls
+    // for a while before sleeping joins the next one at once instead of after a futex wake-up.
+    for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_relaxed) == seen; ++i) cpu_relax();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
     }
     run_tasks();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_ == 0) done_.notify_all();
+      if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_all();
     }
   }
 }
@@ -87,14 +98,15 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
     job_ = &fn;
     n_tasks_ = n_tasks;
     next_.store(0, std::memory_order_relaxed);
-    busy_ = static_cast<int>(workers_.size());  // every worker joins every job, then reports
-    ++generation_;
+    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);  // every worker joins, then reports
+    generation_.fetch_add(1, std::memory_order_relaxed);
   }
   wake_.notify_all();
   run_tasks();
+  // Workers that woke late find no task left and report at once; poll before sleeping (above).
+  for (int i = 0; i < kSpinIterations && busy_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   std::unique_lock<std::mutex> lock(mutex_);
-  // Workers that woke late find no task left and report at once.
-  done_.wait(lock, [&] { return busy_ == 0; });
+  done_.wait(lock, [&] { return busy_.load(std::memory_order_acquire) == 0; });
   job_ = nullptr;
 }
 

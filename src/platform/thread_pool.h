@@ -41,8 +41,8 @@ class ThreadPool {
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_{0};
-  int busy_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<int> busy_{0};              // written under mutex_, polled without it
+  std::atomic<uint64_t> generation_{0};   // written under mutex_, polled without it
   bool stop_ = false;
 };
 
