@@ -109,12 +109,11 @@ void scalar_axpy(float a, const float* x, float* y, int64_t n) {
 const KernelSet kScalar{"scalar", scalar_rows, scalar_quantized_rows, scalar_dot, scalar_axpy};
 
 const KernelSet& choose() {
-  const KernelSet* best = avx2_kernels();
-  if (const char* forced = std::getenv("MOEPP_KERNELS")) {
-    if (std::strcmp(forced, "scalar") == 0) return kScalar;
-    if (best != nullptr && std::strcmp(forced, best->isa) == 0) return *best;
-  }
-  return best != nullptr ? *best : kScalar;
+  const std::vector<const KernelSet*> sets = available_kernels();
+  if (const char* forced = std::getenv("MOEPP_KERNELS"))
+    for (const KernelSet* set : sets)
+      if (std::strcmp(forced, set->isa) == 0) return *set;
+  return *sets.back();
 }
 
 }  // namespace
@@ -129,6 +128,7 @@ const KernelSet& active_kernels() {
 std::vector<const KernelSet*> available_kernels() {
   std::vector<const KernelSet*> sets{&kScalar};
   if (const KernelSet* k = avx2_kernels()) sets.push_back(k);
+  if (const KernelSet* k = avx512_kernels()) sets.push_back(k);
   return sets;
 }
 

@@ -42,18 +42,21 @@ using DotKernel = float (*)(const float* a, const float* b, int64_t n);
 using AxpyKernel = void (*)(float a, const float* x, float* y, int64_t n);
 
 struct KernelSet {
-  const char* isa;  // "scalar", "avx2"
+  const char* isa;  // "scalar", "avx2", "avx512"
   RowsKernel rows;  // any weight format (q8/q4: quantises x itself, once per call)
   QuantizedRowsKernel quantized_rows;
   DotKernel dot;
   AxpyKernel axpy;
 };
 
-// The scalar reference (always present) and the AVX2+FMA set (null when the CPU lacks it).
+// The scalar reference (always present), the AVX2+FMA set and the AVX-512 set (F, BW, DQ, VL,
+// VNNI; it uses the AVX2 set for what it does not cover). Null when the CPU lacks them.
 const KernelSet& scalar_kernels();
 const KernelSet* avx2_kernels();
+const KernelSet* avx512_kernels();
 
-// The set in use: the best the CPU supports, or the one MOEPP_KERNELS names ("scalar", "avx2").
+// The set in use: the best the CPU supports, or the one MOEPP_KERNELS names ("scalar", "avx2",
+// "avx512") when the CPU has it.
 const KernelSet& active_kernels();
 // Every set this CPU can run, best last (tests run each one).
 std::vector<const KernelSet*> available_kernels();

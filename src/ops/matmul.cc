@@ -30,7 +30,8 @@ void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t 
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
   const int64_t N = w.rows;
-  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(64, N / (4 * pool.size()) + 1));
+  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks.
+  const int64_t block = std::min<int64_t>(64, (N / (4 * pool.size()) + 8) / 8 * 8);
   const int64_t n_blocks = (N + block - 1) / block;
   if (w.quant != WeightQuant::kNone) {  // the input is quantised once, not per block of rows
     // A named reference: worker threads must read the caller's buffer, not their own

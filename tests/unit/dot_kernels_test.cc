@@ -100,6 +100,60 @@ TEST(DotKernels, EverySimdSetEqualsTheScalarReferenceBitForBit) {
   }
 }
 
+TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
+  // Several 8-row blocks, ranges that start and end inside a block, and batches past one tile
+  // of tokens (the AVX-512 set's 8-row blocks and 6-token tiles; the AVX2 set's 4 x 3 tiles),
+  // with f32 inputs and with inputs that are bf16 values, as under --dtype bf16 (the AVX-512 set
+  // then takes vdpbf16ps for bf16 weights where the CPU has it).
+  std::mt19937 rng(35);
+  const auto sets = kernels::available_kernels();
+  for (int64_t K : {3, 40, 96, 131}) {
+    for (int64_t M : {1, 2, 6, 7, 13}) {
+      const int64_t N = 43, ldx = K + 1, ldy = N + 5;
+      for (const Weight& w : weights_in_every_format(rng, N, K)) {
+        for (bool bf16_inputs : {false, true}) {
+          std::vector<float> xbuf = testing::random_vector(rng, static_cast<size_t>(M * ldx + 3));
+          if (bf16_inputs)
+            for (float& v : xbuf) v = round_bf16(v);
+          const float* x = xbuf.data() + 3;
+          for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}}) {
+            std::vector<float> want(static_cast<size_t>(M * ldy), -1.0f);
+            kernels::scalar_kernels().rows(x, M, ldx, w, n0, n1, want.data(), ldy);
+            for (const auto* set : sets) {
+              std::vector<float> got(static_cast<size_t>(M * ldy), -1.0f);
+              set->rows(x, M, ldx, w, n0, n1, got.data(), ldy);
+              for (int64_t i = 0; i < M * ldy; ++i)
+                ASSERT_EQ(bits(got[i]), bits(want[i]))
+                    << set->isa << " " << weight_format_name(w) << (w.interleaved8 ? " interleaved" : "") << " K "
+                    << K << " M " << M << " rows " << n0 << ".." << n1 << (bf16_inputs ? " bf16 inputs" : "")
+                    << " at " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(DotKernels, QuantizedRowsOfABatchEqualTheScalarReference) {
+  // The integer path on inputs quantised once, from a row m0 > 0 of them (as the experts call it).
+  std::mt19937 rng(36);
+  const int64_t N = 40, K = 100, M = 9, m0 = 2;
+  const std::vector<float> x = testing::random_vector(rng, static_cast<size_t>((M + m0) * K));
+  kernels::QuantizedRows a;
+  kernels::quantize_activations(x.data(), M + m0, K, K, &a);
+  for (const Weight& w : weights_in_every_format(rng, N, K)) {
+    if (w.quant == WeightQuant::kNone) continue;
+    std::vector<float> want(static_cast<size_t>(M * N)), got(want.size());
+    kernels::scalar_kernels().quantized_rows(a, m0, M, w, 0, N, want.data(), N);
+    for (const auto* set : kernels::available_kernels()) {
+      set->quantized_rows(a, m0, M, w, 0, N, got.data(), N);
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " " << weight_format_name(w) << " at " << i;
+    }
+  }
+}
+
 TEST(DotKernels, BatchRowsEqualTheRowAlone) {
   // The server batches tokens and speculative decoding verifies drafts in one batch: each
   // token must get the bits it would get alone, whatever path (GEMV, tiles, packed) runs.

@@ -1,0 +1,447 @@
+// AVX-512 kernels (F, BW, DQ, VL and VNNI), chosen at run time by dot_kernels.cc. Same bits as the
+// scalar reference (contract in dot_kernels.h), so they mix freely with the AVX2 set, which they
+// call for what they do not cover (row-major one-token products, rows outside whole blocks of 8).
+//
+// The contract sums each output in 8 lanes. A zmm register holds two of those 8-lane accumulators,
+// one per half: weight rows 2i and 2i + 1 side by side, against the same 8 inputs broadcast to both
+// halves. The row-interleaved layout (tensor/weight.h) already stores rows 2i and 2i + 1 of a
+// chunk next to each other, so one 64-byte load feeds one register.
+//   - One token: a block of 8 rows = 4 zmm accumulators, one sequential stream.
+//   - Batches: weight rows are packed (converted to f32 once) into the same 8-row panel layout and
+//     multiplied in tiles of up to 6 tokens x 8 rows (24 of the 32 zmm registers).
+//   - q8/q4: vpdpbusd adds the four byte products of each 32-bit lane exactly, which is the
+//     contract's integer lane sum: weights are made unsigned (q8 + 128; q4 nibbles as stored) and
+//     the offset comes back through the input's lane sums (QuantizedRows::lane_sum).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "ops/dot_kernels.h"
+
+// GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*(), which its
+// uninitialised-use analysis reports at every inlined call (a false positive of the headers).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace moepp::kernels {
+namespace {
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
+
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), as the AVX2 set computes it.
+inline float lane_sum(__m256 v) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v, v), _mm256_hadd_ps(v, v));
+  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
+// The two outputs held by one accumulator: low half = first row, high half = second.
+inline void store_pair(__m512 acc, float* first, float* second) {
+  *first = lane_sum(_mm512_castps512_ps256(acc));
+  *second = lane_sum(_mm512_extractf32x8_ps(acc, 1));
+}
+
+// Inputs k .. k + 7 in both halves; lanes at or past K are 0 (the contract's padding).
+inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
+  if (k + 8 <= K) return _mm512_broadcast_f32x8(_mm256_loadu_ps(x + k));
+  const __mmask8 live = static_cast<__mmask8>((1u << (K - k)) - 1);
+  return _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, x + k));
+}
+
+// 16 stored weights (two rows' chunks of 8) as f32.
+inline __m512 weight_pair(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 weight_pair(const uint16_t* p) {  // bf16 -> f32 is a 16-bit shift: exact
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// One token against one block of 8 interleaved rows: block = [ceil(K / 8)][8 rows][8 values],
+// zero-padded past K. Prefetches 2 KiB ahead of the one stream, as the AVX2 set does.
+template <class E>
+void gemv_block8(const float* x, int64_t K, const E* block, float* y) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t k = 0; k < K; k += 8) {
+    const E* p = block + k * 8;
+    const char* ahead = reinterpret_cast<const char*>(p) + 2048;
+    for (size_t b = 0; b < 64 * sizeof(E); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    const __m512 xv = input_pair(x, k, K);
+    for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(xv, weight_pair(p + 16 * i), acc[i]);
+  }
+  for (int i = 0; i < 4; ++i) store_pair(acc[i], y + 2 * i, y + 2 * i + 1);
+}
+
+// 8 weights of row n from column k as f32, zero past K, from any f32/bf16 layout.
+inline __m256 weight_chunk(const Weight& w, int64_t n, int64_t k) {
+  const int64_t K = w.cols;
+  const bool f32 = w.dtype == DType::kF32;
+  const __mmask8 live = k + 8 <= K ? __mmask8{0xff} : static_cast<__mmask8>((1u << (K - k)) - 1);
+  const int64_t at = w.element_index(n, k);  // interleaved chunks are padded: a full load is safe
+  if (f32) return w.interleaved8 ? _mm256_loadu_ps(w.f32() + at) : _mm256_maskz_loadu_ps(live, w.f32() + at);
+  const __m128i h = w.interleaved8 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.bf16() + at))
+                                   : _mm_maskz_loadu_epi16(live, w.bf16() + at);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// Rows [n0, n1) as f32 panels of 8 rows in the interleaved layout: panel p = rows n0 + 8p ..,
+// [K8 / 8][8][8] with K8 = ceil(K / 8) * 8; rows past n1 are zero.
+void pack_panels(const Weight& w, int64_t n0, int64_t n1, float* panels) {
+  const int64_t K8 = (w.cols + 7) / 8 * 8;
+  const int64_t n_panels = (n1 - n0 + 7) / 8;
+  if (w.interleaved8 && w.dtype == DType::kBF16 && n0 % 8 == 0) {  // the usual case: a plain conversion
+    const uint16_t* src = w.bf16() + (n0 / 8) * 8 * K8;            // (rows past n1: padding or the next block)
+    for (int64_t i = 0; i < n_panels * 8 * K8; i += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(src + i) + 2048, _MM_HINT_T0);  // the first read of these weights
+      _mm512_storeu_ps(panels + i, weight_pair(src + i));
+    }
+    return;
+  }
+  for (int64_t p = 0; p < n_panels; ++p)
+    for (int r = 0; r < 8; ++r) {
+      const int64_t n = n0 + 8 * p + r;
+      float* out = panels + p * 8 * K8 + r * 8;
+      for (int64_t k = 0; k < K8; k += 8)
+        _mm256_storeu_ps(out + k * 8, n < n1 ? weight_chunk(w, n, k) : _mm256_setzero_ps());
+    }
+}
+
+// MR tokens x one panel of 8 rows; only the first `rows` outputs of each token are stored.
+template <int MR>
+void panel_tile(const float* x, int64_t ldx, int64_t K, const float* panel, int rows, float* y, int64_t ldy) {
+  __m512 acc[MR][4];
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
+  const int64_t k_full = K & ~int64_t{7};
+  for (int64_t k = 0; k < k_full; k += 8) {
+    const float* p = panel + k * 8;
+    __m512 wv[4];
+    for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_ps(p + 16 * i);
+    for (int m = 0; m < MR; ++m) {
+      const __m512 xv = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + m * ldx + k));
+      for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_fmadd_ps(xv, wv[i], acc[m][i]);
+    }
+  }
+  if (k_full < K) {
+    const float* p = panel + k_full * 8;
+    for (int m = 0; m < MR; ++m) {
+      const __m512 xv = input_pair(x + m * ldx, k_full, K);
+      for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(p + 16 * i), acc[m][i]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    alignas(32) float out[8];
+    for (int i = 0; i < 4; ++i) store_pair(acc[m][i], out + 2 * i, out + 2 * i + 1);
+    std::copy(out, out + rows, y + m * ldy);
+  }
+}
+
+void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float* panel, int rows, float* y,
+                    int64_t ldy) {
+  switch (mr) {
+    case 1: return panel_tile<1>(x, ldx, K, panel, rows, y, ldy);
+    case 2: return panel_tile<2>(x, ldx, K, panel, rows, y, ldy);
+    case 3: return panel_tile<3>(x, ldx, K, panel, rows, y, ldy);
+    case 4: return panel_tile<4>(x, ldx, K, panel, rows, y, ldy);
+    case 5: return panel_tile<5>(x, ldx, K, panel, rows, y, ldy);
+    default: return panel_tile<6>(x, ldx, K, panel, rows, y, ldy);
+  }
+}
+
+#pragma GCC pop_options
+
+// ---- bf16 x bf16 on vdpbf16ps (CPUs with AVX512_BF16) ----
+//
+// vdpbf16ps adds two exact bf16 products to each f32 lane, the high half's first, rounding after
+// each addition: two of the contract's FMA steps, provided the inputs are bf16 values too (as
+// under --dtype bf16, where every matmul input is bf16-rounded). Lane j of 16 columns from c is
+// given (c + j) in its high half and (c + 8 + j) in its low half, so it adds chunk c's column
+// first, as the contract does. The instruction flushes subnormal inputs and results to zero: for
+// values below 1.2e-38 its bits can differ from the scalar twin's.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16,avx2,fma")
+
+bool inputs_are_bf16(const float* x, int64_t M, int64_t ldx, int64_t K) {
+  const __m512i low_half = _mm512_set1_epi32(0xffff);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 live = k + 16 <= K ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (K - k)) - 1);
+      if (_mm512_test_epi32_mask(_mm512_maskz_loadu_epi32(live, x + m * ldx + k), low_half) != 0) return false;
+    }
+  return true;
+}
+
+// Two chunks of 8 bf16-valued f32s as 8 lanes of bf16 pairs: (second[j] in the low half,
+// first[j] in the high half).
+inline __m256i pair_chunks(__m256 first, __m256 second) {
+  return _mm256_or_si256(_mm256_srli_epi32(_mm256_castps_si256(second), 16),
+                         _mm256_and_si256(_mm256_castps_si256(first), _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+}
+
+inline __m256 input_chunk(const float* x, int64_t k, int64_t K) {
+  if (k >= K) return _mm256_setzero_ps();
+  if (k + 8 <= K) return _mm256_loadu_ps(x + k);
+  return _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << (K - k)) - 1), x + k);
+}
+
+// Rows [n0, n1) as panels of 8 rows: [ceil(K / 16)][8 rows][8 lanes of pairs]; zero past n1.
+void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels) {
+  const int64_t K = w.cols, Q = (K + 15) / 16;
+  const int64_t n_panels = (n1 - n0 + 7) / 8;
+  if (w.interleaved8 && n0 % 8 == 0) {  // the usual case: 16-bit unpacks of two chunks of 8 rows
+    const int64_t K8 = (K + 7) / 8 * 8;
+    const __m512i first_rows = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i second_rows = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const uint16_t* block = w.bf16() + (n0 / 8 + p) * 8 * K8;  // [K8 / 8][8 rows][8]
+      uint32_t* out = panels + p * 64 * Q;
+      for (int64_t q = 0; q < Q; ++q)
+        for (int half = 0; half < 2; ++half) {  // rows 4 * half .. 4 * half + 3: a 128-bit lane each
+          const uint16_t* a = block + (2 * q) * 64 + 32 * half;
+          _mm_prefetch(reinterpret_cast<const char*>(a) + 2048, _MM_HINT_T0);  // the first read of these weights
+          _mm_prefetch(reinterpret_cast<const char*>(a + 64) + 2048, _MM_HINT_T0);
+          const __m512i first = _mm512_loadu_si512(a);
+          const __m512i second = 16 * q + 8 < K8 ? _mm512_loadu_si512(a + 64) : _mm512_setzero_si512();
+          const __m512i lo = _mm512_unpacklo_epi16(second, first), hi = _mm512_unpackhi_epi16(second, first);
+          _mm512_storeu_si512(out + q * 64 + 32 * half, _mm512_permutex2var_epi64(lo, first_rows, hi));
+          _mm512_storeu_si512(out + q * 64 + 32 * half + 16, _mm512_permutex2var_epi64(lo, second_rows, hi));
+        }
+    }
+    return;
+  }
+  auto chunk = [&](int64_t n, int64_t k) { return k < K ? weight_chunk(w, n, k) : _mm256_setzero_ps(); };
+  for (int64_t p = 0; p < n_panels; ++p)
+    for (int r = 0; r < 8; ++r) {
+      const int64_t n = n0 + 8 * p + r;
+      uint32_t* out = panels + p * 64 * Q + r * 8;
+      for (int64_t q = 0; q < Q; ++q) {
+        const __m256i v = n < n1 ? pair_chunks(chunk(n, 16 * q), chunk(n, 16 * q + 8)) : _mm256_setzero_si256();
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q * 64), v);
+      }
+    }
+}
+
+template <int MR>
+void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t* panel, int rows, float* y,
+                     int64_t ldy) {
+  __m512 acc[MR][4];
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < Q; ++q) {
+    __m512bh wv[4];
+    for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 16 * i);
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh xv =
+          (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + (m * Q + q) * 8)));
+      for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_dpbf16_ps(acc[m][i], xv, wv[i]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    alignas(32) float out[8];
+    for (int i = 0; i < 4; ++i) store_pair(acc[m][i], out + 2 * i, out + 2 * i + 1);
+    std::copy(out, out + rows, y + m * ldy);
+  }
+}
+
+void bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  const int64_t K = w.cols, Q = (K + 15) / 16;
+  thread_local std::vector<uint32_t> xp, panels;  // [M][Q][8], [panels][Q][8][8]
+  xp.resize(static_cast<size_t>(M * Q * 8));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t q = 0; q < Q; ++q) {
+      const float* row = x + m * ldx;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp.data() + (m * Q + q) * 8),
+                          pair_chunks(input_chunk(row, 16 * q, K), input_chunk(row, 16 * q + 8, K)));
+    }
+  panels.resize(static_cast<size_t>((n1 - n0 + 7) / 8 * 64 * Q));
+  pack_bf16_panels(w, n0, n1, panels.data());
+  for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
+    const int rows = static_cast<int>(std::min<int64_t>(8, n1 - n0 - 8 * p));
+    const uint32_t* panel = panels.data() + p * 64 * Q;
+    for (int64_t m = 0; m < M; m += 6) {
+      const uint32_t* xm = xp.data() + m * Q * 8;
+      float* out = y + m * ldy + 8 * p;
+      switch (std::min<int64_t>(6, M - m)) {
+        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy); break;
+        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy); break;
+        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy); break;
+        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy); break;
+        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy); break;
+        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy); break;
+      }
+    }
+  }
+}
+
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
+
+bool cpu_has_avx512_bf16() { return __builtin_cpu_supports("avx512bf16"); }
+
+// Whole blocks of 8 interleaved rows inside [n0, n1): [first, last).
+std::pair<int64_t, int64_t> whole_blocks(int64_t n0, int64_t n1) {
+  const int64_t first = (n0 + 7) / 8 * 8, last = n1 / 8 * 8;
+  return first < last ? std::pair{first, last} : std::pair{n1, n1};
+}
+
+void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                 int64_t ldy) {
+  const KernelSet& avx2 = *avx2_kernels();
+  const int64_t K = w.cols;
+  if (w.quant != WeightQuant::kNone || n1 <= n0) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
+  if (M == 1) {
+    if (!w.interleaved8) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
+    const auto [first, last] = whole_blocks(n0, n1);
+    if (first > n0) avx2.rows(x, 1, ldx, w, n0, first, y, ldy);
+    const int64_t block_elems = 8 * ((K + 7) / 8 * 8);
+    for (int64_t n = first; n < last; n += 8) {
+      if (w.dtype == DType::kF32) gemv_block8(x, K, w.f32() + (n / 8) * block_elems, y + (n - n0));
+      else gemv_block8(x, K, w.bf16() + (n / 8) * block_elems, y + (n - n0));
+    }
+    if (last < n1) avx2.rows(x, 1, ldx, w, last, n1, y + (last - n0), ldy);
+    return;
+  }
+  static const bool bf16_native = cpu_has_avx512_bf16();
+  if (bf16_native && w.dtype == DType::kBF16 && inputs_are_bf16(x, M, ldx, K))
+    return bf16_rows(x, M, ldx, w, n0, n1, y, ldy);
+  // Batches: panels of 8 rows, read in place when the weight already is f32 panels from n0 on
+  // (rows of the last panel past n1 are computed and dropped: the layout is padded to 8 rows).
+  const int64_t K8 = (K + 7) / 8 * 8;
+  const float* panels;
+  thread_local std::vector<float> packed;
+  if (w.dtype == DType::kF32 && w.interleaved8 && n0 % 8 == 0) {
+    panels = w.f32() + (n0 / 8) * 8 * K8;
+  } else {
+    packed.resize(static_cast<size_t>((n1 - n0 + 7) / 8 * 8 * K8));
+    pack_panels(w, n0, n1, packed.data());
+    panels = packed.data();
+  }
+  for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
+    const int rows = static_cast<int>(std::min<int64_t>(8, n1 - n0 - 8 * p));
+    for (int64_t m = 0; m < M; m += 6) {
+      const int mr = static_cast<int>(std::min<int64_t>(6, M - m));
+      panel_tile_any(mr, x + m * ldx, ldx, K, panels + p * 8 * K8, rows, y + m * ldy + 8 * p, ldy);
+    }
+  }
+}
+
+// ---- q8/q4 on vpdpbusd ----
+
+// Group g of a block of 8 interleaved rows as four registers of two rows' 32 unsigned weights in
+// column order: q8 + 128, or q4 nibbles (stored low nibble = even column).
+template <bool kQ4>
+inline void load_group(const uint8_t* group /*8 rows x group bytes*/, __m512i wv[4]) {
+  if constexpr (!kQ4) {
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int i = 0; i < 4; ++i) wv[i] = _mm512_xor_si512(_mm512_loadu_si512(group + 64 * i), bias);
+  } else {
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    // 128-bit lane j of a load holds row j's 16 bytes; unpacking the nibbles gives columns 0..15
+    // (lo) and 16..31 (hi) of each row in that lane, which two permutes pair up per row.
+    const __m512i first_rows = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i second_rows = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (int j = 0; j < 2; ++j) {
+      const __m512i b = _mm512_loadu_si512(group + 64 * j);
+      const __m512i even = _mm512_and_si512(b, mask);
+      const __m512i odd = _mm512_and_si512(_mm512_srli_epi16(b, 4), mask);
+      const __m512i lo = _mm512_unpacklo_epi8(even, odd), hi = _mm512_unpackhi_epi8(even, odd);
+      wv[2 * j] = _mm512_permutex2var_epi64(lo, first_rows, hi);
+      wv[2 * j + 1] = _mm512_permutex2var_epi64(lo, second_rows, hi);
+    }
+  }
+}
+
+// MR tokens (rows m0.. of a) x one block of 8 interleaved q8/q4 rows starting at row n (n % 8 == 0).
+template <int MR, bool kQ4>
+void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  const int64_t G = a.groups;
+  constexpr int64_t kGroupBytes = kQ4 ? kQuantGroup / 2 : kQuantGroup;
+  constexpr int kOffsetShift = kQ4 ? 3 : 7;  // the unsigned weight is w_int + 8 (q4) or + 128 (q8)
+  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * G * 8 * kGroupBytes;
+  const float* scales = w.scales + (n / 8) * G * 8;
+  __m512i pair_index[4];  // scale of row 2i in the low half, of row 2i + 1 in the high half
+  for (int i = 0; i < 4; ++i)
+    pair_index[i] = _mm512_inserti64x4(_mm512_set1_epi32(2 * i), _mm256_set1_epi32(2 * i + 1), 1);
+  __m512 acc[MR][4];
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* group = block + g * 8 * kGroupBytes;
+    for (int b = 0; b < 8 * kGroupBytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
+    __m512i wv[4];
+    load_group<kQ4>(group, wv);
+    const __m512 s = _mm512_zextps256_ps512(_mm256_loadu_ps(scales + g * 8));
+    __m512 sw[4];
+    for (int i = 0; i < 4; ++i) sw[i] = _mm512_permutexvar_ps(pair_index[i], s);
+    for (int m = 0; m < MR; ++m) {
+      const int64_t row = (m0 + m) * G + g;
+      const __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup)));
+      const __m512i lane_sum = _mm512_broadcast_i32x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)));
+      const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(lane_sum, kOffsetShift));
+      const __m512 sx = _mm512_set1_ps(a.scale[row]);
+      for (int i = 0; i < 4; ++i) {
+        const __m512i isum = _mm512_dpbusd_epi32(start, wv[i], xv);
+        acc[m][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(sw[i], sx), acc[m][i]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int i = 0; i < 4; ++i) store_pair(acc[m][i], y + m * ldy + 2 * i, y + m * ldy + 2 * i + 1);
+}
+
+template <bool kQ4>
+void quant_block8_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  switch (mr) {
+    case 1: return quant_block8<1, kQ4>(a, m0, w, n, y, ldy);
+    case 2: return quant_block8<2, kQ4>(a, m0, w, n, y, ldy);
+    case 3: return quant_block8<3, kQ4>(a, m0, w, n, y, ldy);
+    default: return quant_block8<4, kQ4>(a, m0, w, n, y, ldy);
+  }
+}
+
+void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
+                           float* y, int64_t ldy) {
+  const KernelSet& avx2 = *avx2_kernels();
+  if (!w.interleaved8) return avx2.quantized_rows(a, m0, M, w, n0, n1, y, ldy);
+  const auto [first, last] = whole_blocks(n0, n1);
+  if (first > n0) avx2.quantized_rows(a, m0, M, w, n0, first, y, ldy);
+  const bool q4 = w.quant == WeightQuant::kQ4;
+  for (int64_t n = first; n < last; n += 8)
+    for (int64_t m = 0; m < M; m += 4) {
+      const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
+      float* out = y + m * ldy + (n - n0);
+      if (q4) quant_block8_any<true>(mr, a, m0 + m, w, n, out, ldy);
+      else quant_block8_any<false>(mr, a, m0 + m, w, n, out, ldy);
+    }
+  if (last < n1) avx2.quantized_rows(a, m0, M, w, last, n1, y + (last - n0), ldy);
+}
+
+void avx512_any_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                     int64_t ldy) {
+  if (w.quant == WeightQuant::kNone) return avx512_rows(x, M, ldx, w, n0, n1, y, ldy);
+  thread_local QuantizedRows a;
+  quantize_activations(x, M, ldx, w.cols, &a);
+  avx512_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
+}
+
+#pragma GCC pop_options
+
+bool cpu_has_avx512_set() {
+  return avx2_kernels() != nullptr && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+}  // namespace
+
+const KernelSet* avx512_kernels() {
+  static const bool ok = cpu_has_avx512_set();
+  if (!ok) return nullptr;
+  // Attention's vector dot and axpy: 8-lane work that gains nothing from wider registers.
+  static const KernelSet set{"avx512", avx512_any_rows, avx512_quantized_rows, avx2_kernels()->dot,
+                             avx2_kernels()->axpy};
+  return &set;
+}
+
+}  // namespace moepp::kernels
