@@ -17,6 +17,7 @@
 #include "bench/shapes.h"
 #include "bench/zc_bias.h"
 #include "moe/moe_layer.h"
+#include "platform/memory_usage.h"
 
 namespace moepp {
 namespace {
@@ -151,9 +152,17 @@ Status time_generation(const Model& model, ThreadPool& pool, const std::vector<i
   return Status::Ok();
 }
 
+// Weights plus a KV cache of n positions (f32 keys and values, every layer).
+double needed_bytes(const Model& model, int64_t n) {
+  const ModelConfig& c = model.config();
+  return static_cast<double>(model.weight_bytes()) +
+         2.0 * 4.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim * n);
+}
+
 Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, const MachineTable& limits,
                  double zc_target, const RowSink& sink) {
   CostCounter counter(model);
+  int64_t longest = 0;  // the longest context run so far: its KV cache counts as needed memory
   const bool has_zc = std::any_of(model.config().layers.begin(), model.config().layers.end(), [](const MoeLayerSpec& s) {
     return s.count(ExpertKind::kFfn) < s.n_experts();
   });
@@ -207,6 +216,12 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       progress_done(config);
       fill_rates(config, limits, seconds, cost, &row);
       if (has_zc) row.zc_share = cost.zc_share();
+      longest = std::max(longest, test.n);
+      if (const int64_t peak = peak_resident_bytes(); peak > 0) {
+        row.peak_mem_gb = static_cast<double>(peak) / 1e9;
+        row.needed_mem_gb = needed_bytes(model, longest) / 1e9;
+        row.mem_overhead = row.peak_mem_gb / row.needed_mem_gb - 1.0;
+      }
       sink(row);
     }
   }
@@ -223,6 +238,7 @@ Status run_model_bench(const BenchModel& bm, const BenchConfig& config, const Ma
     if (n < 1) return Status::Error("-n: expected positive generation lengths, got " + std::to_string(n));
   if (!config.zc_shares.empty() && bm.shape.empty())
     return Status::Error("--zc-share: only with --model-shape (it edits the random router weights)");
+  reset_peak_resident_bytes();  // the rows' peak memory starts with this model's load
   auto built = build_model(bm, config);
   if (!built.ok()) return built.status().with_context(bm.label());
   std::unique_ptr<Model> model = std::move(built).value();

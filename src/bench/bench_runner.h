@@ -44,6 +44,10 @@ struct BenchRow {
   double limit_gflop_s = 0;
   double zc_share = -1;                 // measured share of slots on zero-computation experts; -1: none
   double zc_target = -1;                // --zc-share asked for; -1: not biased
+  // Memory (model rows; 0 where not measured): the peak resident size since the model was built
+  // (load included), and what the model needs: its weights plus the largest KV cache of the tests
+  // run so far. mem_overhead = peak / needed - 1.
+  double peak_mem_gb = 0, needed_mem_gb = 0, mem_overhead = 0;
   // --compare-vanilla only:
   bool compare = false;
   double tok_s_vanilla = 0;

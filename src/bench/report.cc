@@ -45,6 +45,11 @@ nlohmann::ordered_json to_json(const BenchRow& r) {
   j["machine_peak_gflop_s"] = r.limit_gflop_s;
   if (r.zc_share >= 0) j["zc_share"] = r.zc_share;
   if (r.zc_target >= 0) j["zc_target"] = r.zc_target;
+  if (r.peak_mem_gb > 0) {
+    j["peak_mem_gb"] = r.peak_mem_gb;
+    j["needed_mem_gb"] = r.needed_mem_gb;
+    j["mem_overhead"] = r.mem_overhead;
+  }
   if (r.compare) {
     j["tok_s_vanilla"] = r.tok_s_vanilla;
     j["expert_speedup"] = r.expert_speedup;
@@ -137,13 +142,15 @@ void RowPrinter::print(const BenchRow& r) {
       } else {
         if (!header_done_) {
           std::fprintf(out_, "| model | weights | layers | threads | test | t/s | GB/s | bw_share | GFLOP/s | flop_share | "
-                             "zc_share |\n");
-          std::fprintf(out_, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n");
+                             "zc_share | peak mem GB | over weights+KV |\n");
+          std::fprintf(out_, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
           header_done_ = true;
         }
-        std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %.3f | %.2f | %.3f (%s) | %s |\n", r.model.c_str(),
+        const std::string mem = r.peak_mem_gb > 0 ? str_format("%.3f | %+.1f%%", r.peak_mem_gb, 100 * r.mem_overhead)
+                                                  : std::string("- | -");
+        std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %.3f | %.2f | %.3f (%s) | %s | %s |\n", r.model.c_str(),
                      r.weights.c_str(), layers_text(r).c_str(), r.threads, r.test.c_str(), tok_s_text(r).c_str(), r.gb_s,
-                     r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str());
+                     r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str(), mem.c_str());
       }
       break;
   }

@@ -34,6 +34,10 @@ for r in rows:
         expect(key in r, f"row {r.get('test')}: missing {key}")
     expect(r.get("weights") == "bf16" and r.get("threads") == 1 and r.get("layers") == 1, f"row fields: {r}")
     expect(r.get("tok_s", 0) > 0 and r.get("gb_s", 0) > 0 and r.get("gflop_s", 0) > 0, f"rates: {r}")
+    # The random weights are written, so all resident: the peak holds at least (most of) them.
+    peak, needed = r.get("peak_mem_gb", 0), r.get("needed_mem_gb", 0)
+    expect(needed > 0 and peak >= 0.9 * needed and abs(r.get("mem_overhead", 0) - (peak / needed - 1)) < 1e-9,
+           f"memory fields: {r}")
 
 cmp_rows = run("--model-shape", "moepp-0.6b", "--compare-vanilla", "--zc-share", "0.5", "-p", "16", "-n", "2",
                "-r", "1", "-t", "1", "--json", "--read-mib", "32")
