@@ -278,10 +278,10 @@ double measure_read(const MachineOptions& o) {
   const size_t chunk = 4096;
   const size_t n = (static_cast<size_t>(std::max<int64_t>(o.read_bytes, 1 << 20)) / (chunk * o.threads)) * chunk * o.threads;
   // Allocated like weights (huge-page advice included), so the limit is what weights can get.
-  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(allocate_aligned(n)), &std::free);
+  const std::shared_ptr<void> buf = allocate_aligned(n);
   if (!buf) return 0;
   const size_t per_thread = n / o.threads;
-  uint8_t* base = buf.get();
+  uint8_t* base = static_cast<uint8_t*>(buf.get());
   // First touch by the thread that reads the slice (page placement on NUMA machines).
   run_parallel(o.threads, [&](int t) { std::memset(base + t * per_thread, 1 + t, per_thread); });
   const bool avx2 = has_avx2_fma();

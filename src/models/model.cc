@@ -129,6 +129,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     MOEPP_ASSIGN_OR_RETURN(lw.attention.v, loader.matrix(p + "self_attn.v_proj.weight", kv_width, d));
     MOEPP_ASSIGN_OR_RETURN(lw.attention.o, loader.matrix(p + "self_attn.o_proj.weight", d, q_width));
     MOEPP_RETURN_IF_ERROR(family->load_moe_layer(c, l, loader, &lw.moe));
+    MOEPP_RETURN_IF_ERROR(m->prepare_layer(lw, l, options));
   }
   MOEPP_ASSIGN_OR_RETURN(w.final_norm, loader.vector("model.norm.weight", d));
   if (c.tie_word_embeddings && !loader.has("lm_head.weight")) {
@@ -137,8 +138,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     MOEPP_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", c.vocab_size, d));
   }
   MOEPP_RETURN_IF_ERROR(loader.check_all_used());
-  MOEPP_RETURN_IF_ERROR(m->quantize(options));
-  m->interleave_for_kernels();
+  MOEPP_RETURN_IF_ERROR(m->prepare_head(options));
 
   m->inv_freq_ = rope_inv_freq(c);
   return m;
@@ -172,6 +172,7 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
   w.embed = fill(c.vocab_size, d, init);
   w.final_norm = fill(1, d, 0.0f, 1.0f);
   w.lm_head = c.tie_word_embeddings ? w.embed : fill(c.vocab_size, d, init);
+  MOEPP_RETURN_IF_ERROR(m->prepare_head(options));
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& lw = w.layers[l];
@@ -201,58 +202,53 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
         ew.constant_value = fill(1, d, init);
       }
     }
+    MOEPP_RETURN_IF_ERROR(m->prepare_layer(lw, l, options));
   }
   m->inv_freq_ = rope_inv_freq(c);
-  MOEPP_RETURN_IF_ERROR(m->quantize(options));
-  m->interleave_for_kernels();
   return m;
 }
 
-void Model::interleave_for_kernels() {
-  auto apply = [](Weight* w) {
-    if (w->empty() || w->interleaved8) return;
-    Weight out = interleave_rows8(*w);
-    if (w->owner == nullptr) {
-      // A view into the mapped checkpoint: give its pages back, so the copy does not double the
-      // memory (the file stays mapped for the small tensors still viewed there).
-      const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);
-      const uintptr_t begin = (reinterpret_cast<uintptr_t>(w->data) + 4095) & ~uintptr_t{4095};
-      const uintptr_t end = (reinterpret_cast<uintptr_t>(w->data) + bytes) & ~uintptr_t{4095};
-      if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-    }
-    *w = std::move(out);
-  };
-  for (LayerWeights& lw : weights_.layers) {
-    for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o}) apply(w);
-    for (ExpertWeights& e : lw.moe.experts) {
-      apply(&e.gate_up);
-      apply(&e.down);
-    }
-  }
-  if (weights_.lm_head.data != weights_.embed.data) apply(&weights_.lm_head);
-}
+namespace {
 
-Status Model::quantize(const LoadOptions& options) {
-  auto apply = [](Weight* w, WeightQuant q, const std::string& what) -> Status {
-    if (q == WeightQuant::kNone || w->empty()) return Status::Ok();
+// Quantised (q != kNone) and row-interleaved copy of *w in place of the original. A view into
+// the mapped checkpoint gives its pages back, so the copy does not add to the memory (the file
+// stays mapped for the small tensors still viewed there).
+Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what) {
+  if (w->empty()) return Status::Ok();
+  Weight out = *w;
+  if (q != WeightQuant::kNone) {
     auto quantized = quantize_weight(*w, q);
     if (!quantized.ok()) return quantized.status().with_context(what);
-    *w = std::move(quantized).value();
-    return Status::Ok();
-  };
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    LayerWeights& lw = weights_.layers[l];
-    const std::string where = "layer " + std::to_string(l);
-    for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o})
-      MOEPP_RETURN_IF_ERROR(apply(w, options.rest_quant, where + " attention"));
-    for (ExpertWeights& e : lw.moe.experts) {
-      MOEPP_RETURN_IF_ERROR(apply(&e.gate_up, options.expert_quant, where + " experts"));
-      MOEPP_RETURN_IF_ERROR(apply(&e.down, options.expert_quant, where + " experts"));
-    }
+    out = std::move(quantized).value();
   }
-  if (weights_.lm_head.data != weights_.embed.data)
-    MOEPP_RETURN_IF_ERROR(apply(&weights_.lm_head, options.rest_quant, "lm_head"));
+  if (!out.interleaved8) out = interleave_rows8(out);
+  if (out.data == w->data) return Status::Ok();
+  if (w->owner == nullptr && w->quant == WeightQuant::kNone) {
+    const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(w->data) + 4095) & ~uintptr_t{4095};
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(w->data) + bytes) & ~uintptr_t{4095};
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+  *w = std::move(out);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status Model::prepare_layer(LayerWeights& lw, int64_t layer, const LoadOptions& options) {
+  const std::string where = "layer " + std::to_string(layer);
+  for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o})
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(w, options.rest_quant, where + " attention"));
+  for (ExpertWeights& e : lw.moe.experts) {
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.gate_up, options.expert_quant, where + " experts"));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.down, options.expert_quant, where + " experts"));
+  }
+  return Status::Ok();
+}
+
+Status Model::prepare_head(const LoadOptions& options) {
+  if (weights_.lm_head.data == weights_.embed.data) return Status::Ok();  // tied: the embedding's rows
+  return prepare_matrix(&weights_.lm_head, options.rest_quant, "lm_head");
 }
 
 ParamCounts Model::param_counts() const {

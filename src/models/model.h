@@ -80,10 +80,13 @@ class Model {
   Model() = default;
   std::unique_ptr<Model> clone_sharing_weights() const;
   Status check_batch(const Batch& batch, const KvCache& cache) const;
-  Status quantize(const LoadOptions& options);
-  // The large f32/bf16 matrices (attention, experts, untied lm_head) in the row-interleaved
-  // layout the decode kernels stream fastest (tensor/weight.h); mapped originals are released.
-  void interleave_for_kernels();
+  // The large matrices (attention, experts, untied lm_head) quantised as the options ask and in
+  // the row-interleaved layout the kernels stream fastest (tensor/weight.h), one matrix at a time,
+  // each original released as soon as its copy exists (mapped pages given back, owned memory
+  // freed): loading holds about one matrix more than the model. Per layer, so a caller can
+  // prepare each layer as it is built; prepare_head does lm_head.
+  Status prepare_layer(LayerWeights& lw, int64_t layer, const LoadOptions& options);
+  Status prepare_head(const LoadOptions& options);
 
   std::string dir_;
   std::string weight_format_;

@@ -73,9 +73,8 @@ Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const Ten
   // Copied into aligned memory: safetensors packs tensors back to back, so the scales may sit
   // at any byte offset in the file.
   const size_t value_bytes = e->nbytes;
-  void* p = allocate_aligned(value_bytes + 64 + scales.nbytes);
-  w.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-  uint8_t* bytes = static_cast<uint8_t*>(p);
+  w.owner = allocate_aligned(value_bytes + 64 + scales.nbytes);
+  uint8_t* bytes = static_cast<uint8_t*>(w.owner.get());
   std::memcpy(bytes, e->data, value_bytes);
   const size_t scale_offset = (value_bytes + 63) / 64 * 64;
   std::memcpy(bytes + scale_offset, scales.data, scales.nbytes);

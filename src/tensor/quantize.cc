@@ -21,9 +21,9 @@ Result<Weight> quantize_weight(const Weight& w, WeightQuant quant) {
   const int64_t row_bytes = quant == WeightQuant::kQ8 ? w.cols : q.q4_row_bytes();
   const size_t value_bytes = static_cast<size_t>(w.rows * row_bytes);
   const size_t scale_offset = (value_bytes + 63) / 64 * 64;
-  void* p = allocate_aligned(scale_offset + static_cast<size_t>(w.rows * gpr) * sizeof(float));
+  q.owner = allocate_aligned(scale_offset + static_cast<size_t>(w.rows * gpr) * sizeof(float));
+  void* p = q.owner.get();
   std::memset(p, 0, value_bytes);
-  q.owner = std::shared_ptr<void>(p, [](void* x) { std::free(x); });
   q.data = p;
   float* scales = reinterpret_cast<float*>(static_cast<uint8_t*>(p) + scale_offset);
   q.scales = scales;

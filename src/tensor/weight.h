@@ -57,9 +57,10 @@ struct Weight {
   float at(int64_t r, int64_t c) const;
 };
 
-// 64-byte aligned memory for SIMD rows, freed with std::free; the size is rounded up as
-// aligned_alloc requires (a multiple of the alignment), plus 64 bytes of slack for tail reads.
-void* allocate_aligned(size_t bytes);
+// 64-byte aligned memory for SIMD rows, with 64 bytes of slack for tail reads; freed when the
+// last owner goes. Null when the system has no memory left. Large blocks (4 MiB and more) get a
+// mapping of their own that starts on a huge-page boundary (see weight.cc).
+std::shared_ptr<void> allocate_aligned(size_t bytes);
 
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
