@@ -50,6 +50,21 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
   return _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, x + k));
 }
 
+// The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
+// over the `steps` iterations of the tile's loop (a burst would overflow the core's miss
+// buffers). Batches otherwise alternate between reading memory (packing) and computing.
+struct SpreadPrefetch {
+  const char* p = nullptr;
+  int64_t per_step = 0;
+  SpreadPrefetch() = default;
+  SpreadPrefetch(const void* from, int64_t bytes, int64_t steps)
+      : p(static_cast<const char*>(from)), per_step((bytes / std::max<int64_t>(steps, 1) + 127) / 64 * 64) {}
+  void at(int64_t step) const {
+    if (p == nullptr) return;
+    for (int64_t b = 0; b < per_step; b += 64) _mm_prefetch(p + step * per_step + b, _MM_HINT_T0);
+  }
+};
+
 // 16 stored weights (two rows' chunks of 8) as f32.
 inline __m512 weight_pair(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 weight_pair(const uint16_t* p) {  // bf16 -> f32 is a 16-bit shift: exact
@@ -108,12 +123,14 @@ void pack_panels(const Weight& w, int64_t n0, int64_t n1, float* panels) {
 
 // MR tokens x one panel of 8 rows; only the first `rows` outputs of each token are stored.
 template <int MR>
-void panel_tile(const float* x, int64_t ldx, int64_t K, const float* panel, int rows, float* y, int64_t ldy) {
+void panel_tile(const float* x, int64_t ldx, int64_t K, const float* panel, int rows, float* y, int64_t ldy,
+                const SpreadPrefetch& next) {
   __m512 acc[MR][4];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   const int64_t k_full = K & ~int64_t{7};
   for (int64_t k = 0; k < k_full; k += 8) {
+    next.at(k / 8);
     const float* p = panel + k * 8;
     __m512 wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_ps(p + 16 * i);
@@ -137,15 +154,23 @@ void panel_tile(const float* x, int64_t ldx, int64_t K, const float* panel, int 
 }
 
 void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float* panel, int rows, float* y,
-                    int64_t ldy) {
+                    int64_t ldy, const SpreadPrefetch& next) {
   switch (mr) {
-    case 1: return panel_tile<1>(x, ldx, K, panel, rows, y, ldy);
-    case 2: return panel_tile<2>(x, ldx, K, panel, rows, y, ldy);
-    case 3: return panel_tile<3>(x, ldx, K, panel, rows, y, ldy);
-    case 4: return panel_tile<4>(x, ldx, K, panel, rows, y, ldy);
-    case 5: return panel_tile<5>(x, ldx, K, panel, rows, y, ldy);
-    default: return panel_tile<6>(x, ldx, K, panel, rows, y, ldy);
+    case 1: return panel_tile<1>(x, ldx, K, panel, rows, y, ldy, next);
+    case 2: return panel_tile<2>(x, ldx, K, panel, rows, y, ldy, next);
+    case 3: return panel_tile<3>(x, ldx, K, panel, rows, y, ldy, next);
+    case 4: return panel_tile<4>(x, ldx, K, panel, rows, y, ldy, next);
+    case 5: return panel_tile<5>(x, ldx, K, panel, rows, y, ldy, next);
+    default: return panel_tile<6>(x, ldx, K, panel, rows, y, ldy, next);
   }
+}
+
+// Where panel p of rows from n0 is stored in the weight itself (interleaved, n0 % 8 == 0), for
+// prefetching it: null otherwise, or past n1.
+const void* stored_panel(const Weight& w, int64_t n0, int64_t n1, int64_t p) {
+  if (!w.interleaved8 || n0 % 8 != 0 || n0 + 8 * p >= n1) return nullptr;
+  const int64_t at = (n0 / 8 + p) * 8 * ((w.cols + 7) / 8 * 8);
+  return w.dtype == DType::kF32 ? static_cast<const void*>(w.f32() + at) : static_cast<const void*>(w.bf16() + at);
 }
 
 #pragma GCC pop_options
@@ -160,16 +185,6 @@ void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float*
 // values below 1.2e-38 its bits can differ from the scalar twin's.
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16,avx2,fma")
-
-bool inputs_are_bf16(const float* x, int64_t M, int64_t ldx, int64_t K) {
-  const __m512i low_half = _mm512_set1_epi32(0xffff);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 live = k + 16 <= K ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (K - k)) - 1);
-      if (_mm512_test_epi32_mask(_mm512_maskz_loadu_epi32(live, x + m * ldx + k), low_half) != 0) return false;
-    }
-  return true;
-}
 
 // Two chunks of 8 bf16-valued f32s as 8 lanes of bf16 pairs: (second[j] in the low half,
 // first[j] in the high half).
@@ -223,11 +238,12 @@ void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels)
 
 template <int MR>
 void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t* panel, int rows, float* y,
-                     int64_t ldy) {
+                     int64_t ldy, const SpreadPrefetch& next) {
   __m512 acc[MR][4];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   for (int64_t q = 0; q < Q; ++q) {
+    next.at(q);
     __m512bh wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 16 * i);
     for (int m = 0; m < MR; ++m) {
@@ -243,34 +259,47 @@ void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t
   }
 }
 
-void bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+// False, computing nothing, when an input is not a bf16 value (its low 16 bits not zero): the
+// check rides along with pairing the inputs, and f32 inputs fail it on their first chunk.
+bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
   const int64_t K = w.cols, Q = (K + 15) / 16;
-  thread_local std::vector<uint32_t> xp, panels;  // [M][Q][8], [panels][Q][8][8]
+  thread_local std::vector<uint32_t> xp, panels;  // [M][Q][8], one panel [Q][8][8]
   xp.resize(static_cast<size_t>(M * Q * 8));
-  for (int64_t m = 0; m < M; ++m)
+  const __m256i low_half = _mm256_set1_epi32(0xffff);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* row = x + m * ldx;
+    __m256i low_bits = _mm256_setzero_si256();
     for (int64_t q = 0; q < Q; ++q) {
-      const float* row = x + m * ldx;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp.data() + (m * Q + q) * 8),
-                          pair_chunks(input_chunk(row, 16 * q, K), input_chunk(row, 16 * q + 8, K)));
+      const __m256 first = input_chunk(row, 16 * q, K), second = input_chunk(row, 16 * q + 8, K);
+      low_bits = _mm256_or_si256(low_bits, _mm256_or_si256(_mm256_castps_si256(first), _mm256_castps_si256(second)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp.data() + (m * Q + q) * 8), pair_chunks(first, second));
+      if (q == 0 && !_mm256_testz_si256(low_bits, low_half)) return false;
     }
-  panels.resize(static_cast<size_t>((n1 - n0 + 7) / 8 * 64 * Q));
-  pack_bf16_panels(w, n0, n1, panels.data());
+    if (!_mm256_testz_si256(low_bits, low_half)) return false;
+  }
+  // One panel at a time, the next one's stored weights prefetched while this one is multiplied.
+  panels.resize(static_cast<size_t>(64 * Q));
+  const uint32_t* panel = panels.data();
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
-    const int rows = static_cast<int>(std::min<int64_t>(8, n1 - n0 - 8 * p));
-    const uint32_t* panel = panels.data() + p * 64 * Q;
+    const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
+    const int rows = static_cast<int>(r1 - r0);
+    pack_bf16_panels(w, r0, r1, panels.data());
+    const void* next = stored_panel(w, n0, n1, p + 1);
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp.data() + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
+      const SpreadPrefetch ahead = m == 0 && next != nullptr ? SpreadPrefetch(next, 16 * 8 * Q * 2, Q) : SpreadPrefetch();
       switch (std::min<int64_t>(6, M - m)) {
-        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy); break;
-        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy); break;
-        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy); break;
-        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy); break;
-        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy); break;
-        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy); break;
+        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead); break;
+        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead); break;
+        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead); break;
+        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead); break;
+        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead); break;
+        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead); break;
       }
     }
   }
+  return true;
 }
 
 #pragma GCC pop_options
@@ -303,25 +332,25 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     return;
   }
   static const bool bf16_native = cpu_has_avx512_bf16();
-  if (bf16_native && w.dtype == DType::kBF16 && inputs_are_bf16(x, M, ldx, K))
-    return bf16_rows(x, M, ldx, w, n0, n1, y, ldy);
+  if (bf16_native && w.dtype == DType::kBF16 && bf16_rows(x, M, ldx, w, n0, n1, y, ldy)) return;
   // Batches: panels of 8 rows, read in place when the weight already is f32 panels from n0 on
   // (rows of the last panel past n1 are computed and dropped: the layout is padded to 8 rows).
+  // One panel at a time, the next one's stored weights prefetched while this one is multiplied.
   const int64_t K8 = (K + 7) / 8 * 8;
-  const float* panels;
-  thread_local std::vector<float> packed;
-  if (w.dtype == DType::kF32 && w.interleaved8 && n0 % 8 == 0) {
-    panels = w.f32() + (n0 / 8) * 8 * K8;
-  } else {
-    packed.resize(static_cast<size_t>((n1 - n0 + 7) / 8 * 8 * K8));
-    pack_panels(w, n0, n1, packed.data());
-    panels = packed.data();
-  }
+  const bool in_place = w.dtype == DType::kF32 && w.interleaved8 && n0 % 8 == 0;
+  thread_local std::vector<float> packed;  // [8 rows][K8]
+  packed.resize(static_cast<size_t>(8 * K8));
+  const int64_t element_bytes = w.dtype == DType::kF32 ? 4 : 2;
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
-    const int rows = static_cast<int>(std::min<int64_t>(8, n1 - n0 - 8 * p));
+    const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
+    const float* panel = in_place ? w.f32() + (r0 / 8) * 8 * K8 : packed.data();
+    if (!in_place) pack_panels(w, r0, r1, packed.data());
+    const void* next = stored_panel(w, n0, n1, p + 1);
     for (int64_t m = 0; m < M; m += 6) {
       const int mr = static_cast<int>(std::min<int64_t>(6, M - m));
-      panel_tile_any(mr, x + m * ldx, ldx, K, panels + p * 8 * K8, rows, y + m * ldy + 8 * p, ldy);
+      const SpreadPrefetch ahead = m == 0 && next != nullptr ? SpreadPrefetch(next, 8 * K8 * element_bytes, K / 8)
+                                                             : SpreadPrefetch();
+      panel_tile_any(mr, x + m * ldx, ldx, K, panel, static_cast<int>(r1 - r0), y + m * ldy + 8 * p, ldy, ahead);
     }
   }
 }
