@@ -70,6 +70,25 @@ TEST(DotKernels, ScalarReferenceIsADotProduct) {
   }
 }
 
+// Every compiled set's rows [n0, n1) against the scalar reference's, bit for bit.
+::testing::AssertionResult every_set_equals_the_scalar_reference(const float* x, int64_t M, int64_t ldx,
+                                                                 const Weight& w, int64_t n0, int64_t n1, int64_t ldy,
+                                                                 const char* note) {
+  std::vector<float> want(static_cast<size_t>(M * ldy), -1.0f);
+  kernels::scalar_kernels().rows(x, M, ldx, w, n0, n1, want.data(), ldy);
+  for (const auto* set : kernels::available_kernels()) {
+    std::vector<float> got(static_cast<size_t>(M * ldy), -1.0f);
+    set->rows(x, M, ldx, w, n0, n1, got.data(), ldy);
+    for (int64_t i = 0; i < M * ldy; ++i)
+      if (bits(got[i]) != bits(want[i]))
+        return ::testing::AssertionFailure()
+               << set->isa << " " << weight_format_name(w) << (w.interleaved8 ? " interleaved" : "") << " K "
+               << w.cols << " M " << M << " rows " << n0 << ".." << n1 << note << " at " << i << ": " << got[i]
+               << " vs " << want[i];
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(DotKernels, EverySimdSetEqualsTheScalarReferenceBitForBit) {
   std::mt19937 rng(32);
   const auto sets = kernels::available_kernels();
@@ -83,18 +102,8 @@ TEST(DotKernels, EverySimdSetEqualsTheScalarReferenceBitForBit) {
         // x starts one float past an aligned buffer, rows ldx apart: misaligned, strided input.
         std::vector<float> xbuf = testing::random_vector(rng, static_cast<size_t>(M * ldx + 1));
         const float* x = xbuf.data() + 1;
-        for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 10}, {12, 13}}) {
-          std::vector<float> want(static_cast<size_t>(M * ldy), -1.0f);
-          kernels::scalar_kernels().rows(x, M, ldx, w, n0, n1, want.data(), ldy);
-          for (const auto* set : sets) {
-            std::vector<float> got(static_cast<size_t>(M * ldy), -1.0f);
-            set->rows(x, M, ldx, w, n0, n1, got.data(), ldy);
-            for (int64_t i = 0; i < M * ldy; ++i)
-              ASSERT_EQ(bits(got[i]), bits(want[i]))
-                  << set->isa << " " << weight_format_name(w) << (w.interleaved8 ? " interleaved" : "") << " K " << K << " M " << M << " rows " << n0 << ".."
-                  << n1 << " at " << i;
-          }
-        }
+        for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 10}, {12, 13}})
+          ASSERT_TRUE(every_set_equals_the_scalar_reference(x, M, ldx, w, n0, n1, ldy, ""));
       }
     }
   }
@@ -106,7 +115,6 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
   // with f32 inputs and with inputs that are bf16 values, as under --dtype bf16 (the AVX-512 set
   // then takes vdpbf16ps for bf16 weights where the CPU has it).
   std::mt19937 rng(35);
-  const auto sets = kernels::available_kernels();
   for (int64_t K : {3, 40, 96, 131}) {
     for (int64_t M : {1, 2, 6, 7, 13}) {
       const int64_t N = 43, ldx = K + 1, ldy = N + 5;
@@ -116,19 +124,9 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
           if (bf16_inputs)
             for (float& v : xbuf) v = round_bf16(v);
           const float* x = xbuf.data() + 3;
-          for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}}) {
-            std::vector<float> want(static_cast<size_t>(M * ldy), -1.0f);
-            kernels::scalar_kernels().rows(x, M, ldx, w, n0, n1, want.data(), ldy);
-            for (const auto* set : sets) {
-              std::vector<float> got(static_cast<size_t>(M * ldy), -1.0f);
-              set->rows(x, M, ldx, w, n0, n1, got.data(), ldy);
-              for (int64_t i = 0; i < M * ldy; ++i)
-                ASSERT_EQ(bits(got[i]), bits(want[i]))
-                    << set->isa << " " << weight_format_name(w) << (w.interleaved8 ? " interleaved" : "") << " K "
-                    << K << " M " << M << " rows " << n0 << ".." << n1 << (bf16_inputs ? " bf16 inputs" : "")
-                    << " at " << i;
-            }
-          }
+          for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}})
+            ASSERT_TRUE(every_set_equals_the_scalar_reference(x, M, ldx, w, n0, n1, ldy,
+                                                              bf16_inputs ? " bf16 inputs" : ""));
         }
       }
     }
