@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "ops/dot_kernels.h"
 
 namespace moepp {
 namespace {
@@ -20,6 +21,7 @@ nlohmann::ordered_json machine_json(const MachineLimits& m) {
   j["bf16_isa"] = m.bf16_isa;
   j["int8_isa"] = m.int8_isa;
   j["cpu_features"] = cpu_feature_string();
+  j["kernels"] = kernels::active_kernels().isa;  // the matmul kernel set the model rows run on
   return j;
 }
 
@@ -84,7 +86,8 @@ void print_machine(std::FILE* out, ReportFormat format, const std::vector<Machin
                      m.int8_isa.c_str());
       break;
     case ReportFormat::kMarkdown:
-      std::fprintf(out, "CPU features: %s\n\n", cpu_feature_string().c_str());
+      std::fprintf(out, "CPU features: %s; matmul kernels: %s\n\n", cpu_feature_string().c_str(),
+                   kernels::active_kernels().isa);
       std::fprintf(out, "| threads | read GB/s | fp32 GFLOP/s | bf16 GFLOP/s | int8 GOP/s |\n");
       std::fprintf(out, "|--------:|----------:|-------------:|-------------:|-----------:|\n");
       for (const MachineLimits& m : limits)

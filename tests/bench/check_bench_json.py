@@ -2,6 +2,7 @@
 """`moepp bench --json` prints one JSON object per line with the contract's fields (a tiny run)."""
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -25,6 +26,11 @@ machine = run("--machine", "--json", "-t", "1", "--read-mib", "32")
 expect(len(machine) == 1, f"--machine --json: one line per thread count, got {len(machine)}")
 for key in ("read_gb_s", "fp32_gflop_s", "bf16_gflop_s", "int8_gop_s"):
     expect(all(m.get(key, 0) > 0 for m in machine), f"--machine --json: {key} missing or not positive")
+expect(all(m.get("kernels") in ("scalar", "avx2", "avx512") for m in machine), f"--machine --json: kernels: {machine}")
+forced = subprocess.run([args.moepp, "bench", "--machine", "--json", "-t", "1", "--read-mib", "32"], capture_output=True,
+                        text=True, env={**os.environ, "MOEPP_KERNELS": "scalar"})
+expect(forced.returncode == 0 and json.loads(forced.stdout.splitlines()[0]).get("kernels") == "scalar",
+       f"MOEPP_KERNELS=scalar: {forced.stdout!r} {forced.stderr!r}")
 
 rows = run("--model-shape", "moepp-0.6b", "--layers", "1", "-p", "16", "-n", "4", "-r", "1", "-t", "1",
            "--json", "--read-mib", "32")
