@@ -42,19 +42,20 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     const int64_t pos = batch.positions[t];
     const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
     const float* qh = &q[t * q_width + h * hd];
-    std::vector<float> scores(static_cast<size_t>(pos + 1 - first));
+    const int64_t n_keys = pos + 1 - first;
+    // The sequence's cached positions are rows of row_size floats: this head's keys and values
+    // are hd-wide column slices of them.
+    const int64_t stride = cache.row_size();
+    thread_local std::vector<float> scores;  // [n_keys]
+    scores.resize(static_cast<size_t>(n_keys));
     const kernels::KernelSet& kern = kernels::active_kernels();
-    for (int64_t j = first; j <= pos; ++j) {
-      const float s = kern.dot(qh, cache.k(layer, seq, j) + kvh * hd, hd);
-      scores[j - first] = p.round(p.round(s) / inv_scale_div);
-    }
-    softmax_inplace(scores.data(), static_cast<int64_t>(scores.size()));
+    kern.dot_rows(qh, cache.k(layer, seq, first) + kvh * hd, stride, n_keys, hd, scores.data());
+    for (float& s : scores) s = p.round(p.round(s) / inv_scale_div);
+    softmax_inplace(scores.data(), n_keys);
+    p.round(scores.data(), scores.size());  // the probabilities in the activation dtype
     float* out = &attn[t * q_width + h * hd];
     std::fill(out, out + hd, 0.0f);
-    for (int64_t j = first; j <= pos; ++j) {
-      const float pj = p.round(scores[j - first]);
-      kern.axpy(pj, cache.v(layer, seq, j) + kvh * hd, out, hd);
-    }
+    kern.axpy_rows(scores.data(), cache.v(layer, seq, first) + kvh * hd, stride, n_keys, out, hd);
     p.round(out, static_cast<size_t>(hd));
   });
   matmul(pool, attn.data(), n, w.o, y, p);

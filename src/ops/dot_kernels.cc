@@ -106,7 +106,16 @@ void scalar_axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = y[i] + a * x[i];
 }
 
-const KernelSet kScalar{"scalar", scalar_rows, scalar_quantized_rows, scalar_dot, scalar_axpy};
+void scalar_dot_rows(const float* a, const float* rows, int64_t stride, int64_t count, int64_t n, float* y) {
+  for (int64_t j = 0; j < count; ++j) y[j] = scalar_dot(a, rows + j * stride, n);
+}
+
+void scalar_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t count, float* y, int64_t n) {
+  for (int64_t j = 0; j < count; ++j) scalar_axpy(c[j], rows + j * stride, y, n);
+}
+
+const KernelSet kScalar{"scalar", scalar_rows, scalar_quantized_rows, scalar_dot, scalar_axpy, scalar_dot_rows,
+                        scalar_axpy_rows};
 
 const KernelSet& choose() {
   const std::vector<const KernelSet*> sets = available_kernels();

@@ -40,6 +40,13 @@ using QuantizedRowsKernel = void (*)(const QuantizedRows& a, int64_t m0, int64_t
 // and y[i] = y[i] + a * x[i] (a multiply, then an add: two roundings, as the scalar loop).
 using DotKernel = float (*)(const float* a, const float* b, int64_t n);
 using AxpyKernel = void (*)(float a, const float* x, float* y, int64_t n);
+// The same over `count` rows `stride` floats apart (attention over the keys and values of a
+// sequence's cache): y[j] = dot(a, rows + j * stride, n), each as DotKernel; and for j = 0, 1, ..
+// in order, y[i] = y[i] + c[j] * rows[j * stride + i], each as AxpyKernel.
+using DotRowsKernel = void (*)(const float* a, const float* rows, int64_t stride, int64_t count, int64_t n,
+                               float* y /*[count]*/);
+using AxpyRowsKernel = void (*)(const float* c /*[count]*/, const float* rows, int64_t stride, int64_t count,
+                                float* y /*[n]*/, int64_t n);
 
 struct KernelSet {
   const char* isa;  // "scalar", "avx2", "avx512"
@@ -47,6 +54,8 @@ struct KernelSet {
   QuantizedRowsKernel quantized_rows;
   DotKernel dot;
   AxpyKernel axpy;
+  DotRowsKernel dot_rows;
+  AxpyRowsKernel axpy_rows;
 };
 
 // The scalar reference (always present), the AVX2+FMA set and the AVX-512 set (F, BW, DQ, VL,

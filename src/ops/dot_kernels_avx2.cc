@@ -381,9 +381,17 @@ void avx2_axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = y[i] + a * x[i];
 }
 
+void avx2_dot_rows(const float* a, const float* rows, int64_t stride, int64_t count, int64_t n, float* y) {
+  for (int64_t j = 0; j < count; ++j) y[j] = avx2_dot(a, rows + j * stride, n);
+}
+
+void avx2_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t count, float* y, int64_t n) {
+  for (int64_t j = 0; j < count; ++j) avx2_axpy(c[j], rows + j * stride, y, n);
+}
+
 #pragma GCC pop_options
 
-const KernelSet kAvx2{"avx2", avx2_rows, avx2_quantized_rows, avx2_dot, avx2_axpy};
+const KernelSet kAvx2{"avx2", avx2_rows, avx2_quantized_rows, avx2_dot, avx2_axpy, avx2_dot_rows, avx2_axpy_rows};
 
 }  // namespace
 

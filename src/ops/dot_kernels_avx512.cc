@@ -446,6 +446,59 @@ void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const 
   if (last < n1) avx2.quantized_rows(a, m0, M, w, last, n1, y + (last - n0), ldy);
 }
 
+// Attention: 8 keys at a time, two per register (as the 8-row weight blocks), the query's chunk
+// of 8 broadcast to both halves; leftover keys take the AVX2 dot.
+void avx512_dot_rows(const float* a, const float* rows, int64_t stride, int64_t count, int64_t n, float* y) {
+  const int64_t n_full = n & ~int64_t{7};
+  const __mmask8 tail = static_cast<__mmask8>((1u << (n - n_full)) - 1);
+  int64_t j = 0;
+  for (; j + 8 <= count; j += 8) {
+    const float* r = rows + j * stride;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t k = 0; k < n_full; k += 8) {
+      const __m512 xv = _mm512_broadcast_f32x8(_mm256_loadu_ps(a + k));
+      for (int i = 0; i < 4; ++i) {
+        const __m512 kv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(r + 2 * i * stride + k)),
+                                             _mm256_loadu_ps(r + (2 * i + 1) * stride + k), 1);
+        acc[i] = _mm512_fmadd_ps(xv, kv, acc[i]);
+      }
+    }
+    if (n_full < n) {  // lanes past n: 0 x 0, as the contract pads
+      const __m512 xv = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(tail, a + n_full));
+      for (int i = 0; i < 4; ++i) {
+        const __m512 kv =
+            _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(tail, r + 2 * i * stride + n_full)),
+                               _mm256_maskz_loadu_ps(tail, r + (2 * i + 1) * stride + n_full), 1);
+        acc[i] = _mm512_fmadd_ps(xv, kv, acc[i]);
+      }
+    }
+    for (int i = 0; i < 4; ++i) store_pair(acc[i], y + j + 2 * i, y + j + 2 * i + 1);
+  }
+  if (j < count) avx2_kernels()->dot_rows(a, rows + j * stride, stride, count - j, n, y + j);
+}
+
+// 16 outputs per register held across all rows: y[i] + c[j] * row[i], a multiply then an add
+// (two roundings, as AxpyKernel), rows in order.
+void avx512_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t count, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 64) {
+    const int64_t width = std::min<int64_t>(64, n - i);
+    __mmask16 live[4];
+    __m512 acc[4];
+    for (int b = 0; b < 4; ++b) {
+      const int64_t lanes = std::clamp<int64_t>(width - 16 * b, 0, 16);
+      live[b] = static_cast<__mmask16>((1u << lanes) - 1);
+      acc[b] = _mm512_maskz_loadu_ps(live[b], y + i + 16 * b);
+    }
+    for (int64_t j = 0; j < count; ++j) {
+      const __m512 cj = _mm512_set1_ps(c[j]);
+      const float* r = rows + j * stride + i;
+      for (int b = 0; b < 4; ++b)
+        acc[b] = _mm512_add_ps(acc[b], _mm512_mul_ps(cj, _mm512_maskz_loadu_ps(live[b], r + 16 * b)));
+    }
+    for (int b = 0; b < 4; ++b) _mm512_mask_storeu_ps(y + i + 16 * b, live[b], acc[b]);
+  }
+}
+
 void avx512_any_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                      int64_t ldy) {
   if (w.quant == WeightQuant::kNone) return avx512_rows(x, M, ldx, w, n0, n1, y, ldy);
@@ -467,9 +520,9 @@ bool cpu_has_avx512_set() {
 const KernelSet* avx512_kernels() {
   static const bool ok = cpu_has_avx512_set();
   if (!ok) return nullptr;
-  // Attention's vector dot and axpy: 8-lane work that gains nothing from wider registers.
-  static const KernelSet set{"avx512", avx512_any_rows, avx512_quantized_rows, avx2_kernels()->dot,
-                             avx2_kernels()->axpy};
+  // Attention's single vector dot and axpy: 8-lane work that gains nothing from wider registers.
+  static const KernelSet set{"avx512",           avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->dot,
+                             avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows};
   return &set;
 }
 
