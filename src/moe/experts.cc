@@ -17,16 +17,21 @@ struct Task {
   int64_t row_begin, row_end;
 };
 
-constexpr int64_t kRowBlock = 32;
+// Rows per task: 32 when an expert has several tokens (its weights are reused from cache across
+// them), 128 for one to four tokens, where a task streams its rows from memory once: a block of
+// 32 q4 rows is 12 KB, and with two threads taking turns each task started a new memory stream
+// (two threads read no faster than one, 0.41 of the read bandwidth against 0.71).
+int64_t rows_per_task(int64_t tokens) { return tokens <= 4 ? 128 : 32; }
 
 // (expert, row block) tasks over `rows(e)` rows for every expert with tokens.
 template <class RowsOf>
 std::vector<Task> row_block_tasks(const Dispatch& dispatch, int64_t n_experts, RowsOf rows) {
   std::vector<Task> tasks;
   for (int32_t e = 0; e < n_experts; ++e) {
-    if (dispatch.offsets[e + 1] == dispatch.offsets[e]) continue;
-    const int64_t n = rows(e);
-    for (int64_t r = 0; r < n; r += kRowBlock) tasks.push_back({e, r, std::min(n, r + kRowBlock)});
+    const int64_t tokens = dispatch.offsets[e + 1] - dispatch.offsets[e];
+    if (tokens == 0) continue;
+    const int64_t n = rows(e), block = rows_per_task(tokens);
+    for (int64_t r = 0; r < n; r += block) tasks.push_back({e, r, std::min(n, r + block)});
   }
   return tasks;
 }

@@ -30,8 +30,11 @@ void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t 
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
   const int64_t N = w.rows;
-  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks.
-  const int64_t block = std::min<int64_t>(64, (N / (4 * pool.size()) + 8) / 8 * 8);
+  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks; up to
+  // 64 rows for batches (rows packed per task stay in cache), up to 256 for a few tokens, whose
+  // task streams its rows from memory once (see rows_per_task in moe/experts.cc).
+  const int64_t cap = M <= 4 ? 256 : 64;
+  const int64_t block = std::min<int64_t>(cap, (N / (4 * pool.size()) + 8) / 8 * 8);
   const int64_t n_blocks = (N + block - 1) / block;
   if (w.quant != WeightQuant::kNone) {  // the input is quantised once, not per block of rows
     // A named reference: worker threads must read the caller's buffer, not their own
