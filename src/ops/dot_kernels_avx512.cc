@@ -9,9 +9,13 @@
 //   - One token: a block of 8 rows = 4 zmm accumulators, one sequential stream.
 //   - Batches: weight rows are packed (converted to f32 once) into the same 8-row panel layout and
 //     multiplied in tiles of up to 6 tokens x 8 rows (24 of the 32 zmm registers).
+//   - bf16 weights with bf16-valued inputs (--dtype bf16): vdpbf16ps where the CPU has
+//     AVX512_BF16 (see the section below for how it keeps the contract).
 //   - q8/q4: vpdpbusd adds the four byte products of each 32-bit lane exactly, which is the
 //     contract's integer lane sum: weights are made unsigned (q8 + 128; q4 nibbles as stored) and
 //     the offset comes back through the input's lane sums (QuantizedRows::lane_sum).
+//   - Attention: dot_rows takes 8 keys per step, two per register; axpy_rows keeps 64 outputs in
+//     registers across all the values.
 #include <immintrin.h>
 
 #include <algorithm>
