@@ -104,7 +104,8 @@ inline __m256 weight_chunk(const Weight& w, int64_t n, int64_t k) {
 }
 
 // Rows [n0, n1) as f32 panels of 8 rows in the interleaved layout: panel p = rows n0 + 8p ..,
-// [K8 / 8][8][8] with K8 = ceil(K / 8) * 8; rows past n1 are zero.
+// [K8 / 8][8][8] with K8 = ceil(K / 8) * 8. A last panel's rows past n1 are zero, or (copied
+// from an interleaved weight) its padding or following rows: their outputs are never stored.
 void pack_panels(const Weight& w, int64_t n0, int64_t n1, float* panels) {
   const int64_t K8 = (w.cols + 7) / 8 * 8;
   const int64_t n_panels = (n1 - n0 + 7) / 8;
@@ -203,7 +204,8 @@ inline __m256 input_chunk(const float* x, int64_t k, int64_t K) {
   return _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << (K - k)) - 1), x + k);
 }
 
-// Rows [n0, n1) as panels of 8 rows: [ceil(K / 16)][8 rows][8 lanes of pairs]; zero past n1.
+// Rows [n0, n1) as panels of 8 rows: [ceil(K / 16)][8 rows][8 lanes of pairs]; rows past n1
+// as in pack_panels (zero, or an interleaved weight's padding or following rows; never stored).
 void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels) {
   const int64_t K = w.cols, Q = (K + 15) / 16;
   const int64_t n_panels = (n1 - n0 + 7) / 8;
