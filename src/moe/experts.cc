@@ -21,7 +21,7 @@ struct Task {
 // them), 128 for one to four tokens, where a task streams its rows from memory once: a block of
 // 32 q4 rows is 12 KB, and with two threads taking turns each task started a new memory stream
 // (two threads read no faster than one, 0.41 of the read bandwidth against 0.71).
-int64_t rows_per_task(int64_t tokens) { return tokens <= 4 ? 128 : 32; }
+int64_t rows_per_task(int64_t tokens) { return tokens <= 4 || tokens >= 16 ? 128 : 32; }
 
 // (expert, row block) tasks over `rows(e)` rows for every expert with tokens.
 template <class RowsOf>

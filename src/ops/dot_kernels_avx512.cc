@@ -55,17 +55,26 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
 }
 
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
-// over the `steps` iterations of the tile's loop (a burst would overflow the core's miss
+// evenly over the `steps` iterations of a tile's loop (a burst would overflow the core's miss
 // buffers). Batches otherwise alternate between reading memory (packing) and computing.
 struct SpreadPrefetch {
   const char* p = nullptr;
-  int64_t per_step = 0;
+  int64_t lines = 0, per_step = 0;  // cache lines in all; per step of the loop, rounded up
   SpreadPrefetch() = default;
   SpreadPrefetch(const void* from, int64_t bytes, int64_t steps)
-      : p(static_cast<const char*>(from)), per_step((bytes / std::max<int64_t>(steps, 1) + 127) / 64 * 64) {}
+      : p(static_cast<const char*>(from)), lines((bytes + 63) / 64),
+        per_step((lines + std::max<int64_t>(steps, 1) - 1) / std::max<int64_t>(steps, 1)) {}
+  // A panel's prefetch shared by the `n_tiles` tiles that multiply the panel before it: tile t's
+  // share, so the reads are spread over the whole panel's work, not its first tile's.
+  static SpreadPrefetch share(const void* from, int64_t bytes, int64_t n_steps, int64_t t, int64_t n_tiles) {
+    if (from == nullptr) return {};
+    const int64_t lines = (bytes + 63) / 64, l0 = t * lines / n_tiles, l1 = (t + 1) * lines / n_tiles;
+    return SpreadPrefetch(static_cast<const char*>(from) + 64 * l0, 64 * (l1 - l0), n_steps);
+  }
   void at(int64_t step) const {
     if (p == nullptr) return;
-    for (int64_t b = 0; b < per_step; b += 64) _mm_prefetch(p + step * per_step + b, _MM_HINT_T0);
+    for (int64_t l = step * per_step, end = std::min(lines, l + per_step); l < end; ++l)
+      _mm_prefetch(p + 64 * l, _MM_HINT_T1);
   }
 };
 
@@ -294,7 +303,7 @@ bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp.data() + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
-      const SpreadPrefetch ahead = m == 0 && next != nullptr ? SpreadPrefetch(next, 16 * 8 * Q * 2, Q) : SpreadPrefetch();
+      const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
       switch (std::min<int64_t>(6, M - m)) {
         case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead); break;
         case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead); break;
@@ -354,8 +363,7 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     const void* next = stored_panel(w, n0, n1, p + 1);
     for (int64_t m = 0; m < M; m += 6) {
       const int mr = static_cast<int>(std::min<int64_t>(6, M - m));
-      const SpreadPrefetch ahead = m == 0 && next != nullptr ? SpreadPrefetch(next, 8 * K8 * element_bytes, K / 8)
-                                                             : SpreadPrefetch();
+      const SpreadPrefetch ahead = SpreadPrefetch::share(next, 8 * K8 * element_bytes, K / 8, m / 6, (M + 5) / 6);
       panel_tile_any(mr, x + m * ldx, ldx, K, panel, static_cast<int>(r1 - r0), y + m * ldy + 8 * p, ldy, ahead);
     }
   }

@@ -23,7 +23,7 @@ std::shared_ptr<void> allocate_aligned(size_t bytes) {
   // Blocks from 256 KiB on get such a mapping too: the heap keeps what the freed originals of
   // the attention matrices leave behind.
   const size_t length = (size + 4095) / 4096 * 4096;  // the tail stays in small pages
-  const size_t align = bytes >= 2 * kHugePage ? kHugePage : 4096;
+  const size_t align = bytes >= kHugePage ? kHugePage : 4096;
   void* mapped = mmap(nullptr, length + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) return nullptr;
   const uintptr_t base = reinterpret_cast<uintptr_t>(mapped);

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "platform/heap_tuning.h"
 
 namespace moepp::cli {
 
@@ -23,6 +24,7 @@ bool register_command(int order, AddCommand add) {
 }  // namespace moepp::cli
 
 int main(int argc, char** argv) {
+  moepp::keep_freed_buffers_for_reuse();
   CLI::App app{"moepp: an engine for Mixture-of-Experts language models (MoE++, Mixtral, LLaMA-MoE)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("moepp 0.1.0"));
