@@ -7,23 +7,18 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <new>
 
 namespace moepp {
 
-std::shared_ptr<void> allocate_aligned(size_t bytes) {
-  const size_t size = (bytes + 63) / 64 * 64 + 64;
-  constexpr size_t kHugePage = size_t{2} << 20;
-  if (bytes < (size_t{256} << 10)) return std::shared_ptr<void>(std::aligned_alloc(64, size), std::free);
-  // Large weights stream through the kernels once per token: transparent huge pages save the
-  // TLB misses, and starting on a huge-page boundary lets every whole 2 MiB of the block be one
-  // (with the heap's 64-byte alignment a 6 MiB expert matrix got 2 of its 3; mixtral-1.8b bf16
-  // decode went from 0.17 to 0.48 of the read bandwidth). Advice only: where THP is off,
-  // nothing changes. A mapping of its own is given back to the system when freed, where the
-  // heap would keep it: loading replaces each matrix by its quantised or interleaved copy.
-  // Blocks from 256 KiB on get such a mapping too: the heap keeps what the freed originals of
-  // the attention matrices leave behind.
-  const size_t length = (size + 4095) / 4096 * 4096;  // the tail stays in small pages
-  const size_t align = bytes >= kHugePage ? kHugePage : 4096;
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A private anonymous mapping of `length` bytes starting on an `align` boundary (4 KiB or
+// 2 MiB, then with transparent-huge-page advice), unmapped when the last owner goes.
+std::shared_ptr<void> map_aligned(size_t length, size_t align) {
   void* mapped = mmap(nullptr, length + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) return nullptr;
   const uintptr_t base = reinterpret_cast<uintptr_t>(mapped);
@@ -33,6 +28,49 @@ std::shared_ptr<void> allocate_aligned(size_t bytes) {
   void* p = reinterpret_cast<void*>(begin);
   if (align == kHugePage) madvise(p, length, MADV_HUGEPAGE);
   return std::shared_ptr<void>(p, [length](void* q) { munmap(q, length); });
+}
+
+}  // namespace
+
+std::shared_ptr<void> allocate_aligned(size_t bytes) {
+  const size_t size = (bytes + 63) / 64 * 64 + 64;
+  if (bytes < (size_t{256} << 10)) return std::shared_ptr<void>(std::aligned_alloc(64, size), std::free);
+  // Large weights stream through the kernels once per token: transparent huge pages save the
+  // TLB misses, and starting on a huge-page boundary lets every whole 2 MiB of the block be one
+  // (with the heap's 64-byte alignment a 6 MiB expert matrix got 2 of its 3; mixtral-1.8b bf16
+  // decode went from 0.17 to 0.48 of the read bandwidth; under a hypervisor a TLB miss costs a
+  // two-level page walk: moepp-1b's 3 MiB down projections on small pages made the prefill's
+  // packing pass stall, 26% of its profile against 13%). Advice only: where THP is off,
+  // nothing changes. A mapping of its own is given back to the system when freed, where the
+  // heap would keep it: loading replaces each matrix by its quantised or interleaved copy.
+  // Blocks from 256 KiB on get such a mapping too: the heap keeps what the freed originals of
+  // the attention matrices leave behind.
+  const size_t length = (size + 4095) / 4096 * 4096;  // the tail stays in small pages
+  return map_aligned(length, bytes >= kHugePage ? kHugePage : 4096);
+}
+
+std::shared_ptr<void> allocate_resident(size_t bytes) {
+  // Blocks too small for a huge page of their own (attention matrices, routers) share 32 MiB
+  // slabs on huge pages, cut in 64-byte aligned pieces, so that they too are read without TLB
+  // misses. Each piece shares ownership of its slab: a slab is unmapped when its last piece is
+  // freed. Pieces are never reused, which suits weights kept for the model's life.
+  constexpr size_t kSlab = size_t{32} << 20;
+  const size_t size = (bytes + 63) / 64 * 64 + 64;
+  if (bytes < (size_t{64} << 10) || size > kHugePage) return allocate_aligned(bytes);
+  static std::mutex mutex;
+  static std::weak_ptr<void> slab;  // weak: a slab whose pieces are all freed goes at once
+  static size_t used = 0;
+  const std::lock_guard<std::mutex> lock(mutex);
+  std::shared_ptr<void> current = slab.lock();
+  if (current == nullptr || used + size > kSlab) {
+    current = map_aligned(kSlab, kHugePage);
+    if (current == nullptr) return nullptr;
+    slab = current;
+    used = 0;
+  }
+  void* piece = static_cast<char*>(current.get()) + used;
+  used += size;
+  return std::shared_ptr<void>(current, piece);
 }
 
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols) {
@@ -63,7 +101,7 @@ Weight interleave_quantized(const Weight& w) {
   const size_t value_bytes = static_cast<size_t>(blocks * 8 * G * gb);
   const size_t scale_offset = (value_bytes + 63) / 64 * 64;
   Weight out = w;
-  out.owner = allocate_aligned(scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
+  out.owner = allocate_resident(scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
   void* p = out.owner.get();
   std::memset(p, 0, scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
   out.data = p;
@@ -89,7 +127,11 @@ Weight interleave_rows8(const Weight& w) {
   if (w.quant != WeightQuant::kNone) return interleave_quantized(w);
   const int64_t rows = (w.rows + 7) / 8 * 8, cols = (w.cols + 7) / 8 * 8;
   const size_t esize = dtype_size(w.dtype);
-  Weight out = make_owned_weight(w.dtype, rows, cols);  // storage of the padded size
+  Weight out;  // storage of the padded size, kept for the model's life
+  out.dtype = w.dtype;
+  out.owner = allocate_resident(static_cast<size_t>(rows * cols) * esize);
+  if (out.owner == nullptr) throw std::bad_alloc();
+  out.data = out.owner.get();
   std::memset(const_cast<void*>(out.data), 0, static_cast<size_t>(rows * cols) * esize);
   out.rows = w.rows;
   out.cols = w.cols;

@@ -58,9 +58,12 @@ struct Weight {
 };
 
 // 64-byte aligned memory for SIMD rows, with 64 bytes of slack for tail reads; freed when the
-// last owner goes. Null when the system has no memory left. Large blocks (4 MiB and more) get a
-// mapping of their own that starts on a huge-page boundary (see weight.cc).
+// last owner goes. Null when the system has no memory left. Blocks from 256 KiB on get a
+// mapping of their own, which starts on a huge-page boundary from 2 MiB on (see weight.cc).
 std::shared_ptr<void> allocate_aligned(size_t bytes);
+// The same for weights kept for the model's life (the interleaved copies the kernels read):
+// blocks from 64 KiB to 2 MiB are cut from shared slabs on huge pages instead.
+std::shared_ptr<void> allocate_resident(size_t bytes);
 
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
