@@ -70,8 +70,9 @@ Status load_ffn_expert(WeightLoader& loader, const std::string& gate, const std:
   } else {
     MOEPP_ASSIGN_OR_RETURN(out->gate_up, loader.stacked({gate, up}, {d_expert, d_expert}, d_model));
   }
+  MOEPP_RETURN_IF_ERROR(loader.expert_matrix_loaded(&out->gate_up));
   MOEPP_ASSIGN_OR_RETURN(out->down, loader.matrix(down, d_model, d_expert));
-  return Status::Ok();
+  return loader.expert_matrix_loaded(&out->down);
 }
 
 }  // namespace moepp

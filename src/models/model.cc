@@ -23,6 +23,31 @@
 namespace moepp {
 namespace {
 
+// Quantised (q != kNone) and row-interleaved copy of *w in place of the original. A view into
+// the mapped checkpoint gives its pages back, so the copy does not add to the memory (the file
+// stays mapped for the small tensors still viewed there). Nothing to do when *w is prepared
+// already (an expert done as it was loaded).
+Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what) {
+  if (w->empty() || (w->interleaved8 && w->quant == q)) return Status::Ok();
+  Weight out = *w;
+  if (q != WeightQuant::kNone) {
+    auto quantized = quantize_weight(*w, q);
+    if (!quantized.ok()) return quantized.status().with_context(what);
+    out = std::move(quantized).value();
+  }
+  if (!out.interleaved8) out = interleave_rows8(out);
+  if (out.data == w->data) return Status::Ok();
+  if (w->owner == nullptr && w->quant == WeightQuant::kNone) {
+    const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(w->data) + 4095) & ~uintptr_t{4095};
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(w->data) + bytes) & ~uintptr_t{4095};
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+  *w = std::move(out);
+  return Status::Ok();
+}
+
+
 Result<nlohmann::json> read_json_file(const std::string& path, bool required) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -128,6 +153,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     MOEPP_ASSIGN_OR_RETURN(lw.attention.k, loader.matrix(p + "self_attn.k_proj.weight", kv_width, d));
     MOEPP_ASSIGN_OR_RETURN(lw.attention.v, loader.matrix(p + "self_attn.v_proj.weight", kv_width, d));
     MOEPP_ASSIGN_OR_RETURN(lw.attention.o, loader.matrix(p + "self_attn.o_proj.weight", d, q_width));
+    loader.on_expert_matrix([&](Weight* e) {
+      return prepare_matrix(e, options.expert_quant, "layer " + std::to_string(l) + " experts");
+    });
     MOEPP_RETURN_IF_ERROR(family->load_moe_layer(c, l, loader, &lw.moe));
     MOEPP_RETURN_IF_ERROR(m->prepare_layer(lw, l, options));
   }
@@ -195,8 +223,13 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
     for (int64_t e = 0; e < n; ++e) {
       ExpertWeights& ew = lw.moe.experts[e];
       if (spec.kinds[e] == ExpertKind::kFfn) {
+        // Each expert prepared at once: a layer's originals at a time would add 10-20% to the
+        // peak memory of a quantised model.
+        const std::string where = "layer " + std::to_string(l) + " experts";
         ew.gate_up = fill(2 * spec.ffn_width[e], d, init);
+        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.gate_up, options.expert_quant, where));
         ew.down = fill(d, spec.ffn_width[e], init);
+        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.down, options.expert_quant, where));
       } else if (spec.kinds[e] == ExpertKind::kConstant) {
         ew.constant_gate = fill(2, d, init);
         ew.constant_value = fill(1, d, init);
@@ -207,33 +240,6 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
   m->inv_freq_ = rope_inv_freq(c);
   return m;
 }
-
-namespace {
-
-// Quantised (q != kNone) and row-interleaved copy of *w in place of the original. A view into
-// the mapped checkpoint gives its pages back, so the copy does not add to the memory (the file
-// stays mapped for the small tensors still viewed there).
-Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what) {
-  if (w->empty()) return Status::Ok();
-  Weight out = *w;
-  if (q != WeightQuant::kNone) {
-    auto quantized = quantize_weight(*w, q);
-    if (!quantized.ok()) return quantized.status().with_context(what);
-    out = std::move(quantized).value();
-  }
-  if (!out.interleaved8) out = interleave_rows8(out);
-  if (out.data == w->data) return Status::Ok();
-  if (w->owner == nullptr && w->quant == WeightQuant::kNone) {
-    const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(w->data) + 4095) & ~uintptr_t{4095};
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(w->data) + bytes) & ~uintptr_t{4095};
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-  }
-  *w = std::move(out);
-  return Status::Ok();
-}
-
-}  // namespace
 
 Status Model::prepare_layer(LayerWeights& lw, int64_t layer, const LoadOptions& options) {
   const std::string where = "layer " + std::to_string(layer);

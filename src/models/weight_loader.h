@@ -3,6 +3,7 @@
 // tensor the model did not use.
 #pragma once
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ class WeightLoader {
   Result<Weight> stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
 
   bool has(const std::string& name) const { return source_.find(name) != nullptr; }
+  // Called by load_ffn_expert on each expert matrix as soon as it is loaded (the model quantises
+  // and interleaves it there), so loading holds one expert's originals at a time, not a layer's.
+  using MatrixHook = std::function<Status(Weight*)>;
+  void on_expert_matrix(MatrixHook hook) { expert_hook_ = std::move(hook); }
+  Status expert_matrix_loaded(Weight* w) const { return expert_hook_ ? expert_hook_(w) : Status::Ok(); }
   // Tensors present in checkpoints but unused by inference (training-only, RoPE buffers).
   void ignore_suffix(const std::string& suffix) { ignored_suffixes_.push_back(suffix); }
   // Fails on the first tensor neither used nor ignored.
@@ -42,6 +48,7 @@ class WeightLoader {
   std::string dir_;
   std::set<std::string> used_;
   std::vector<std::string> ignored_suffixes_;
+  MatrixHook expert_hook_;
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);
