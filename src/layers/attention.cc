@@ -22,10 +22,12 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   matmul(pool, x, n, w.q, q.data(), p);
   matmul(pool, x, n, w.k, k.data(), p);
   matmul(pool, x, n, w.v, v.data(), p);
+  std::vector<float> cos_sin(static_cast<size_t>(hd));  // [hd]: this token's RoPE table, for every head
   for (int64_t t = 0; t < n; ++t) {
+    rope_cos_sin(batch.positions[t], inv_freq.data(), hd, cos_sin.data(), p);
     const int64_t pos = batch.positions[t];
-    for (int64_t h = 0; h < shape.n_heads; ++h) rope_inplace(&q[t * q_width + h * hd], hd, pos, inv_freq.data(), p);
-    for (int64_t h = 0; h < shape.n_kv_heads; ++h) rope_inplace(&k[t * kv_width + h * hd], hd, pos, inv_freq.data(), p);
+    for (int64_t h = 0; h < shape.n_heads; ++h) rope_inplace(&q[t * q_width + h * hd], hd, cos_sin.data(), p);
+    for (int64_t h = 0; h < shape.n_kv_heads; ++h) rope_inplace(&k[t * kv_width + h * hd], hd, cos_sin.data(), p);
     // The caller reserved the cache for every position in the batch.
     std::copy(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k(layer, batch.seq_ids[t], pos));
     std::copy(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v(layer, batch.seq_ids[t], pos));

@@ -37,12 +37,19 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void rope_inplace(float* v, int64_t head_dim, int64_t pos, const float* inv_freq, Precision p) {
+void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t head_dim, float* cos_sin, Precision p) {
   const int64_t half = head_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
     const float angle = static_cast<float>(pos) * inv_freq[i];
-    const float c = p.round(std::cos(angle));
-    const float s = p.round(std::sin(angle));
+    cos_sin[i] = p.round(std::cos(angle));
+    cos_sin[half + i] = p.round(std::sin(angle));
+  }
+}
+
+void rope_inplace(float* v, int64_t head_dim, const float* cos_sin, Precision p) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float c = cos_sin[i], s = cos_sin[half + i];
     const float a = v[i];
     const float b = v[i + half];
     // q*cos + rotate_half(q)*sin, each product and the sum rounded like separate torch ops.

@@ -18,8 +18,12 @@ void softmax_inplace(float* x, int64_t n);
 
 inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
 
-// Rotate-half (GPT-NeoX) RoPE on one head vector [head_dim] at `pos`, in place; inv_freq is
-// [head_dim/2]; cos/sin are computed in f32 and rounded to the activation dtype, as HF does.
-void rope_inplace(float* v, int64_t head_dim, int64_t pos, const float* inv_freq, Precision p);
+// RoPE's cos and sin at `pos` for the head_dim/2 frequencies of inv_freq, computed in f32 and
+// rounded to the activation dtype, as HF does: cos_sin = [cos.. (head_dim/2), sin.. (head_dim/2)].
+// One table per position serves every head of every layer.
+void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t head_dim, float* cos_sin /*[head_dim]*/, Precision p);
+
+// Rotate-half (GPT-NeoX) RoPE on one head vector [head_dim], in place, with the table above.
+void rope_inplace(float* v, int64_t head_dim, const float* cos_sin /*[head_dim]*/, Precision p);
 
 }  // namespace moepp

@@ -67,7 +67,9 @@ TEST(Ops, RopeRotatesHalvesAndPreservesNorm) {
   float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   float orig[8];
   std::copy(v, v + 8, orig);
-  rope_inplace(v, hd, 3, inv_freq, Precision{});
+  float table[8];
+  rope_cos_sin(3, inv_freq, hd, table, Precision{});
+  rope_inplace(v, hd, table, Precision{});
   double n0 = 0, n1 = 0;
   for (int i = 0; i < 8; ++i) {
     n0 += orig[i] * orig[i];
@@ -79,7 +81,8 @@ TEST(Ops, RopeRotatesHalvesAndPreservesNorm) {
   EXPECT_NEAR(v[4], 5 * std::cos(3.0) + 1 * std::sin(3.0), 1e-5);
   float w[8];
   std::copy(orig, orig + 8, w);
-  rope_inplace(w, hd, 0, inv_freq, Precision{});  // position 0 is the identity
+  rope_cos_sin(0, inv_freq, hd, table, Precision{});
+  rope_inplace(w, hd, table, Precision{});  // position 0 is the identity
   for (int i = 0; i < 8; ++i) EXPECT_EQ(w[i], orig[i]);
 }
 
