@@ -62,6 +62,17 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     any_gate_up_quantized |= dispatch.offsets[e + 1] > dispatch.offsets[e] && quantized(w.experts[e].gate_up);
   kernels::QuantizedRows xs_q;  // [n_rows, d_model] quantised
   if (any_gate_up_quantized) kernels::quantize_activations(xs.data(), n_rows, d_model, d_model, &xs_q);
+  // bf16 experts with several tokens likewise take inputs paired once for vdpbf16ps, where the
+  // kernels have that path (matmul.h: pair_inputs_for).
+  const Weight* bf16_gate_up = nullptr;
+  for (int64_t e = 0; e < n_experts && bf16_gate_up == nullptr; ++e)
+    if (dispatch.offsets[e + 1] - dispatch.offsets[e] > 1 && !quantized(w.experts[e].gate_up))
+      bf16_gate_up = &w.experts[e].gate_up;
+  kernels::PairedRows xs_pairs;
+  const bool xs_paired = bf16_gate_up != nullptr && pair_inputs_for(xs.data(), n_rows, d_model, *bf16_gate_up, &xs_pairs);
+  auto pairs_fit = [](bool paired, int64_t m, const Weight& m_w) {
+    return paired && m > 1 && m_w.quant == WeightQuant::kNone && m_w.dtype == DType::kBF16;
+  };
 
   // Phase 1, fused gate + up + SiLU: a task computes gate rows [r0, r1) and the matching up
   // rows [de + r0, de + r1) of gate_up for all its expert's tokens, then
@@ -81,6 +92,10 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
       const int64_t first = dispatch.offsets[t.expert];
       matmul_rows_quantized(xs_q, first, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
       matmul_rows_quantized(xs_q, first, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
+    } else if (pairs_fit(xs_paired, m, gate_up)) {
+      const int64_t first = dispatch.offsets[t.expert];
+      matmul_rows_paired(xs_pairs, first, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
+      matmul_rows_paired(xs_pairs, first, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
     } else {
       matmul_rows(xe, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
       matmul_rows(xe, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
@@ -93,10 +108,14 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
 
   // Phase 2, down projection of every expert's tokens, written straight to their slot rows.
   std::vector<kernels::QuantizedRows> act_q(static_cast<size_t>(n_experts));  // for q8/q4 experts
+  std::vector<kernels::PairedRows> act_pairs(static_cast<size_t>(n_experts));  // for bf16 experts
+  std::vector<char> act_paired(static_cast<size_t>(n_experts), 0);
   pool.parallel_for(n_experts, [&](int64_t e) {
     const int64_t m = dispatch.offsets[e + 1] - dispatch.offsets[e];
     const int64_t de = spec.ffn_width[e];
-    if (m > 0 && quantized(w.experts[e].down)) kernels::quantize_activations(act.data() + act_offset[e], m, de, de, &act_q[e]);
+    const float* a = act.data() + act_offset[e];
+    if (m > 0 && quantized(w.experts[e].down)) kernels::quantize_activations(a, m, de, de, &act_q[e]);
+    else if (m > 1) act_paired[e] = pair_inputs_for(a, m, de, w.experts[e].down, &act_pairs[e]);
   });
   tasks = row_block_tasks(dispatch, n_experts, [&](int32_t) { return d_model; });
   pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
@@ -109,6 +128,8 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     const Weight& down = w.experts[t.expert].down;
     if (quantized(down))
       matmul_rows_quantized(act_q[t.expert], 0, m, down, t.row_begin, t.row_end, ys.data(), width, p);
+    else if (pairs_fit(act_paired[t.expert] != 0, m, down))
+      matmul_rows_paired(act_pairs[t.expert], 0, m, down, t.row_begin, t.row_end, ys.data(), width, p);
     else
       matmul_rows(act.data() + act_offset[t.expert], m, down, t.row_begin, t.row_end, ys.data(), width, p);
     for (int64_t r = 0; r < m; ++r) {

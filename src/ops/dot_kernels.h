@@ -48,6 +48,15 @@ using DotRowsKernel = void (*)(const float* a, const float* rows, int64_t stride
 using AxpyRowsKernel = void (*)(const float* c /*[count]*/, const float* rows, int64_t stride, int64_t count,
                                 float* y /*[n]*/, int64_t n);
 
+struct PairedRows;
+// Batch inputs converted once for many calls on the same inputs (every row task of a matmul or of
+// an expert), instead of once per call: pair_rows returns false, leaving nothing usable, where the
+// set has no such path or an input is not a bf16 value; paired_rows then multiplies rows
+// [m0, m0 + M) of them by unquantised bf16 weight rows [n0, n1), with the bits of `rows`.
+using PairRowsKernel = bool (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, PairedRows* out);
+using PairedRowsKernel = void (*)(const PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0,
+                                  int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
+
 struct KernelSet {
   const char* isa;  // "scalar", "avx2", "avx512"
   RowsKernel rows;  // any weight format (q8/q4: quantises x itself, once per call)
@@ -56,6 +65,8 @@ struct KernelSet {
   AxpyKernel axpy;
   DotRowsKernel dot_rows;
   AxpyRowsKernel axpy_rows;
+  PairRowsKernel pair_rows = nullptr;  // null in sets whose batch kernels read f32 inputs directly
+  PairedRowsKernel paired_rows = nullptr;
 };
 
 // The scalar reference (always present), the AVX2+FMA set and the AVX-512 set (F, BW, DQ, VL,
@@ -84,6 +95,14 @@ struct QuantizedRows {
   std::vector<int32_t> lane_sum;  // [M, groups, 8]: sum of x_int over each
                                   // lane's 4 columns (q4's offset)
 };
+// Inputs as vdpbf16ps reads them (AVX-512 set on CPUs with AVX512_BF16): per row, Q = ceil(K / 16)
+// groups of 8 lanes, lane j holding bf16(x[16q + j]) in its high half and bf16(x[16q + 8 + j]) in
+// its low half.
+struct PairedRows {
+  int64_t K = 0;                // 0 when pairing failed
+  std::vector<uint32_t> pairs;  // [M, Q, 8]
+};
+
 void quantize_activations(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
 
 }  // namespace moepp::kernels

@@ -274,12 +274,11 @@ void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t
   }
 }
 
-// False, computing nothing, when an input is not a bf16 value (its low 16 bits not zero): the
-// check rides along with pairing the inputs, and f32 inputs fail it on their first chunk.
-bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  const int64_t K = w.cols, Q = (K + 15) / 16;
-  thread_local std::vector<uint32_t> xp, panels;  // [M][Q][8], one panel [Q][8][8]
-  xp.resize(static_cast<size_t>(M * Q * 8));
+// Input rows as bf16 pairs: xp = [M][Q][8], Q = ceil(K / 16). False, with xp partly written,
+// when an input is not a bf16 value (its low 16 bits not zero): the check rides along with
+// pairing, and f32 inputs fail it on their first chunk.
+bool pair_bf16_inputs(const float* x, int64_t M, int64_t ldx, int64_t K, uint32_t* xp) {
+  const int64_t Q = (K + 15) / 16;
   const __m256i low_half = _mm256_set1_epi32(0xffff);
   for (int64_t m = 0; m < M; ++m) {
     const float* row = x + m * ldx;
@@ -287,11 +286,18 @@ bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
     for (int64_t q = 0; q < Q; ++q) {
       const __m256 first = input_chunk(row, 16 * q, K), second = input_chunk(row, 16 * q + 8, K);
       low_bits = _mm256_or_si256(low_bits, _mm256_or_si256(_mm256_castps_si256(first), _mm256_castps_si256(second)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp.data() + (m * Q + q) * 8), pair_chunks(first, second));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp + (m * Q + q) * 8), pair_chunks(first, second));
       if (q == 0 && !_mm256_testz_si256(low_bits, low_half)) return false;
     }
     if (!_mm256_testz_si256(low_bits, low_half)) return false;
   }
+  return true;
+}
+
+// M paired input rows (xp as above) against bf16 weight rows [n0, n1).
+void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  const int64_t Q = (w.cols + 15) / 16;
+  thread_local std::vector<uint32_t> panels;  // one panel [Q][8][8]
   // One panel at a time, the next one's stored weights prefetched while this one is multiplied.
   panels.resize(static_cast<size_t>(64 * Q));
   const uint32_t* panel = panels.data();
@@ -301,7 +307,7 @@ bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
     pack_bf16_panels(w, r0, r1, panels.data());
     const void* next = stored_panel(w, n0, n1, p + 1);
     for (int64_t m = 0; m < M; m += 6) {
-      const uint32_t* xm = xp.data() + m * Q * 8;
+      const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
       const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
       switch (std::min<int64_t>(6, M - m)) {
@@ -314,7 +320,30 @@ bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
       }
     }
   }
+}
+
+// False, computing nothing, when an input is not a bf16 value.
+bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  thread_local std::vector<uint32_t> xp;  // [M][Q][8]
+  xp.resize(static_cast<size_t>(M * ((w.cols + 15) / 16) * 8));
+  if (!pair_bf16_inputs(x, M, ldx, w.cols, xp.data())) return false;
+  bf16_panels(xp.data(), M, w, n0, n1, y, ldy);
   return true;
+}
+
+bool avx512_pair_rows(const float* x, int64_t M, int64_t ldx, int64_t K, PairedRows* out) {
+  static const bool bf16_native = __builtin_cpu_supports("avx512bf16");
+  out->K = 0;
+  if (!bf16_native) return false;
+  out->pairs.resize(static_cast<size_t>(M * ((K + 15) / 16) * 8));
+  if (!pair_bf16_inputs(x, M, ldx, K, out->pairs.data())) return false;
+  out->K = K;
+  return true;
+}
+
+void avx512_paired_rows(const PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,
+                        int64_t ldy) {
+  bf16_panels(a.pairs.data() + m0 * ((a.K + 15) / 16) * 8, M, w, n0, n1, y, ldy);
 }
 
 #pragma GCC pop_options
@@ -535,8 +564,9 @@ const KernelSet* avx512_kernels() {
   static const bool ok = cpu_has_avx512_set();
   if (!ok) return nullptr;
   // Attention's single vector dot and axpy: 8-lane work that gains nothing from wider registers.
-  static const KernelSet set{"avx512",           avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->dot,
-                             avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows};
+  static const KernelSet set{"avx512",          avx512_any_rows, avx512_quantized_rows, avx2_kernels()->dot,
+                             avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows, avx512_pair_rows,
+                             avx512_paired_rows};
   return &set;
 }
 

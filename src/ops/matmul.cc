@@ -28,6 +28,20 @@ void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t 
   for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
 }
 
+void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t row_begin,
+                        int64_t row_end, float* y, int64_t ldy, Precision p) {
+  kernels::active_kernels().paired_rows(a, m0, M, w, row_begin, row_end, y, ldy);
+  if (!p.bf16()) return;
+  for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
+}
+
+bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out) {
+  const kernels::KernelSet& kern = kernels::active_kernels();
+  // One token takes the GEMV path, which reads f32 inputs.
+  if (kern.pair_rows == nullptr || M < 2 || w.quant != WeightQuant::kNone || w.dtype != DType::kBF16) return false;
+  return kern.pair_rows(x, M, ldx, w.cols, out);
+}
+
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
   const int64_t N = w.rows;
   // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks; up to
@@ -48,10 +62,15 @@ void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float*
     });
     return;
   }
+  // bf16 batches: the inputs paired once, not per block of rows (as quantised above).
+  thread_local kernels::PairedRows pairs_buffer;
+  kernels::PairedRows& pairs = pairs_buffer;
+  const bool paired = pair_inputs_for(x, M, w.cols, w, &pairs);
   pool.parallel_for(n_blocks, [&](int64_t b) {
     const int64_t n0 = b * block;
     const int64_t n1 = std::min(N, n0 + block);
-    matmul_rows(x, M, w, n0, n1, y + n0, N, p);
+    if (paired) matmul_rows_paired(pairs, 0, M, w, n0, n1, y + n0, N, p);
+    else matmul_rows(x, M, w, n0, n1, y + n0, N, p);
   });
 }
 

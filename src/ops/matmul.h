@@ -24,6 +24,14 @@ void matmul_rows(const float* x /*[M,K]*/, int64_t M, const Weight& w, int64_t r
 void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t M, const Weight& w,
                            int64_t row_begin, int64_t row_end, float* y /*[M, ldy]*/, int64_t ldy, Precision p);
 
+// matmul_rows for bf16 weights on inputs the caller paired once (KernelSet::pair_rows).
+void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t row_begin,
+                        int64_t row_end, float* y /*[M, ldy]*/, int64_t ldy, Precision p);
+
+// The paired inputs of x for weight w where the active kernels have such a path (bf16 weights, a
+// batch of bf16-valued inputs): true and *out filled, else false.
+bool pair_inputs_for(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out);
+
 // One dot product of an f32 vector with row r of W.
 float dot_row(const float* x, const Weight& w, int64_t r);
 

@@ -152,6 +152,39 @@ TEST(DotKernels, QuantizedRowsOfABatchEqualTheScalarReference) {
   }
 }
 
+TEST(DotKernels, PairedInputsOfABatchEqualTheScalarReference) {
+  // bf16 inputs paired once for vdpbf16ps, from a row m0 > 0 of them (as matmul and the experts
+  // call it), against bf16 weights; f32 inputs are refused. Sets without the path say so.
+  std::mt19937 rng(37);
+  int checked = 0;
+  for (int64_t K : {5, 16, 40, 131}) {
+    const int64_t N = 43, M = 13, m0 = 3, ldx = K + 2;
+    std::vector<float> x = testing::random_vector(rng, static_cast<size_t>((M + m0) * ldx));
+    kernels::PairedRows f32_pairs;
+    for (const auto* set : kernels::available_kernels())
+      if (set->pair_rows != nullptr) EXPECT_FALSE(set->pair_rows(x.data(), M + m0, ldx, K, &f32_pairs)) << set->isa;
+    for (float& v : x) v = round_bf16(v);
+    for (const Weight& w : weights_in_every_format(rng, N, K)) {
+      if (w.quant != WeightQuant::kNone || w.dtype != DType::kBF16) continue;
+      for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}}) {
+        const int64_t width = n1 - n0;
+        std::vector<float> want(static_cast<size_t>(M * width), -1.0f), got(want.size(), -1.0f);
+        kernels::scalar_kernels().rows(x.data() + m0 * ldx, M, ldx, w, n0, n1, want.data(), width);
+        for (const auto* set : kernels::available_kernels()) {
+          kernels::PairedRows pairs;
+          if (set->pair_rows == nullptr || !set->pair_rows(x.data(), M + m0, ldx, K, &pairs)) continue;
+          ++checked;
+          set->paired_rows(pairs, m0, M, w, n0, n1, got.data(), width);
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << (w.interleaved8 ? " interleaved" : "") << " K " << K
+                                                   << " rows " << n0 << ".." << n1 << " at " << i;
+        }
+      }
+    }
+  }
+  std::printf("paired-input products checked: %d (none where no set has the path)\n", checked);
+}
+
 TEST(DotKernels, BatchRowsEqualTheRowAlone) {
   // The server batches tokens and speculative decoding verifies drafts in one batch: each
   // token must get the bits it would get alone, whatever path (GEMV, tiles, packed) runs.
