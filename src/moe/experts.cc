@@ -101,9 +101,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
       matmul_rows(xe, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
     }
     float* out = act.data() + act_offset[t.expert] + t.row_begin;
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t j = 0; j < width; ++j)
-        out[r * de + j] = p.round(p.round(silu(gate[r * width + j])) * up[r * width + j]);
+    for (int64_t r = 0; r < m; ++r) silu_times(&gate[r * width], &up[r * width], width, out + r * de, p);
   });
 
   // Phase 2, down projection of every expert's tokens, written straight to their slot rows.

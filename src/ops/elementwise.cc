@@ -37,6 +37,16 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
+  for (int64_t i = 0; i < n; ++i) out[i] = __builtin_expf(-gate[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + out[i]);  // silu, as silu() computes it
+  if (!p.bf16()) {
+    for (int64_t i = 0; i < n; ++i) out[i] *= up[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = round_bf16(round_bf16(out[i]) * up[i]);
+}
+
 void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t head_dim, float* cos_sin, Precision p) {
   const int64_t half = head_dim / 2;
   for (int64_t i = 0; i < half; ++i) {

@@ -18,6 +18,11 @@ void softmax_inplace(float* x, int64_t n);
 
 inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
 
+// out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding
+// points. The same values as that loop; written as separate passes so that only the exp stays
+// a call per element and the rest vectorises. out must not overlap gate or up.
+void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p);
+
 // RoPE's cos and sin at `pos` for the head_dim/2 frequencies of inv_freq, computed in f32 and
 // rounded to the activation dtype, as HF does: cos_sin = [cos.. (head_dim/2), sin.. (head_dim/2)].
 // One table per position serves every head of every layer.

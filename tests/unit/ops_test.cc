@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -58,6 +61,26 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_NEAR(s[0], std::exp(-2.0) / z, 1e-6);
   EXPECT_NEAR(s[2], 1.0 / z, 1e-6);
   EXPECT_EQ(s[3], 0.0f);
+}
+
+TEST(Ops, SiluTimesEqualsTheElementwiseFormula) {
+  // The vectorised passes give the bits of round(round(silu(g)) * u) element by element, in f32
+  // and bf16, over a range wide enough for exp to overflow and underflow.
+  std::mt19937 rng(41);
+  std::uniform_real_distribution<float> dist(-100.0f, 100.0f);
+  const int64_t n = 1000;
+  std::vector<float> g(n), u(n), out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    g[i] = i % 3 == 0 ? dist(rng) : dist(rng) / 30.0f;
+    u[i] = dist(rng) / 10.0f;
+  }
+  for (Precision p : {Precision{ComputeDType::kF32}, Precision{ComputeDType::kBF16}}) {
+    silu_times(g.data(), u.data(), n, out.data(), p);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = p.round(p.round(silu(g[i])) * u[i]);
+      ASSERT_EQ(std::memcmp(&out[i], &want, 4), 0) << i << ": " << out[i] << " vs " << want;
+    }
+  }
 }
 
 TEST(Ops, RopeRotatesHalvesAndPreservesNorm) {
