@@ -115,11 +115,12 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   return t;
 }
 
-// One prompt of n tokens as a single batch; logits for the last token only.
-Status time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, CostCounter* counter,
-                   double* seconds, ForwardCost* cost) {
-  KvCache cache = model.make_cache();
-  const int32_t seq = cache.add_sequence();
+// One prompt of n tokens as a single batch from an empty cache; logits for the last token only.
+// The cache is the test's own, emptied, as llama-bench clears its context's: its memory is
+// allocated once per test, not timed in every repetition.
+Status time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, KvCache& cache,
+                   int32_t seq, CostCounter* counter, double* seconds, ForwardCost* cost) {
+  cache.truncate(seq, 0);
   Batch batch;
   for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), seq, i + 1 == tokens.size());
   std::vector<float> logits;
@@ -132,10 +133,9 @@ Status time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32
 }
 
 // n decode steps of one token each from an empty cache, as llama-bench's tg test.
-Status time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, CostCounter* counter,
-                       double* seconds, ForwardCost* cost) {
-  KvCache cache = model.make_cache();
-  const int32_t seq = cache.add_sequence();
+Status time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, KvCache& cache,
+                       int32_t seq, CostCounter* counter, double* seconds, ForwardCost* cost) {
+  cache.truncate(seq, 0);
   std::vector<float> logits;
   *cost = ForwardCost();
   double total = 0;
@@ -205,12 +205,15 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       ForwardCost cost;
       // Warm-up: a short run of the same kind (page faults, thread wake-up, caches).
       const std::vector<int32_t> warm(tokens.begin(), tokens.begin() + std::min<int64_t>(test.n, test.prompt ? 16 : 2));
-      MOEPP_RETURN_IF_ERROR(run(model, pool, warm, &counter, &s, &cost));
+      KvCache cache = model.make_cache();
+      const int32_t seq = cache.add_sequence();
+      cache.reserve(seq, test.n);
+      MOEPP_RETURN_IF_ERROR(run(model, pool, warm, cache, seq, &counter, &s, &cost));
       std::vector<double> seconds;
       for (int r = 0; r < config.repetitions; ++r) {
         progress(config, str_format("%s %s t=%d rep %d/%d", row.model.c_str(), row.test.c_str(), threads, r + 1,
                                     config.repetitions));
-        MOEPP_RETURN_IF_ERROR(run(model, pool, tokens, &counter, &s, &cost));
+        MOEPP_RETURN_IF_ERROR(run(model, pool, tokens, cache, seq, &counter, &s, &cost));
         seconds.push_back(s);
       }
       progress_done(config);

@@ -36,9 +36,12 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
   const float inv_scale_div = std::sqrt(static_cast<float>(hd));
   const int64_t group = shape.n_heads / shape.n_kv_heads;
+  // Head-major tasks: consecutive tasks are consecutive tokens of one head, which read the same
+  // keys and values (that head's slice of the cache rows) while they are in cache. Token-major,
+  // every token swept all heads' slices, the whole layer's cache, through L2 again.
   pool.parallel_for(n * shape.n_heads, [&](int64_t task) {
-    const int64_t t = task / shape.n_heads;
-    const int64_t h = task % shape.n_heads;
+    const int64_t h = task / n;
+    const int64_t t = task % n;
     const int64_t kvh = h / group;  // HF repeat_kv: consecutive query heads share a kv head
     const int32_t seq = batch.seq_ids[t];
     const int64_t pos = batch.positions[t];

@@ -2,6 +2,10 @@
 #include "layers/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "tensor/weight.h"
 
 namespace moepp {
 
@@ -13,15 +17,11 @@ int32_t KvCache::add_sequence() {
     if (!slots_[i].in_use) {
       slots_[i] = Slot();
       slots_[i].in_use = true;
-      slots_[i].k.resize(n_layers_);
-      slots_[i].v.resize(n_layers_);
       return static_cast<int32_t>(i);
     }
   }
   Slot s;
   s.in_use = true;
-  s.k.resize(n_layers_);
-  s.v.resize(n_layers_);
   slots_.push_back(std::move(s));
   return static_cast<int32_t>(slots_.size() - 1);
 }
@@ -45,10 +45,16 @@ void KvCache::reserve(int32_t seq, int64_t n) {
   Slot& s = slot(seq);
   if (n > s.capacity) {
     const int64_t cap = std::max<int64_t>(n, std::max<int64_t>(16, 2 * s.capacity));
-    for (int64_t l = 0; l < n_layers_; ++l) {
-      s.k[l].resize(static_cast<size_t>(cap * row_size()));
-      s.v[l].resize(static_cast<size_t>(cap * row_size()));
+    const size_t part = static_cast<size_t>(cap * row_size()), old_part = static_cast<size_t>(s.capacity * row_size());
+    std::shared_ptr<void> bigger = allocate_aligned(2 * static_cast<size_t>(n_layers_) * part * sizeof(float));
+    if (bigger == nullptr) throw std::bad_alloc();
+    float* to = static_cast<float*>(bigger.get());
+    const float* from = static_cast<const float*>(s.memory.get());
+    for (int64_t p = 0; p < 2 * n_layers_; ++p) {  // each part keeps its rows; the rest starts at zero
+      if (old_part > 0) std::memcpy(to + p * part, from + p * old_part, old_part * sizeof(float));
+      std::memset(to + p * part + old_part, 0, (part - old_part) * sizeof(float));
     }
+    s.memory = std::move(bigger);
     s.capacity = cap;
   }
   s.length = std::max(s.length, n);

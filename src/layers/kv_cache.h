@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "base/status.h"
@@ -24,18 +25,27 @@ class KvCache {
 
   int64_t row_size() const { return n_kv_heads_ * head_dim_; }
   // [row_size] rows of layer `layer`, sequence `seq`, position `pos`.
-  float* k(int64_t layer, int32_t seq, int64_t pos) { return slot(seq).k[layer].data() + pos * row_size(); }
-  float* v(int64_t layer, int32_t seq, int64_t pos) { return slot(seq).v[layer].data() + pos * row_size(); }
+  float* k(int64_t layer, int32_t seq, int64_t pos) { return rows(seq, 2 * layer) + pos * row_size(); }
+  float* v(int64_t layer, int32_t seq, int64_t pos) { return rows(seq, 2 * layer + 1) + pos * row_size(); }
   size_t bytes() const;
 
  private:
+  // One block per sequence, [n_layers][k, v][capacity][row_size]: attention reads a head's slice
+  // of every row, one row apart, so the block is large enough to sit on transparent huge pages
+  // (tensor/weight.h allocate_aligned), where per-layer buffers of a few MiB would cost a TLB
+  // miss per key.
   struct Slot {
     bool in_use = false;
     int64_t length = 0;
     int64_t capacity = 0;
-    std::vector<std::vector<float>> k, v;  // [n_layers][capacity * row_size]
+    std::shared_ptr<void> memory;
   };
   Slot& slot(int32_t seq) { return slots_[static_cast<size_t>(seq)]; }
+  // Rows of part p (2 * layer: keys, 2 * layer + 1: values) of a sequence.
+  float* rows(int32_t seq, int64_t part) {
+    Slot& s = slot(seq);
+    return static_cast<float*>(s.memory.get()) + part * s.capacity * row_size();
+  }
 
   int64_t n_layers_, n_kv_heads_, head_dim_;
   std::vector<Slot> slots_;
