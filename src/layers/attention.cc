@@ -22,16 +22,18 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   matmul(pool, x, n, w.q, q.data(), p);
   matmul(pool, x, n, w.k, k.data(), p);
   matmul(pool, x, n, w.v, v.data(), p);
-  std::vector<float> cos_sin(static_cast<size_t>(hd));  // [hd]: this token's RoPE table, for every head
-  for (int64_t t = 0; t < n; ++t) {
-    rope_cos_sin(batch.positions[t], inv_freq.data(), hd, cos_sin.data(), p);
+  // RoPE and the cache rows, token by token (tokens are independent: the same bits however split).
+  pool.parallel_for(n, [&](int64_t t) {
+    thread_local std::vector<float> cos_sin;  // [hd]: this token's RoPE table, for every head
+    cos_sin.resize(static_cast<size_t>(hd));
     const int64_t pos = batch.positions[t];
+    rope_cos_sin(pos, inv_freq.data(), hd, cos_sin.data(), p);
     for (int64_t h = 0; h < shape.n_heads; ++h) rope_inplace(&q[t * q_width + h * hd], hd, cos_sin.data(), p);
     for (int64_t h = 0; h < shape.n_kv_heads; ++h) rope_inplace(&k[t * kv_width + h * hd], hd, cos_sin.data(), p);
     // The caller reserved the cache for every position in the batch.
     std::copy(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k(layer, batch.seq_ids[t], pos));
     std::copy(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v(layer, batch.seq_ids[t], pos));
-  }
+  });
 
   std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
   const float inv_scale_div = std::sqrt(static_cast<float>(hd));

@@ -376,11 +376,11 @@ Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std:
   RoutingPlan plan;
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = weights_.layers[l];
-    rms_norm(h.data(), n, d, lw.input_norm, c.rms_norm_eps, normed.data(), p);
+    rms_norm(pool, h.data(), n, d, lw.input_norm, c.rms_norm_eps, normed.data(), p);
     attention_forward(pool, shape, lw.attention, inv_freq_, batch, l, cache, normed.data(), branch.data(), p);
     for (size_t i = 0; i < h.size(); ++i) h[i] = p.round(h[i] + branch[i]);
 
-    rms_norm(h.data(), n, d, lw.post_norm, c.rms_norm_eps, normed.data(), p);
+    rms_norm(pool, h.data(), n, d, lw.post_norm, c.rms_norm_eps, normed.data(), p);
     const MoeLayerSpec& spec = c.layers[l];
     raw_logits.assign(static_cast<size_t>(n * spec.n_experts()), 0.0f);
     const bool has_prev = l > 0 && prev_logits.size() == raw_logits.size();

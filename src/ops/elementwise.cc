@@ -1,6 +1,7 @@
 // RMSNorm, softmax and RoPE.
 #include "ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -8,6 +9,9 @@ namespace moepp {
 
 void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
               Precision p) {
+  thread_local std::vector<float> w;  // [d]: the weight as f32, read once per call, not per row
+  w.resize(static_cast<size_t>(d));
+  for (int64_t j = 0; j < d; ++j) w[j] = weight.at(0, j);
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
     float* yi = y + i * d;
@@ -17,8 +21,19 @@ void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float 
     for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xi[j]) * xi[j];
     const float var = static_cast<float>(ss / static_cast<double>(d));
     const float r = 1.0f / std::sqrt(var + eps);
-    for (int64_t j = 0; j < d; ++j) yi[j] = p.round(weight.at(0, j) * p.round(xi[j] * r));
+    for (int64_t j = 0; j < d; ++j) yi[j] = p.round(w[j] * p.round(xi[j] * r));
   }
+}
+
+void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
+              Precision p) {
+  constexpr int64_t kRowsPerTask = 16;
+  const int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
+  if (tasks <= 1 || pool.size() <= 1) return rms_norm(x, n, d, weight, eps, y, p);
+  pool.parallel_for(tasks, [&](int64_t t) {
+    const int64_t r0 = t * kRowsPerTask;
+    rms_norm(x + r0 * d, std::min(kRowsPerTask, n - r0), d, weight, eps, y + r0 * d, p);
+  });
 }
 
 void softmax_inplace(float* x, int64_t n) {

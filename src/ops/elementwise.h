@@ -5,12 +5,16 @@
 #include <cstdint>
 
 #include "ops/precision.h"
+#include "platform/thread_pool.h"
 #include "tensor/weight.h"
 
 namespace moepp {
 
 // HF LlamaRMSNorm: normalise in f32, round to the activation dtype, then multiply by weight.
 void rms_norm(const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& weight /*[1, d]*/,
+              float eps, float* y /*[n, d]*/, Precision p);
+// The same with the rows split over the pool (rows are independent: the same bits).
+void rms_norm(ThreadPool& pool, const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& weight /*[1, d]*/,
               float eps, float* y /*[n, d]*/, Precision p);
 
 // In-place softmax over n values, computed in f32 (the caller rounds if needed).
