@@ -17,10 +17,11 @@ struct Task {
   int64_t row_begin, row_end;
 };
 
-// Rows per task: 32 when an expert has several tokens (its weights are reused from cache across
-// them), 128 for one to four tokens, where a task streams its rows from memory once: a block of
-// 32 q4 rows is 12 KB, and with two threads taking turns each task started a new memory stream
-// (two threads read no faster than one, 0.41 of the read bandwidth against 0.71).
+// Rows per task: 128 for one to four tokens, where a task streams its rows from memory once (a
+// block of 32 q4 rows is 12 KB, and with two threads taking turns each task started a new memory
+// stream: two threads read no faster than one, 0.41 of the read bandwidth against 0.71), and 128
+// from 16 tokens on, where each task's work on its inputs and its first, unprefetched panel of
+// weights are spread over more rows; 32 in between, to keep both threads busy.
 int64_t rows_per_task(int64_t tokens) { return tokens <= 4 || tokens >= 16 ? 128 : 32; }
 
 // (expert, row block) tasks over `rows(e)` rows for every expert with tokens.

@@ -44,9 +44,9 @@ bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, ke
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
   const int64_t N = w.rows;
-  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks; up to
-  // 64 rows for batches (rows packed per task stay in cache), up to 256 for a few tokens, whose
-  // task streams its rows from memory once (see rows_per_task in moe/experts.cc).
+  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks: up to
+  // 256 rows for a few tokens, whose task streams its rows from memory once, 128 from 16 tokens
+  // on and 64 in between (see rows_per_task in moe/experts.cc).
   const int64_t cap = M <= 4 ? 256 : M >= 16 ? 128 : 64;
   const int64_t block = std::min<int64_t>(cap, (N / (4 * pool.size()) + 8) / 8 * 8);
   const int64_t n_blocks = (N + block - 1) / block;
