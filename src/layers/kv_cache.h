@@ -13,6 +13,11 @@ namespace moepp {
 class KvCache {
  public:
   KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim);
+  // Moved, never copied: a copy would share the sequences' memory.
+  KvCache(KvCache&&) = default;
+  KvCache& operator=(KvCache&&) = default;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
   int32_t add_sequence();                 // returns a slot id
   void remove_sequence(int32_t seq);      // frees its memory; the id may be reused
