@@ -2,6 +2,8 @@
 // softmax in f32, probabilities rounded to the activation dtype, times V.
 #include "layers/attention.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cmath>
 
 #include "ops/elementwise.h"
@@ -38,32 +40,65 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
   const float inv_scale_div = std::sqrt(static_cast<float>(hd));
   const int64_t group = shape.n_heads / shape.n_kv_heads;
-  // Head-major tasks: consecutive tasks are consecutive tokens of one head, which read the same
-  // keys and values (that head's slice of the cache rows) while they are in cache. Token-major,
-  // every token swept all heads' slices, the whole layer's cache, through L2 again.
-  pool.parallel_for(n * shape.n_heads, [&](int64_t task) {
-    const int64_t h = task / n;
-    const int64_t t = task % n;
-    const int64_t kvh = h / group;  // HF repeat_kv: consecutive query heads share a kv head
-    const int32_t seq = batch.seq_ids[t];
+  auto first_key = [&](int64_t t) {
     const int64_t pos = batch.positions[t];
-    const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
-    const float* qh = &q[t * q_width + h * hd];
-    const int64_t n_keys = pos + 1 - first;
+    return shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+  };
+  // Queries t0 .. t1 - 1 of head h, of one sequence and with the same first key: their keys and
+  // values are loaded once for all of them (dot_rows_block, axpy_rows_block); each query's
+  // outputs have the bits it would get alone.
+  auto attend = [&](int64_t h, int64_t t0, int64_t t1) {
+    const int64_t A = t1 - t0;
+    const int64_t kvh = h / group;  // HF repeat_kv: consecutive query heads share a kv head
+    const int32_t seq = batch.seq_ids[t0];
+    const int64_t first = first_key(t0);
     // The sequence's cached positions are rows of row_size floats: this head's keys and values
     // are hd-wide column slices of them.
     const int64_t stride = cache.row_size();
-    thread_local std::vector<float> scores;  // [n_keys]
-    scores.resize(static_cast<size_t>(n_keys));
+    const float* keys = cache.k(layer, seq, first) + kvh * hd;
+    const float* values = cache.v(layer, seq, first) + kvh * hd;
+    int64_t most = 0, fewest = INT64_MAX;  // keys seen by the queries
+    for (int64_t t = t0; t < t1; ++t) {
+      most = std::max(most, batch.positions[t] + 1 - first);
+      fewest = std::min(fewest, batch.positions[t] + 1 - first);
+    }
+    thread_local std::vector<float> scores;  // [A, most]; a query's scores past its own keys are unused
+    scores.resize(static_cast<size_t>(A * most));
     const kernels::KernelSet& kern = kernels::active_kernels();
-    kern.dot_rows(qh, cache.k(layer, seq, first) + kvh * hd, stride, n_keys, hd, scores.data());
-    for (float& s : scores) s = p.round(p.round(s) / inv_scale_div);
-    softmax_inplace(scores.data(), n_keys);
-    p.round(scores.data(), scores.size());  // the probabilities in the activation dtype
-    float* out = &attn[t * q_width + h * hd];
-    std::fill(out, out + hd, 0.0f);
-    kern.axpy_rows(scores.data(), cache.v(layer, seq, first) + kvh * hd, stride, n_keys, out, hd);
-    p.round(out, static_cast<size_t>(hd));
+    kern.dot_rows_block(&q[t0 * q_width + h * hd], A, q_width, keys, stride, most, hd, scores.data(), most);
+    float* out = &attn[t0 * q_width + h * hd];
+    for (int64_t a = 0; a < A; ++a) {
+      float* s = &scores[a * most];
+      const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
+      for (int64_t j = 0; j < n_keys; ++j) s[j] = p.round(p.round(s[j]) / inv_scale_div);
+      softmax_inplace(s, n_keys);
+      p.round(s, static_cast<size_t>(n_keys));  // the probabilities in the activation dtype
+      std::fill(out + a * q_width, out + a * q_width + hd, 0.0f);
+    }
+    // Values 0 .. fewest - 1 for all queries at once, then each query's own remaining ones, in order.
+    kern.axpy_rows_block(scores.data(), A, most, values, stride, fewest, out, q_width, hd);
+    for (int64_t a = 0; a < A; ++a) {
+      const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
+      if (n_keys > fewest)
+        kern.axpy_rows(&scores[a * most + fewest], values + fewest * stride, stride, n_keys - fewest, out + a * q_width, hd);
+      p.round(out + a * q_width, static_cast<size_t>(hd));
+    }
+  };
+  // Head-major tasks of up to kQueryBlock tokens: consecutive tasks are consecutive tokens of one
+  // head, which read the same keys and values (that head's slice of the cache rows) while they
+  // are in cache. Token-major, every token swept all heads' slices, the whole layer's cache,
+  // through L2 again.
+  constexpr int64_t kQueryBlock = 4;
+  const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  pool.parallel_for(shape.n_heads * n_blocks, [&](int64_t task) {
+    const int64_t h = task / n_blocks;
+    const int64_t end = std::min(n, (task % n_blocks + 1) * kQueryBlock);
+    for (int64_t t0 = (task % n_blocks) * kQueryBlock; t0 < end;) {
+      int64_t t1 = t0 + 1;  // a run of one sequence's queries with the same first key
+      while (t1 < end && batch.seq_ids[t1] == batch.seq_ids[t0] && first_key(t1) == first_key(t0)) ++t1;
+      attend(h, t0, t1);
+      t0 = t1;
+    }
   });
   matmul(pool, attn.data(), n, w.o, y, p);
 }

@@ -48,6 +48,20 @@ using DotRowsKernel = void (*)(const float* a, const float* rows, int64_t stride
 using AxpyRowsKernel = void (*)(const float* c /*[count]*/, const float* rows, int64_t stride, int64_t count,
                                 float* y /*[n]*/, int64_t n);
 
+// Several queries against the same rows (a block of a sequence's queries in prefill): for
+// a < A, y[a * ldy + j] = dot(q + a * ldq, rows + j * stride, n) for j < count, each as DotKernel;
+// and y + a * ldy += c[a * ldc + j] * row j for j = 0, 1, .. < count, each as AxpyRowsKernel. Each
+// row is loaded once for all A queries.
+using DotRowsBlockKernel = void (*)(const float* q /*[A, ldq]*/, int64_t A, int64_t ldq, const float* rows,
+                                    int64_t stride, int64_t count, int64_t n, float* y /*[A, ldy]*/, int64_t ldy);
+using AxpyRowsBlockKernel = void (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const float* rows,
+                                     int64_t stride, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
+
+// y[i] = exp_f32(x[i] - shift) (ops/exp_f32.h: the same bits in every set; y may be x), and
+// the sum of y in double: lane j (0..7) adds y[j], y[j + 8], .. in order, then
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). Softmax and SiLU's exponentials.
+using ExpSumKernel = double (*)(const float* x, float shift, float* y /*[n]*/, int64_t n);
+
 struct PairedRows;
 // Batch inputs converted once for many calls on the same inputs (every row task of a matmul or of
 // an expert), instead of once per call: pair_rows returns false, leaving nothing usable, where the
@@ -65,6 +79,9 @@ struct KernelSet {
   AxpyKernel axpy;
   DotRowsKernel dot_rows;
   AxpyRowsKernel axpy_rows;
+  DotRowsBlockKernel dot_rows_block;
+  AxpyRowsBlockKernel axpy_rows_block;
+  ExpSumKernel exp_sum;
   PairRowsKernel pair_rows = nullptr;  // null in sets whose batch kernels read f32 inputs directly
   PairedRowsKernel paired_rows = nullptr;
 };

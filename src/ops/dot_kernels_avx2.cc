@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ops/dot_kernels.h"
+#include "ops/exp_f32.h"
 
 namespace moepp::kernels {
 namespace {
@@ -69,6 +70,29 @@ struct InterleavedLoader {
   void prefetch(int64_t n, int64_t k) const {
     const char* p = reinterpret_cast<const char*>(address(n, k)) + 2048;
     for (size_t b = 0; b < 64 * sizeof(E); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+  }
+};
+
+// interleaved8 bf16 rows: lane j of 16 columns from c holds (column c + 8 + j, column c + j) as a
+// pair of halves (tensor/weight.h); chunk c is the high halves, chunk c + 8 the low ones shifted
+// up. The 256 bytes of 8 rows' 16 columns are prefetched once, at their first chunk.
+template <>
+struct InterleavedLoader<uint16_t> {
+  const Weight* w;
+  const uint16_t* pairs(int64_t n, int64_t k) const {
+    return w->bf16() + (n / 8) * 8 * w->padded_cols() + (k / 16) * 128 + (n % 8) * 16;
+  }
+  __m256 load(int64_t n, int64_t k) const {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs(n, k)));
+    return _mm256_castsi256_ps(k % 16 == 0 ? _mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u)))
+                                           : _mm256_slli_epi32(v, 16));
+  }
+  __m256 load_tail(int64_t n, int64_t k) const { return load(n, k); }  // zero-padded to 16 columns
+  template <int NR>
+  void prefetch(int64_t n, int64_t k) const {
+    if (k % 16 != 0) return;
+    const char* p = reinterpret_cast<const char*>(pairs(n, k)) + 2048;
+    for (int b = 0; b < 256; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
   }
 };
 
@@ -389,9 +413,59 @@ void avx2_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t c
   for (int64_t j = 0; j < count; ++j) avx2_axpy(c[j], rows + j * stride, y, n);
 }
 
+// Blocks of queries: one at a time (the AVX-512 set shares the row loads between them).
+void avx2_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
+                         int64_t n, float* y, int64_t ldy) {
+  for (int64_t a = 0; a < A; ++a) avx2_dot_rows(q + a * ldq, rows, stride, count, n, y + a * ldy);
+}
+
+void avx2_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
+                          float* y, int64_t ldy, int64_t n) {
+  for (int64_t a = 0; a < A; ++a) avx2_axpy_rows(c + a * ldc, rows, stride, count, y + a * ldy, n);
+}
+
+// exp_f32 on 8 lanes: the scalar reference's operations in the same order.
+inline __m256 exp8(__m256 x) {
+  namespace c = exp_f32_constants;
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(c::kMin)), _mm256_set1_ps(c::kMax));
+  const __m256 round = _mm256_set1_ps(c::kRound);
+  const __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(c::kLog2e)), round), round);
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-c::kLn2Hi), xc);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(-c::kLn2Lo), r);
+  __m256 poly = _mm256_set1_ps(c::kP[0]);
+  for (int i = 1; i < 6; ++i) poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(c::kP[i]));
+  const __m256 e_r = _mm256_add_ps(_mm256_fmadd_ps(poly, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i ni = _mm256_cvttps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  const __m256 result = _mm256_mul_ps(_mm256_mul_ps(e_r, s1), s2);
+  return _mm256_blendv_ps(result, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN stays itself
+}
+
+double avx2_exp_sum(const float* x, float shift, float* y, int64_t n) {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();  // lanes 0-3 and 4-7
+  const __m256 sv = _mm256_set1_ps(shift);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, n - i))),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, live), sv));
+    _mm256_maskstore_ps(y + i, live, e);
+    const __m256 kept = _mm256_and_ps(e, _mm256_castsi256_ps(live));  // lanes past n add +0: no change
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(kept)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(kept, 1)));
+  }
+  alignas(32) double l[8];
+  _mm256_store_pd(l, lo);
+  _mm256_store_pd(l + 4, hi);
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 #pragma GCC pop_options
 
-const KernelSet kAvx2{"avx2", avx2_rows, avx2_quantized_rows, avx2_dot, avx2_axpy, avx2_dot_rows, avx2_axpy_rows};
+const KernelSet kAvx2{"avx2",         avx2_rows,           avx2_quantized_rows,  avx2_dot,    avx2_axpy,
+                      avx2_dot_rows, avx2_axpy_rows,      avx2_dot_rows_block,  avx2_axpy_rows_block,
+                      avx2_exp_sum};
 
 }  // namespace
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ops/dot_kernels.h"
+#include "ops/exp_f32.h"
 
 // GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*(), which its
 // uninitialised-use analysis reports at every inlined call (a false positive of the headers).
@@ -35,16 +36,21 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
 
-// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), as the AVX2 set computes it.
-inline float lane_sum(__m256 v) {
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v, v), _mm256_hadd_ps(v, v));
-  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-}
-
-// The two outputs held by one accumulator: low half = first row, high half = second.
-inline void store_pair(__m512 acc, float* first, float* second) {
-  *first = lane_sum(_mm512_castps512_ps256(acc));
-  *second = lane_sum(_mm512_extractf32x8_ps(acc, 1));
+// The 8 outputs of a block's accumulators acc[i] (row 2i in the low half, row 2i + 1 in the high
+// half, 8 lanes each), in row order, each summed as the contract does: ((l0 + l1) + (l2 + l3)) +
+// ((l4 + l5) + (l6 + l7)). Shuffles pair up lanes of all 8 rows at once (three rounds of
+// even + odd), where one row at a time took two horizontal adds and an extract per row.
+inline __m256 sum_lanes8(const __m512 acc[4]) {
+  constexpr int kEven = _MM_SHUFFLE(2, 0, 2, 0), kOdd = _MM_SHUFFLE(3, 1, 3, 1);
+  // 128-bit quarters of s01: rows 0, 2 lanes 0-3 | rows 0, 2 lanes 4-7 | rows 1, 3 lanes 0-3 |
+  // rows 1, 3 lanes 4-7, as (l0 + l1, l2 + l3) pairs (l4 + l5, l6 + l7 in the second and fourth).
+  const __m512 s01 = _mm512_add_ps(_mm512_shuffle_ps(acc[0], acc[1], kEven), _mm512_shuffle_ps(acc[0], acc[1], kOdd));
+  const __m512 s23 = _mm512_add_ps(_mm512_shuffle_ps(acc[2], acc[3], kEven), _mm512_shuffle_ps(acc[2], acc[3], kOdd));
+  // Quarters: rows 0 2 4 6 (l0+l1)+(l2+l3) | rows 0 2 4 6 (l4+l5)+(l6+l7) | rows 1 3 5 7 .. | ..
+  const __m512 v = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, kEven), _mm512_shuffle_ps(s01, s23, kOdd));
+  // Low half: rows 0 2 4 6 | rows 1 3 5 7, the two sums added.
+  const __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(v, v, kEven), _mm512_shuffle_f32x4(v, v, kOdd));
+  return _mm256_permutevar8x32_ps(_mm512_castps512_ps256(w), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 // Inputs k .. k + 7 in both halves; lanes at or past K are 0 (the contract's padding).
@@ -78,26 +84,45 @@ struct SpreadPrefetch {
   }
 };
 
-// 16 stored weights (two rows' chunks of 8) as f32.
-inline __m512 weight_pair(const float* p) { return _mm512_loadu_ps(p); }
-inline __m512 weight_pair(const uint16_t* p) {  // bf16 -> f32 is a 16-bit shift: exact
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// Interleaved bf16 stores lanes of (column c + 8 + j, column c + j) pairs (tensor/weight.h):
+// as f32, the high halves are chunk c and the low halves shifted up are chunk c + 8. Exact.
+inline __m512 first_chunks(__m512i pairs) {
+  return _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
 }
+inline __m512 second_chunks(__m512i pairs) { return _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)); }
 
-// One token against one block of 8 interleaved rows: block = [ceil(K / 8)][8 rows][8 values],
+// One token against one block of 8 interleaved f32 rows: block = [ceil(K / 8)][8 rows][8 values],
 // zero-padded past K. Prefetches 2 KiB ahead of the one stream, as the AVX2 set does.
-template <class E>
-void gemv_block8(const float* x, int64_t K, const E* block, float* y) {
+void gemv_block8(const float* x, int64_t K, const float* block, float* y) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t k = 0; k < K; k += 8) {
-    const E* p = block + k * 8;
+    const float* p = block + k * 8;
     const char* ahead = reinterpret_cast<const char*>(p) + 2048;
-    for (size_t b = 0; b < 64 * sizeof(E); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    for (size_t b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
     const __m512 xv = input_pair(x, k, K);
-    for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(xv, weight_pair(p + 16 * i), acc[i]);
+    for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(p + 16 * i), acc[i]);
   }
-  for (int i = 0; i < 4; ++i) store_pair(acc[i], y + 2 * i, y + 2 * i + 1);
+  _mm256_storeu_ps(y, sum_lanes8(acc));
+}
+
+// The same for bf16: block = [ceil(K / 16)][8 rows][8 pairs]; one 64-byte load holds two rows'
+// 16 columns, chunk k's and chunk k + 8's (taken only below K, as the contract pads to 8).
+void gemv_block8(const float* x, int64_t K, const uint16_t* block, float* y) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t k = 0; k < K; k += 16) {
+    const uint16_t* p = block + k * 8;
+    const char* ahead = reinterpret_cast<const char*>(p) + 2048;
+    for (size_t b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    __m512i wv[4];
+    for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_si512(p + 32 * i);
+    const __m512 x_first = input_pair(x, k, K);
+    for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(x_first, first_chunks(wv[i]), acc[i]);
+    if (k + 8 < K) {
+      const __m512 x_second = input_pair(x, k + 8, K);
+      for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(x_second, second_chunks(wv[i]), acc[i]);
+    }
+  }
+  _mm256_storeu_ps(y, sum_lanes8(acc));
 }
 
 // 8 weights of row n from column k as f32, zero past K, from any f32/bf16 layout.
@@ -105,10 +130,16 @@ inline __m256 weight_chunk(const Weight& w, int64_t n, int64_t k) {
   const int64_t K = w.cols;
   const bool f32 = w.dtype == DType::kF32;
   const __mmask8 live = k + 8 <= K ? __mmask8{0xff} : static_cast<__mmask8>((1u << (K - k)) - 1);
-  const int64_t at = w.element_index(n, k);  // interleaved chunks are padded: a full load is safe
-  if (f32) return w.interleaved8 ? _mm256_loadu_ps(w.f32() + at) : _mm256_maskz_loadu_ps(live, w.f32() + at);
-  const __m128i h = w.interleaved8 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.bf16() + at))
-                                   : _mm_maskz_loadu_epi16(live, w.bf16() + at);
+  if (f32) {
+    const int64_t at = w.element_index(n, k);  // interleaved chunks are padded: a full load is safe
+    return w.interleaved8 ? _mm256_loadu_ps(w.f32() + at) : _mm256_maskz_loadu_ps(live, w.f32() + at);
+  }
+  if (w.interleaved8) {  // the 8 pairs holding chunk k (as their high or their low halves)
+    const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.bf16() + w.element_index(n, k / 16 * 16) - 1));
+    return _mm256_castsi256_ps(k % 16 == 0 ? _mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xffff0000u)))
+                                           : _mm256_slli_epi32(pairs, 16));
+  }
+  const __m128i h = _mm_maskz_loadu_epi16(live, w.bf16() + w.element_index(n, k));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
@@ -119,10 +150,18 @@ void pack_panels(const Weight& w, int64_t n0, int64_t n1, float* panels) {
   const int64_t K8 = (w.cols + 7) / 8 * 8;
   const int64_t n_panels = (n1 - n0 + 7) / 8;
   if (w.interleaved8 && w.dtype == DType::kBF16 && n0 % 8 == 0) {  // the usual case: a plain conversion
-    const uint16_t* src = w.bf16() + (n0 / 8) * 8 * K8;            // (rows past n1: padding or the next block)
-    for (int64_t i = 0; i < n_panels * 8 * K8; i += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(src + i) + 2048, _MM_HINT_T0);  // the first read of these weights
-      _mm512_storeu_ps(panels + i, weight_pair(src + i));
+    const int64_t K16 = w.padded_cols();  // (rows past n1: padding or the next block)
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const uint16_t* block = w.bf16() + (n0 / 8 + p) * 8 * K16;
+      float* out = panels + p * 8 * K8;
+      for (int64_t k = 0; k < K8; k += 16)
+        for (int i = 0; i < 4; ++i) {  // rows 2i, 2i + 1 of chunks k and k + 8
+          const uint16_t* src = block + k * 8 + 32 * i;
+          _mm_prefetch(reinterpret_cast<const char*>(src) + 2048, _MM_HINT_T0);  // the first read of these weights
+          const __m512i pairs = _mm512_loadu_si512(src);
+          _mm512_storeu_ps(out + k * 8 + 16 * i, first_chunks(pairs));
+          if (k + 8 < K8) _mm512_storeu_ps(out + (k + 8) * 8 + 16 * i, second_chunks(pairs));
+        }
     }
     return;
   }
@@ -162,7 +201,7 @@ void panel_tile(const float* x, int64_t ldx, int64_t K, const float* panel, int 
   }
   for (int m = 0; m < MR; ++m) {
     alignas(32) float out[8];
-    for (int i = 0; i < 4; ++i) store_pair(acc[m][i], out + 2 * i, out + 2 * i + 1);
+    _mm256_store_ps(out, sum_lanes8(acc[m]));
     std::copy(out, out + rows, y + m * ldy);
   }
 }
@@ -183,7 +222,7 @@ void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float*
 // prefetching it: null otherwise, or past n1.
 const void* stored_panel(const Weight& w, int64_t n0, int64_t n1, int64_t p) {
   if (!w.interleaved8 || n0 % 8 != 0 || n0 + 8 * p >= n1) return nullptr;
-  const int64_t at = (n0 / 8 + p) * 8 * ((w.cols + 7) / 8 * 8);
+  const int64_t at = (n0 / 8 + p) * 8 * w.padded_cols();
   return w.dtype == DType::kF32 ? static_cast<const void*>(w.f32() + at) : static_cast<const void*>(w.bf16() + at);
 }
 
@@ -213,32 +252,12 @@ inline __m256 input_chunk(const float* x, int64_t k, int64_t K) {
   return _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << (K - k)) - 1), x + k);
 }
 
-// Rows [n0, n1) as panels of 8 rows: [ceil(K / 16)][8 rows][8 lanes of pairs]; rows past n1
-// as in pack_panels (zero, or an interleaved weight's padding or following rows; never stored).
+// Rows [n0, n1) as panels of 8 rows: [ceil(K / 16)][8 rows][8 lanes of pairs], the layout of
+// an interleaved bf16 weight (which batches read in place), built for other weights; rows past n1
+// are zero.
 void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels) {
   const int64_t K = w.cols, Q = (K + 15) / 16;
   const int64_t n_panels = (n1 - n0 + 7) / 8;
-  if (w.interleaved8 && n0 % 8 == 0) {  // the usual case: 16-bit unpacks of two chunks of 8 rows
-    const int64_t K8 = (K + 7) / 8 * 8;
-    const __m512i first_rows = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-    const __m512i second_rows = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
-    for (int64_t p = 0; p < n_panels; ++p) {
-      const uint16_t* block = w.bf16() + (n0 / 8 + p) * 8 * K8;  // [K8 / 8][8 rows][8]
-      uint32_t* out = panels + p * 64 * Q;
-      for (int64_t q = 0; q < Q; ++q)
-        for (int half = 0; half < 2; ++half) {  // rows 4 * half .. 4 * half + 3: a 128-bit lane each
-          const uint16_t* a = block + (2 * q) * 64 + 32 * half;
-          _mm_prefetch(reinterpret_cast<const char*>(a) + 2048, _MM_HINT_T0);  // the first read of these weights
-          _mm_prefetch(reinterpret_cast<const char*>(a + 64) + 2048, _MM_HINT_T0);
-          const __m512i first = _mm512_loadu_si512(a);
-          const __m512i second = 16 * q + 8 < K8 ? _mm512_loadu_si512(a + 64) : _mm512_setzero_si512();
-          const __m512i lo = _mm512_unpacklo_epi16(second, first), hi = _mm512_unpackhi_epi16(second, first);
-          _mm512_storeu_si512(out + q * 64 + 32 * half, _mm512_permutex2var_epi64(lo, first_rows, hi));
-          _mm512_storeu_si512(out + q * 64 + 32 * half + 16, _mm512_permutex2var_epi64(lo, second_rows, hi));
-        }
-    }
-    return;
-  }
   auto chunk = [&](int64_t n, int64_t k) { return k < K ? weight_chunk(w, n, k) : _mm256_setzero_ps(); };
   for (int64_t p = 0; p < n_panels; ++p)
     for (int r = 0; r < 8; ++r) {
@@ -253,12 +272,14 @@ void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels)
 
 template <int MR>
 void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t* panel, int rows, float* y,
-                     int64_t ldy, const SpreadPrefetch& next) {
+                     int64_t ldy, const SpreadPrefetch& next, bool first_tile) {
   __m512 acc[MR][4];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   for (int64_t q = 0; q < Q; ++q) {
     next.at(q);
+    if (first_tile)  // the panel's first read: fetch 2 KiB ahead into L1
+      for (int b = 0; b < 256; b += 64) _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + 2048 + b, _MM_HINT_T0);
     __m512bh wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 16 * i);
     for (int m = 0; m < MR; ++m) {
@@ -269,7 +290,7 @@ void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t
   }
   for (int m = 0; m < MR; ++m) {
     alignas(32) float out[8];
-    for (int i = 0; i < 4; ++i) store_pair(acc[m][i], out + 2 * i, out + 2 * i + 1);
+    _mm256_store_ps(out, sum_lanes8(acc[m]));
     std::copy(out, out + rows, y + m * ldy);
   }
 }
@@ -297,26 +318,30 @@ bool pair_bf16_inputs(const float* x, int64_t M, int64_t ldx, int64_t K, uint32_
 // M paired input rows (xp as above) against bf16 weight rows [n0, n1).
 void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
   const int64_t Q = (w.cols + 15) / 16;
-  thread_local std::vector<uint32_t> panels;  // one panel [Q][8][8]
-  // One panel at a time, the next one's stored weights prefetched while this one is multiplied.
-  panels.resize(static_cast<size_t>(64 * Q));
-  const uint32_t* panel = panels.data();
+  // Interleaved weights already are panels from any multiple of 8 on (rows of the last one past
+  // n1 are padding or the next block's: computed and dropped); others are packed one at a time.
+  const bool in_place = w.interleaved8 && n0 % 8 == 0;
+  thread_local std::vector<uint32_t> packed;  // one panel [Q][8][8]
+  if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
+  // The next panel's stored weights are prefetched while this one is multiplied.
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
     const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
     const int rows = static_cast<int>(r1 - r0);
-    pack_bf16_panels(w, r0, r1, panels.data());
+    const uint32_t* panel = in_place ? reinterpret_cast<const uint32_t*>(w.bf16() + (r0 / 8) * 8 * w.padded_cols())
+                                     : packed.data();
+    if (!in_place) pack_bf16_panels(w, r0, r1, packed.data());
     const void* next = stored_panel(w, n0, n1, p + 1);
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
       const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
       switch (std::min<int64_t>(6, M - m)) {
-        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead); break;
-        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead); break;
-        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead); break;
-        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead); break;
-        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead); break;
-        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead); break;
+        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
+        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
+        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
+        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
+        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
+        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
       }
     }
   }
@@ -367,7 +392,7 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     if (!w.interleaved8) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
     const auto [first, last] = whole_blocks(n0, n1);
     if (first > n0) avx2.rows(x, 1, ldx, w, n0, first, y, ldy);
-    const int64_t block_elems = 8 * ((K + 7) / 8 * 8);
+    const int64_t block_elems = 8 * w.padded_cols();
     for (int64_t n = first; n < last; n += 8) {
       if (w.dtype == DType::kF32) gemv_block8(x, K, w.f32() + (n / 8) * block_elems, y + (n - n0));
       else gemv_block8(x, K, w.bf16() + (n / 8) * block_elems, y + (n - n0));
@@ -459,7 +484,7 @@ void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n
     }
   }
   for (int m = 0; m < MR; ++m)
-    for (int i = 0; i < 4; ++i) store_pair(acc[m][i], y + m * ldy + 2 * i, y + m * ldy + 2 * i + 1);
+    _mm256_storeu_ps(y + m * ldy, sum_lanes8(acc[m]));
 }
 
 template <bool kQ4>
@@ -515,7 +540,7 @@ void avx512_dot_rows(const float* a, const float* rows, int64_t stride, int64_t 
         acc[i] = _mm512_fmadd_ps(xv, kv, acc[i]);
       }
     }
-    for (int i = 0; i < 4; ++i) store_pair(acc[i], y + j + 2 * i, y + j + 2 * i + 1);
+    _mm256_storeu_ps(y + j, sum_lanes8(acc));
   }
   if (j < count) avx2_kernels()->dot_rows(a, rows + j * stride, stride, count - j, n, y + j);
 }
@@ -542,6 +567,130 @@ void avx512_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t
   }
 }
 
+// dot_rows for A queries at once: each pair of keys is loaded into a register once and
+// multiplied by every query's chunk (A x 4 accumulators).
+template <int A>
+void dot_rows_block8(const float* q, int64_t ldq, const float* r /*8 keys*/, int64_t stride, int64_t n, float* y,
+                     int64_t ldy) {
+  __m512 acc[A][4];
+  for (int a = 0; a < A; ++a)
+    for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_setzero_ps();
+  const int64_t n_full = n & ~int64_t{7};
+  const __mmask8 tail = static_cast<__mmask8>((1u << (n - n_full)) - 1);
+  for (int64_t k = 0; k < n; k += 8) {
+    const __mmask8 live = k < n_full ? __mmask8{0xff} : tail;  // lanes past n: 0 x 0, as the contract pads
+    __m512 kv[4];
+    for (int i = 0; i < 4; ++i)
+      kv[i] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(live, r + 2 * i * stride + k)),
+                                 _mm256_maskz_loadu_ps(live, r + (2 * i + 1) * stride + k), 1);
+    for (int a = 0; a < A; ++a) {
+      const __m512 xv = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, q + a * ldq + k));
+      for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(xv, kv[i], acc[a][i]);
+    }
+  }
+  for (int a = 0; a < A; ++a)
+    _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
+}
+
+void avx512_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
+                           int64_t n, float* y, int64_t ldy) {
+  for (int64_t a0 = 0; a0 < A; a0 += 4) {
+    const int64_t block = std::min<int64_t>(4, A - a0);
+    const float* qa = q + a0 * ldq;
+    float* ya = y + a0 * ldy;
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+      const float* r = rows + j * stride;
+      switch (block) {
+        case 1: dot_rows_block8<1>(qa, ldq, r, stride, n, ya + j, ldy); break;
+        case 2: dot_rows_block8<2>(qa, ldq, r, stride, n, ya + j, ldy); break;
+        case 3: dot_rows_block8<3>(qa, ldq, r, stride, n, ya + j, ldy); break;
+        default: dot_rows_block8<4>(qa, ldq, r, stride, n, ya + j, ldy); break;
+      }
+    }
+    if (j < count)
+      for (int64_t a = 0; a < block; ++a)
+        avx2_kernels()->dot_rows(qa + a * ldq, rows + j * stride, stride, count - j, n, ya + a * ldy + j);
+  }
+}
+
+// axpy_rows for A queries at once: each value row's 64 floats are loaded once for all of them.
+template <int A>
+void axpy_rows_block(const float* c, int64_t ldc, const float* rows, int64_t stride, int64_t count, float* y,
+                     int64_t ldy, int64_t n) {
+  for (int64_t i = 0; i < n; i += 64) {
+    const int64_t width = std::min<int64_t>(64, n - i);
+    __mmask16 live[4];
+    __m512 acc[A][4];
+    for (int b = 0; b < 4; ++b) {
+      const int64_t lanes = std::clamp<int64_t>(width - 16 * b, 0, 16);
+      live[b] = static_cast<__mmask16>((1u << lanes) - 1);
+      for (int a = 0; a < A; ++a) acc[a][b] = _mm512_maskz_loadu_ps(live[b], y + a * ldy + i + 16 * b);
+    }
+    for (int64_t j = 0; j < count; ++j) {
+      const float* r = rows + j * stride + i;
+      __m512 v[4];
+      for (int b = 0; b < 4; ++b) v[b] = _mm512_maskz_loadu_ps(live[b], r + 16 * b);
+      for (int a = 0; a < A; ++a) {
+        const __m512 cj = _mm512_set1_ps(c[a * ldc + j]);
+        for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_add_ps(acc[a][b], _mm512_mul_ps(cj, v[b]));
+      }
+    }
+    for (int b = 0; b < 4; ++b)
+      for (int a = 0; a < A; ++a) _mm512_mask_storeu_ps(y + a * ldy + i + 16 * b, live[b], acc[a][b]);
+  }
+}
+
+void avx512_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
+                            float* y, int64_t ldy, int64_t n) {
+  for (int64_t a0 = 0; a0 < A; a0 += 4) {
+    const float* ca = c + a0 * ldc;
+    float* ya = y + a0 * ldy;
+    switch (std::min<int64_t>(4, A - a0)) {
+      case 1: axpy_rows_block<1>(ca, ldc, rows, stride, count, ya, ldy, n); break;
+      case 2: axpy_rows_block<2>(ca, ldc, rows, stride, count, ya, ldy, n); break;
+      case 3: axpy_rows_block<3>(ca, ldc, rows, stride, count, ya, ldy, n); break;
+      default: axpy_rows_block<4>(ca, ldc, rows, stride, count, ya, ldy, n); break;
+    }
+  }
+}
+
+// exp_f32 on 16 lanes: the scalar reference's operations in the same order.
+inline __m512 exp16(__m512 x) {
+  namespace c = exp_f32_constants;
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(c::kMin)), _mm512_set1_ps(c::kMax));
+  const __m512 round = _mm512_set1_ps(c::kRound);
+  const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(c::kLog2e)), round), round);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-c::kLn2Hi), xc);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-c::kLn2Lo), r);
+  __m512 poly = _mm512_set1_ps(c::kP[0]);
+  for (int i = 1; i < 6; ++i) poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(c::kP[i]));
+  const __m512 e_r = _mm512_add_ps(_mm512_fmadd_ps(poly, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __m512i ni = _mm512_cvttps_epi32(n), n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  const __m512 result = _mm512_mul_ps(_mm512_mul_ps(e_r, s1), s2);
+  return _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN stays itself
+}
+
+// 16 values per step: the first 8 go to the 8 double lanes, then the next 8, as the contract's
+// lane j takes y[j], y[j + 8], ...
+double avx512_exp_sum(const float* x, float shift, float* y, int64_t n) {
+  __m512d lanes = _mm512_setzero_pd();
+  const __m512 sv = _mm512_set1_ps(shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 live = n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e = _mm512_maskz_mov_ps(live, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(live, x + i), sv)));
+    _mm512_mask_storeu_ps(y + i, live, e);  // lanes past n are +0 and add nothing
+    lanes = _mm512_add_pd(lanes, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    lanes = _mm512_add_pd(lanes, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+  }
+  alignas(64) double l[8];
+  _mm512_store_pd(l, lanes);
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 void avx512_any_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                      int64_t ldy) {
   if (w.quant == WeightQuant::kNone) return avx512_rows(x, M, ldx, w, n0, n1, y, ldy);
@@ -564,9 +713,9 @@ const KernelSet* avx512_kernels() {
   static const bool ok = cpu_has_avx512_set();
   if (!ok) return nullptr;
   // Attention's single vector dot and axpy: 8-lane work that gains nothing from wider registers.
-  static const KernelSet set{"avx512",          avx512_any_rows, avx512_quantized_rows, avx2_kernels()->dot,
-                             avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows, avx512_pair_rows,
-                             avx512_paired_rows};
+  static const KernelSet set{"avx512",         avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->dot,
+                             avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows,     avx512_dot_rows_block,
+                             avx512_axpy_rows_block, avx512_exp_sum, avx512_pair_rows,    avx512_paired_rows};
   return &set;
 }
 

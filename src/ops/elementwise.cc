@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/dot_kernels.h"
+
 namespace moepp {
 
 void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
@@ -37,24 +39,25 @@ void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t d, const Weig
 }
 
 void softmax_inplace(float* x, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  float lane_max[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)  // 8 independent maxima (the compiler vectorises them): exact, in any order
+    for (int j = 0; j < 8; ++j) lane_max[j] = std::max(lane_max[j], x[i + j]);
+  for (; i < n; ++i) lane_max[0] = std::max(lane_max[0], x[i]);
+  const float mx = *std::max_element(lane_max, lane_max + 8);
   if (mx == -INFINITY) {  // fully masked row: PyTorch gives NaN; we give zeros
-    for (int64_t i = 0; i < n; ++i) x[i] = 0;
+    for (int64_t k = 0; k < n; ++k) x[k] = 0;
     return;
   }
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
+  const double sum = kernels::active_kernels().exp_sum(x, mx, x, n);
   const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  for (int64_t k = 0; k < n; ++k) x[k] *= inv;
 }
 
 void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
-  for (int64_t i = 0; i < n; ++i) out[i] = __builtin_expf(-gate[i]);
-  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + out[i]);  // silu, as silu() computes it
+  for (int64_t i = 0; i < n; ++i) out[i] = -gate[i];
+  kernels::active_kernels().exp_sum(out, 0.0f, out, n);  // exp(-gate), as silu() computes it
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + out[i]);
   if (!p.bf16()) {
     for (int64_t i = 0; i < n; ++i) out[i] *= up[i];
     return;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "ops/exp_f32.h"
 #include "ops/precision.h"
 #include "platform/thread_pool.h"
 #include "tensor/weight.h"
@@ -17,14 +18,15 @@ void rms_norm(const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& wei
 void rms_norm(ThreadPool& pool, const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& weight /*[1, d]*/,
               float eps, float* y /*[n, d]*/, Precision p);
 
-// In-place softmax over n values, computed in f32 (the caller rounds if needed).
+// In-place softmax over n values, computed in f32 with exp_f32 and a double sum (the caller
+// rounds if needed). The same bits with every kernel set.
 void softmax_inplace(float* x, int64_t n);
 
-inline float silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+inline float silu(float x) { return x / (1.0f + exp_f32(-x)); }
 
 // out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding
-// points. The same values as that loop; written as separate passes so that only the exp stays
-// a call per element and the rest vectorises. out must not overlap gate or up.
+// points. The same values as that loop; written as separate passes that vectorise (the exp
+// through the kernel set's exp_sum). out must not overlap gate or up.
 void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p);
 
 // RoPE's cos and sin at `pos` for the head_dim/2 frequencies of inv_freq, computed in f32 and

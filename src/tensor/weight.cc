@@ -125,18 +125,31 @@ Weight interleave_quantized(const Weight& w) {
 Weight interleave_rows8(const Weight& w) {
   if (w.interleaved8 || w.empty()) return w;
   if (w.quant != WeightQuant::kNone) return interleave_quantized(w);
-  const int64_t rows = (w.rows + 7) / 8 * 8, cols = (w.cols + 7) / 8 * 8;
-  const size_t esize = dtype_size(w.dtype);
   Weight out;  // storage of the padded size, kept for the model's life
   out.dtype = w.dtype;
-  out.owner = allocate_resident(static_cast<size_t>(rows * cols) * esize);
-  if (out.owner == nullptr) throw std::bad_alloc();
-  out.data = out.owner.get();
-  std::memset(const_cast<void*>(out.data), 0, static_cast<size_t>(rows * cols) * esize);
   out.rows = w.rows;
   out.cols = w.cols;
   out.interleaved8 = true;
-  uint8_t* dst = static_cast<uint8_t*>(const_cast<void*>(out.data));
+  const int64_t rows = (w.rows + 7) / 8 * 8, cols = out.padded_cols();
+  const size_t esize = dtype_size(w.dtype);
+  const size_t bytes = static_cast<size_t>(rows * cols) * esize;
+  out.owner = allocate_resident(bytes);
+  if (out.owner == nullptr) throw std::bad_alloc();
+  out.data = out.owner.get();
+  std::memset(out.owner.get(), 0, bytes);
+  if (w.dtype == DType::kBF16) {
+    for (int64_t r = 0; r < w.rows; ++r) {
+      const uint16_t* src = w.bf16() + r * w.cols;
+      uint16_t* dst = static_cast<uint16_t*>(out.owner.get()) + out.element_index(r, 0) - 1;  // chunk 0's pairs
+      for (int64_t c0 = 0; c0 < w.cols; c0 += 16, dst += 128)
+        for (int64_t j = 0; j < 8; ++j) {  // (column c0 + 8 + j, column c0 + j); padding stays zero
+          if (c0 + 8 + j < w.cols) dst[2 * j] = src[c0 + 8 + j];
+          if (c0 + j < w.cols) dst[2 * j + 1] = src[c0 + j];
+        }
+    }
+    return out;
+  }
+  uint8_t* dst = static_cast<uint8_t*>(out.owner.get());
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t c = 0; c < w.cols; c += 8) {

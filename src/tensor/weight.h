@@ -23,8 +23,10 @@ struct Weight {
   const float* scales = nullptr;  // quantised only: [rows, groups_per_row()]
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
   // Rows in blocks of 8 whose chunks lie side by side (row-interleaved), so a kernel reading 8
-  // rows at once streams memory in order (interleave_rows8): 8-column chunks for f32/bf16,
-  // quantisation groups (and their scales) for q8/q4.
+  // rows at once streams memory in order (interleave_rows8): 8-column chunks for f32,
+  // quantisation groups (and their scales) for q8/q4, and for bf16 16-column chunks stored as
+  // vdpbf16ps reads them (pairs: see element_index), so batches multiply the stored weights in
+  // place instead of reordering every panel first.
   bool interleaved8 = false;
 
   bool empty() const { return data == nullptr; }
@@ -34,12 +36,18 @@ struct Weight {
   const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
   const int8_t* q8() const { return static_cast<const int8_t*>(data); }
   const uint8_t* q4() const { return static_cast<const uint8_t*>(data); }
-  // Element (r, c) of an f32/bf16 weight in its layout (row-major or interleaved8): padded
-  // [ceil(rows / 8) * 8, ceil(cols / 8) * 8], block b = r / 8 holds [cols / 8][8 rows][8 values].
+  // f32/bf16 interleaved8: columns per stored row, zero-padded (to 8 for f32, 16 for bf16).
+  int64_t padded_cols() const { return dtype == DType::kBF16 ? (cols + 15) / 16 * 16 : (cols + 7) / 8 * 8; }
+  // Element (r, c) of an f32/bf16 weight in its layout (row-major or interleaved8). Interleaved,
+  // rows are padded to a multiple of 8 and block b = r / 8 holds, for f32, [cols / 8][8 rows][8
+  // values]; for bf16, [cols / 16][8 rows][8 lanes][2]: lane j of chunk q holds column 16q + 8 + j
+  // first (the low half of a 32-bit lane) and column 16q + j second (the high half).
   int64_t element_index(int64_t r, int64_t c) const {
     if (!interleaved8) return r * cols + c;
-    const int64_t padded_cols = (cols + 7) / 8 * 8;
-    return (r / 8) * 8 * padded_cols + (c / 8) * 64 + (r % 8) * 8 + c % 8;
+    const int64_t block = (r / 8) * 8 * padded_cols();
+    if (dtype != DType::kBF16) return block + (c / 8) * 64 + (r % 8) * 8 + c % 8;
+    const int64_t j = c % 8, high = (c % 16) < 8 ? 1 : 0;
+    return block + (c / 16) * 128 + (r % 8) * 16 + 2 * j + high;
   }
   // q8/q4: bytes of one stored group (32 values), the byte offset of group g of row r, and the
   // index of its scale, in either layout (interleaved8 pads every group to full size).

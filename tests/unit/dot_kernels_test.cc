@@ -161,8 +161,11 @@ TEST(DotKernels, PairedInputsOfABatchEqualTheScalarReference) {
     const int64_t N = 43, M = 13, m0 = 3, ldx = K + 2;
     std::vector<float> x = testing::random_vector(rng, static_cast<size_t>((M + m0) * ldx));
     kernels::PairedRows f32_pairs;
-    for (const auto* set : kernels::available_kernels())
-      if (set->pair_rows != nullptr) EXPECT_FALSE(set->pair_rows(x.data(), M + m0, ldx, K, &f32_pairs)) << set->isa;
+    for (const auto* set : kernels::available_kernels()) {
+      if (set->pair_rows != nullptr) {
+        EXPECT_FALSE(set->pair_rows(x.data(), M + m0, ldx, K, &f32_pairs)) << set->isa;
+      }
+    }
     for (float& v : x) v = round_bf16(v);
     for (const Weight& w : weights_in_every_format(rng, N, K)) {
       if (w.quant != WeightQuant::kNone || w.dtype != DType::kBF16) continue;
@@ -224,6 +227,42 @@ TEST(DotKernels, AttentionDotAndAxpyEqualTheScalarReference) {
   }
 }
 
+TEST(DotKernels, ExpSumOfEverySetEqualsTheScalarReference) {
+  // exp(x - shift) and its lane-ordered double sum, bit for bit, on lengths around the vector
+  // widths, misaligned and in place, with values that overflow, underflow into subnormals, are
+  // infinite or NaN; the scalar sum against the exact sum of its own outputs.
+  std::mt19937 rng(43);
+  std::uniform_real_distribution<float> wide(-120.0f, 100.0f);
+  for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 33, 250}) {
+    std::vector<float> buf(static_cast<size_t>(n + 1));
+    for (float& v : buf) v = wide(rng) / (rng() % 2 == 0 ? 1.0f : 40.0f);
+    if (n > 4) {
+      buf[1] = -INFINITY;
+      buf[2] = INFINITY;
+      buf[3] = -87.5f;  // a subnormal result
+      buf[4] = std::nanf("");
+    }
+    const float* x = buf.data() + 1;  // misaligned
+    const float shift = n % 2 == 0 ? 0.0f : 1.5f;
+    std::vector<float> want(static_cast<size_t>(n));
+    const double want_sum = kernels::scalar_kernels().exp_sum(x, shift, want.data(), n);
+    double exact = 0;
+    for (float v : want) exact += v;
+    if (std::isfinite(exact)) {
+      EXPECT_NEAR(want_sum, exact, 1e-12 * std::fabs(exact)) << n;
+    }
+    for (const auto* set : kernels::available_kernels()) {
+      std::vector<float> got(static_cast<size_t>(n), -1.0f);
+      const double sum = set->exp_sum(x, shift, got.data(), n);
+      EXPECT_EQ(std::memcmp(&sum, &want_sum, sizeof sum), 0) << set->isa << " n " << n;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " n " << n << " at " << i;
+      std::vector<float> inplace(x, x + n);
+      set->exp_sum(inplace.data(), shift, inplace.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(inplace[i]), bits(want[i])) << set->isa << " in place, n " << n;
+    }
+  }
+}
+
 TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
   // dot_rows / axpy_rows over keys and values `stride` floats apart: per row, the bits of dot and
   // axpy, for every set (the AVX-512 set takes 8 keys at a time, 16 outputs per register).
@@ -248,6 +287,38 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
           ASSERT_EQ(bits(dots[j]), bits(dots_want[j])) << set->isa << " dot_rows n " << n << " count " << count << " row " << j;
         for (int64_t i = 0; i < n; ++i)
           ASSERT_EQ(bits(y[i]), bits(y_want[i])) << set->isa << " axpy_rows n " << n << " count " << count << " at " << i;
+      }
+    }
+  }
+}
+
+TEST(DotKernels, AttentionRowBlocksEqualOneQueryAtATime) {
+  // dot_rows_block / axpy_rows_block over blocks of 1..9 queries (strided, as heads in a token's
+  // row): per query, the bits of the scalar dot and axpy, for every set.
+  std::mt19937 rng(47);
+  for (int64_t n : {7, 64, 100}) {
+    for (int64_t count : {1, 8, 19}) {
+      for (int64_t A : {1, 3, 4, 9}) {
+        const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
+        const std::vector<float> rows = testing::random_vector(rng, static_cast<size_t>(count * stride));
+        const std::vector<float> q = testing::random_vector(rng, static_cast<size_t>(A * ldq));
+        const std::vector<float> c = testing::random_vector(rng, static_cast<size_t>(A * ldc));
+        const std::vector<float> y0 = testing::random_vector(rng, static_cast<size_t>(A * ldy));
+        std::vector<float> dots_want(static_cast<size_t>(A * count)), y_want = y0;
+        for (int64_t a = 0; a < A; ++a)
+          for (int64_t j = 0; j < count; ++j) {
+            dots_want[a * count + j] = kernels::scalar_kernels().dot(&q[a * ldq], &rows[j * stride], n);
+            kernels::scalar_kernels().axpy(c[a * ldc + j], &rows[j * stride], &y_want[a * ldy], n);
+          }
+        for (const auto* set : kernels::available_kernels()) {
+          std::vector<float> dots(dots_want.size(), -1.0f), y = y0;
+          set->dot_rows_block(q.data(), A, ldq, rows.data(), stride, count, n, dots.data(), count);
+          set->axpy_rows_block(c.data(), A, ldc, rows.data(), stride, count, y.data(), ldy, n);
+          for (size_t i = 0; i < dots.size(); ++i)
+            ASSERT_EQ(bits(dots[i]), bits(dots_want[i])) << set->isa << " n " << n << " count " << count << " A " << A;
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_EQ(bits(y[i]), bits(y_want[i])) << set->isa << " n " << n << " count " << count << " A " << A;
+        }
       }
     }
   }

@@ -2,6 +2,7 @@
 // sizes, several thread counts), RMSNorm, softmax, RoPE, bf16 rounding.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -61,6 +62,34 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_NEAR(s[0], std::exp(-2.0) / z, 1e-6);
   EXPECT_NEAR(s[2], 1.0 / z, 1e-6);
   EXPECT_EQ(s[3], 0.0f);
+}
+
+TEST(Ops, ExpF32IsWithinAnUlpOfTheExactValue) {
+  // Against exp in double, rounded: at most 1.01 ulp over a grid of bit patterns covering
+  // [-110, 90] (every 40009th float), exactly 0 where the true value rounds to 0, inf past the
+  // largest float, and the special values.
+  double worst = 0;
+  int64_t checked = 0;
+  for (uint64_t b = 0; b <= 0xffffffffu; b += 40009) {
+    const float x = std::bit_cast<float>(static_cast<uint32_t>(b));
+    if (!(x > -110.0f && x < 90.0f)) continue;
+    ++checked;
+    const double exact = std::exp(static_cast<double>(x));
+    const float rounded = static_cast<float>(exact), got = exp_f32(x);
+    if (rounded == 0.0f || std::isinf(rounded)) {
+      ASSERT_EQ(got, rounded) << x;
+      continue;
+    }
+    const double ulp = std::max(static_cast<double>(std::nextafter(rounded, INFINITY) - rounded), 0x1p-149);
+    worst = std::max(worst, std::fabs(got - exact) / ulp);
+  }
+  EXPECT_GT(checked, 50000);
+  EXPECT_LE(worst, 1.01);
+  EXPECT_EQ(exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(exp_f32(-INFINITY), 0.0f);
+  EXPECT_EQ(exp_f32(INFINITY), INFINITY);
+  EXPECT_TRUE(std::isnan(exp_f32(std::nanf(""))));
+  EXPECT_GT(exp_f32(-100.0f), 0.0f);  // subnormal, not flushed
 }
 
 TEST(Ops, SiluTimesEqualsTheElementwiseFormula) {
