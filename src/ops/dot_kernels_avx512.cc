@@ -356,6 +356,36 @@ bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   return true;
 }
 
+// One bf16-valued token against one block of 8 interleaved bf16 rows as stored ([Q][8 rows][8
+// pairs]), xp = its Q paired chunks. Four instructions per 256 weight bytes, against 18 for the
+// f32 GEMV (split each pair, two FMAs): the out-of-order window then covers enough of the stream
+// to keep memory busy (mixtral-1.8b shapes read at 0.82-0.93 of the machine's streaming read,
+// against 0.62-0.66). No software prefetch: the hardware's streamer does better on one stream.
+void gemv_block8_paired(const uint32_t* xp, int64_t Q, const uint16_t* block, float* y) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t q = 0; q < Q; ++q) {
+    const __m512bh xv =
+        (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + q * 8)));
+    for (int i = 0; i < 4; ++i)
+      acc[i] = _mm512_dpbf16_ps(acc[i], xv, (__m512bh)_mm512_loadu_si512(block + q * 128 + 32 * i));
+  }
+  _mm256_storeu_ps(y, sum_lanes8(acc));
+}
+
+// One token against bf16 rows [n0, n1) of an interleaved weight: false, computing nothing, when
+// the input is not a bf16 value. Rows outside whole blocks of 8 go through bf16_panels.
+bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, float* y) {
+  const int64_t Q = (w.cols + 15) / 16;
+  thread_local std::vector<uint32_t> xp;  // [Q][8]
+  xp.resize(static_cast<size_t>(Q * 8));
+  if (!pair_bf16_inputs(x, 1, w.cols, w.cols, xp.data())) return false;
+  const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
+  if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
+  for (int64_t n = first; n < last; n += 8) gemv_block8_paired(xp.data(), Q, w.bf16() + (n / 8) * 8 * w.padded_cols(), y + (n - n0));
+  if (last < n1) bf16_panels(xp.data(), 1, w, last, n1, y + (last - n0), n1 - n0);
+  return true;
+}
+
 bool avx512_pair_rows(const float* x, int64_t M, int64_t ldx, int64_t K, PairedRows* out) {
   static const bool bf16_native = __builtin_cpu_supports("avx512bf16");
   out->K = 0;
@@ -388,8 +418,10 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
   const KernelSet& avx2 = *avx2_kernels();
   const int64_t K = w.cols;
   if (w.quant != WeightQuant::kNone || n1 <= n0) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
+  static const bool bf16_native = cpu_has_avx512_bf16();
   if (M == 1) {
     if (!w.interleaved8) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
+    if (bf16_native && w.dtype == DType::kBF16 && gemv_bf16_paired(x, w, n0, n1, y)) return;
     const auto [first, last] = whole_blocks(n0, n1);
     if (first > n0) avx2.rows(x, 1, ldx, w, n0, first, y, ldy);
     const int64_t block_elems = 8 * w.padded_cols();
@@ -400,7 +432,6 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     if (last < n1) avx2.rows(x, 1, ldx, w, last, n1, y + (last - n0), ldy);
     return;
   }
-  static const bool bf16_native = cpu_has_avx512_bf16();
   if (bf16_native && w.dtype == DType::kBF16 && bf16_rows(x, M, ldx, w, n0, n1, y, ldy)) return;
   // Batches: panels of 8 rows, read in place when the weight already is f32 panels from n0 on
   // (rows of the last panel past n1 are computed and dropped: the layout is padded to 8 rows).
