@@ -19,6 +19,7 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "tensor/quantize.h"
+#include "tensor/random_fill.h"
 
 namespace moepp {
 namespace {
@@ -185,12 +186,7 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
   const DType dt = m->precision_.weight_dtype();
   auto fill = [&](int64_t rows, int64_t cols, float stddev, float mean = 0.0f) {
     Weight w = make_owned_weight(dt, rows, cols);
-    std::normal_distribution<float> dist(mean, stddev);
-    for (int64_t i = 0; i < rows * cols; ++i) {
-      const float v = stddev == 0.0f ? mean : dist(rng);
-      if (dt == DType::kF32) static_cast<float*>(const_cast<void*>(w.data))[i] = v;
-      else static_cast<uint16_t*>(const_cast<void*>(w.data))[i] = f32_to_bf16(v);
-    }
+    fill_random_normal(rng(), mean, stddev, dt, w.owner.get(), rows * cols);  // each matrix its own key
     return w;
   };
   const int64_t d = c.d_model;

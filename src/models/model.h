@@ -48,7 +48,8 @@ class Model {
  public:
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const LoadOptions& options);
   // A model of the given shape with random weights (benchmarks, tests, training from scratch):
-  // N(0, 0.02) matrices, norms 1, routers N(0, 1/sqrt(d_model)) so routing varies by token.
+  // N(0, 0.02) matrices, norms 1, routers N(0, 1/sqrt(d_model)) so routing varies by token
+  // (normals as tensor/random_fill.h draws them).
   static Result<std::unique_ptr<Model>> random(const ModelConfig& config, uint64_t seed, const LoadOptions& options);
 
   // The same weights routed to fewer experts per token (a self-draft for speculative decoding).
