@@ -70,7 +70,9 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     for (int64_t a = 0; a < A; ++a) {
       float* s = &scores[a * most];
       const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
-      for (int64_t j = 0; j < n_keys; ++j) s[j] = p.round(p.round(s[j]) / inv_scale_div);
+      p.round(s, static_cast<size_t>(n_keys));
+      for (int64_t j = 0; j < n_keys; ++j) s[j] /= inv_scale_div;
+      p.round(s, static_cast<size_t>(n_keys));
       softmax_inplace(s, n_keys);
       p.round(s, static_cast<size_t>(n_keys));  // the probabilities in the activation dtype
       std::fill(out + a * q_width, out + a * q_width + hd, 0.0f);

@@ -76,13 +76,20 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t head_dim, float* c
 
 void rope_inplace(float* v, int64_t head_dim, const float* cos_sin, Precision p) {
   const int64_t half = head_dim / 2;
+  // q*cos + rotate_half(q)*sin, each product and the sum rounded like separate torch ops. Two
+  // loops, so that neither has a branch and both vectorise.
+  if (!p.bf16()) {
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cos_sin[i], s = cos_sin[half + i], a = v[i], b = v[i + half];
+      v[i] = a * c + -b * s;
+      v[i + half] = b * c + a * s;
+    }
+    return;
+  }
   for (int64_t i = 0; i < half; ++i) {
-    const float c = cos_sin[i], s = cos_sin[half + i];
-    const float a = v[i];
-    const float b = v[i + half];
-    // q*cos + rotate_half(q)*sin, each product and the sum rounded like separate torch ops.
-    v[i] = p.round(p.round(a * c) + p.round(-b * s));
-    v[i + half] = p.round(p.round(b * c) + p.round(a * s));
+    const float c = cos_sin[i], s = cos_sin[half + i], a = v[i], b = v[i + half];
+    v[i] = round_bf16(round_bf16(a * c) + round_bf16(-b * s));
+    v[i + half] = round_bf16(round_bf16(b * c) + round_bf16(a * s));
   }
 }
 

@@ -21,12 +21,13 @@ inline float bf16_to_f32(uint16_t bits) {
 }
 
 // Round to nearest even, as PyTorch's float -> bfloat16 cast does (NaN stays NaN).
+// Written without a branch (a select) so that loops of it vectorise.
 inline uint16_t f32_to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
+  const uint32_t nan = (u >> 16) | 0x40u;
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
 // Rounds an f32 to the nearest bf16 value and back: emulates a PyTorch bf16 tensor op output.
