@@ -44,7 +44,13 @@ def main(argv=None):
     ap.add_argument("--work")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    work = a.work or tempfile.mkdtemp(prefix="moepp_selfcheck_")
+    if a.work:
+        return run_checks(a.work)
+    with tempfile.TemporaryDirectory(prefix="moepp_selfcheck_") as work:  # removed afterwards
+        return run_checks(work)
+
+
+def run_checks(work):
     fails = []
 
     def check(name, ok, info=""):
