@@ -21,9 +21,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   std::vector<float> q(static_cast<size_t>(n * q_width));   // [n, n_heads*hd]
   std::vector<float> k(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
   std::vector<float> v(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
-  matmul(pool, x, n, w.q, q.data(), p);
-  matmul(pool, x, n, w.k, k.data(), p);
-  matmul(pool, x, n, w.v, v.data(), p);
+  matmul_many(pool, x, n, {{&w.q, q.data()}, {&w.k, k.data()}, {&w.v, v.data()}}, p);
   // RoPE and the cache rows, token by token (tokens are independent: the same bits however split).
   pool.parallel_for(n, [&](int64_t t) {
     thread_local std::vector<float> cos_sin;  // [hd]: this token's RoPE table, for every head

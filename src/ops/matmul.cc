@@ -3,6 +3,7 @@
 #include "ops/matmul.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "ops/dot_kernels.h"
 
@@ -43,34 +44,47 @@ bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, ke
 }
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
-  const int64_t N = w.rows;
+  matmul_many(pool, x, M, {MatmulTarget{&w, y}}, p);
+}
+
+void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_list<MatmulTarget> targets,
+                 Precision p) {
+  const std::vector<MatmulTarget> t(targets);
+  const Weight& w0 = *t[0].w;
+  for (const MatmulTarget& target : t)  // one input preparation needs one input width and format
+    if (target.w->cols != w0.cols || target.w->quant != w0.quant || target.w->dtype != w0.dtype) {
+      for (const MatmulTarget& each : t) matmul_many(pool, x, M, {each}, p);
+      return;
+    }
   // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks: up to
   // 256 rows for a few tokens, whose task streams its rows from memory once, 128 from 16 tokens
-  // on and 64 in between (see rows_per_task in moe/experts.cc).
+  // on and 64 in between (see rows_per_task in moe/experts.cc). Each weight has its own blocks.
   const int64_t cap = M <= 4 ? 256 : M >= 16 ? 128 : 64;
-  const int64_t block = std::min<int64_t>(cap, (N / (4 * pool.size()) + 8) / 8 * 8);
-  const int64_t n_blocks = (N + block - 1) / block;
-  if (w.quant != WeightQuant::kNone) {  // the input is quantised once, not per block of rows
-    // A named reference: worker threads must read the caller's buffer, not their own
-    // thread_local instance.
-    thread_local kernels::QuantizedRows buffer;
-    kernels::QuantizedRows& a = buffer;
-    kernels::quantize_activations(x, M, w.cols, w.cols, &a);
-    pool.parallel_for(n_blocks, [&](int64_t b) {
-      const int64_t n0 = b * block;
-      matmul_rows_quantized(a, 0, M, w, n0, std::min(N, n0 + block), y + n0, N, p);
-    });
-    return;
+  std::vector<int64_t> block(t.size()), first_task(t.size() + 1, 0);
+  for (size_t i = 0; i < t.size(); ++i) {
+    const int64_t N = t[i].w->rows;
+    block[i] = std::min<int64_t>(cap, (N / (4 * pool.size()) + 8) / 8 * 8);
+    first_task[i + 1] = first_task[i] + (N + block[i] - 1) / block[i];
   }
-  // bf16 batches: the inputs paired once, not per block of rows (as quantised above).
+  // The input prepared once for all weights and row blocks: quantised (q8/q4) or paired (bf16
+  // batches). A named reference: worker threads must read the caller's buffer, not their own
+  // thread_local instance.
+  thread_local kernels::QuantizedRows quantized_buffer;
   thread_local kernels::PairedRows pairs_buffer;
+  kernels::QuantizedRows& quantized = quantized_buffer;
   kernels::PairedRows& pairs = pairs_buffer;
-  const bool paired = pair_inputs_for(x, M, w.cols, w, &pairs);
-  pool.parallel_for(n_blocks, [&](int64_t b) {
-    const int64_t n0 = b * block;
-    const int64_t n1 = std::min(N, n0 + block);
-    if (paired) matmul_rows_paired(pairs, 0, M, w, n0, n1, y + n0, N, p);
-    else matmul_rows(x, M, w, n0, n1, y + n0, N, p);
+  const bool quant = w0.quant != WeightQuant::kNone;
+  if (quant) kernels::quantize_activations(x, M, w0.cols, w0.cols, &quantized);
+  const bool paired = !quant && pair_inputs_for(x, M, w0.cols, w0, &pairs);
+  pool.parallel_for(first_task.back(), [&](int64_t task) {
+    size_t i = 0;
+    while (task >= first_task[i + 1]) ++i;
+    const Weight& w = *t[i].w;
+    const int64_t N = w.rows, n0 = (task - first_task[i]) * block[i], n1 = std::min(N, n0 + block[i]);
+    float* y = t[i].y + n0;
+    if (quant) matmul_rows_quantized(quantized, 0, M, w, n0, n1, y, N, p);
+    else if (paired) matmul_rows_paired(pairs, 0, M, w, n0, n1, y, N, p);
+    else matmul_rows(x, M, w, n0, n1, y, N, p);
   });
 }
 

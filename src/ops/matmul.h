@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "ops/dot_kernels.h"
 #include "ops/precision.h"
@@ -13,6 +14,16 @@ namespace moepp {
 // y = x * W^T, each output rounded to the activation precision. W is f32, bf16, q8 or q4.
 void matmul(ThreadPool& pool, const float* x /*[M,K]*/, int64_t M, const Weight& w /*[N,K]*/,
             float* y /*[M,N]*/, Precision p);
+
+// Several weights of the same input width and format multiplied by the same x (attention's q, k
+// and v): the input is quantised or paired once, and one pool job runs every weight's row blocks.
+// The same bits as one matmul per weight.
+struct MatmulTarget {
+  const Weight* w;  // [N, K]
+  float* y;         // [M, N]
+};
+void matmul_many(ThreadPool& pool, const float* x /*[M,K]*/, int64_t M, std::initializer_list<MatmulTarget> targets,
+                 Precision p);
 
 // Same on rows [row_begin, row_end) of W only: y is [M, row_end-row_begin]. Single-threaded
 // building block for callers that split work themselves (experts).

@@ -10,6 +10,7 @@
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "tensor/quantize.h"
 #include "test_util.h"
 
 namespace moepp {
@@ -39,6 +40,41 @@ TEST(Ops, MatmulMatchesNaiveForOddShapes) {
           for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * w.at(n, k);
           EXPECT_NEAR(y[m * N + n], s, 1e-4 * (1 + std::fabs(s)));
         }
+    }
+  }
+}
+
+TEST(Ops, MatmulManyEqualsOneMatmulPerWeight) {
+  // q, k and v in one job: the same bits as three matmuls, for every format (input quantised or
+  // paired once), one token and batches, bf16-valued inputs; weights of another width or format
+  // than the first fall back to one matmul each.
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  const int64_t K = 72;
+  for (WeightQuant quant : {WeightQuant::kNone, WeightQuant::kQ8, WeightQuant::kQ4}) {
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      std::vector<Weight> ws;
+      for (int64_t N : {40, 24, 17}) {
+        Weight w = testing::random_weight(rng, N, K, 1.0f, dt);
+        if (quant != WeightQuant::kNone) w = quantize_weight(w, quant).value();
+        ws.push_back(interleave_rows8(w));
+      }
+      ws.push_back(testing::random_weight(rng, 9, K + 1, 1.0f, dt));  // another width: fallback
+      for (int64_t M : {1, 5, 16}) {
+        std::vector<float> x = testing::random_vector(rng, static_cast<size_t>(M * (K + 1)));
+        for (float& v : x) v = round_bf16(v);
+        const Precision p{ComputeDType::kBF16};
+        std::vector<std::vector<float>> want(ws.size()), got(ws.size());
+        for (size_t i = 0; i < ws.size(); ++i) {
+          want[i].assign(static_cast<size_t>(M * ws[i].rows), -1.0f);
+          got[i] = want[i];
+          matmul(pool, x.data(), M, ws[i], want[i].data(), p);
+        }
+        matmul_many(pool, x.data(), M, {{&ws[0], got[0].data()}, {&ws[1], got[1].data()}, {&ws[2], got[2].data()}}, p);
+        for (size_t i = 0; i < 3; ++i) ASSERT_EQ(got[i], want[i]) << quant_name(quant) << " M " << M << " weight " << i;
+        matmul_many(pool, x.data(), M, {{&ws[0], got[0].data()}, {&ws[3], got[3].data()}}, p);
+        ASSERT_EQ(got[3], want[3]) << "fallback, M " << M;
+      }
     }
   }
 }
