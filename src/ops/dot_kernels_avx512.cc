@@ -199,10 +199,9 @@ void panel_tile(const float* x, int64_t ldx, int64_t K, const float* panel, int 
       for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(p + 16 * i), acc[m][i]);
     }
   }
+  const __mmask8 stored = static_cast<__mmask8>((1u << rows) - 1);  // a copy of 8 floats was a memmove call
   for (int m = 0; m < MR; ++m) {
-    alignas(32) float out[8];
-    _mm256_store_ps(out, sum_lanes8(acc[m]));
-    std::copy(out, out + rows, y + m * ldy);
+    _mm256_mask_storeu_ps(y + m * ldy, stored, sum_lanes8(acc[m]));
   }
 }
 
@@ -288,10 +287,9 @@ void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t
       for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_dpbf16_ps(acc[m][i], xv, wv[i]);
     }
   }
+  const __mmask8 stored = static_cast<__mmask8>((1u << rows) - 1);  // a copy of 8 floats was a memmove call
   for (int m = 0; m < MR; ++m) {
-    alignas(32) float out[8];
-    _mm256_store_ps(out, sum_lanes8(acc[m]));
-    std::copy(out, out + rows, y + m * ldy);
+    _mm256_mask_storeu_ps(y + m * ldy, stored, sum_lanes8(acc[m]));
   }
 }
 

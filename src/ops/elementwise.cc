@@ -1,4 +1,7 @@
-// RMSNorm, softmax and RoPE.
+// RMSNorm, softmax and RoPE. The per-element passes are cloned for AVX-512, AVX2 and the x86-64
+// baseline (picked at load time; the rest of the binary is built for the baseline): elements are
+// independent, and the one sum (RMSNorm's, in double) stays in order, so every clone gives the
+// same bits.
 #include "ops/elementwise.h"
 
 #include <algorithm>
@@ -9,7 +12,7 @@
 
 namespace moepp {
 
-void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
               Precision p) {
   thread_local std::vector<float> w;  // [d]: the weight as f32, read once per call, not per row
   w.resize(static_cast<size_t>(d));
@@ -54,7 +57,7 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t k = 0; k < n; ++k) x[k] *= inv;
 }
 
-void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
   for (int64_t i = 0; i < n; ++i) out[i] = -gate[i];
   kernels::active_kernels().exp_sum(out, 0.0f, out, n);  // exp(-gate), as silu() computes it
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + out[i]);
@@ -74,7 +77,7 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t head_dim, float* c
   }
 }
 
-void rope_inplace(float* v, int64_t head_dim, const float* cos_sin, Precision p) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rope_inplace(float* v, int64_t head_dim, const float* cos_sin, Precision p) {
   const int64_t half = head_dim / 2;
   // q*cos + rotate_half(q)*sin, each product and the sum rounded like separate torch ops. Two
   // loops, so that neither has a branch and both vectorise.

@@ -17,8 +17,7 @@ struct Precision {
   bool bf16() const { return dtype == ComputeDType::kBF16; }
   float round(float x) const { return bf16() ? round_bf16(x) : x; }
   void round(float* x, size_t n) const {
-    if (!bf16()) return;
-    for (size_t i = 0; i < n; ++i) x[i] = round_bf16(x[i]);
+    if (bf16()) round_bf16_inplace(x, n);
   }
   // Storage type of weights for this precision.
   DType weight_dtype() const { return bf16() ? DType::kBF16 : DType::kF32; }
