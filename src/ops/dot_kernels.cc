@@ -116,16 +116,6 @@ void scalar_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t
   for (int64_t j = 0; j < count; ++j) scalar_axpy(c[j], rows + j * stride, y, n);
 }
 
-void scalar_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
-                           int64_t n, float* y, int64_t ldy) {
-  for (int64_t a = 0; a < A; ++a) scalar_dot_rows(q + a * ldq, rows, stride, count, n, y + a * ldy);
-}
-
-void scalar_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
-                            float* y, int64_t ldy, int64_t n) {
-  for (int64_t a = 0; a < A; ++a) scalar_axpy_rows(c + a * ldc, rows, stride, count, y + a * ldy, n);
-}
-
 double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int64_t i = 0; i < n; ++i) {
@@ -135,9 +125,16 @@ double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-const KernelSet kScalar{"scalar",          scalar_rows,           scalar_quantized_rows,  scalar_dot,
-                        scalar_axpy,       scalar_dot_rows,       scalar_axpy_rows,       scalar_dot_rows_block,
-                        scalar_axpy_rows_block, scalar_exp_sum};
+const KernelSet kScalar{"scalar",
+                        scalar_rows,
+                        scalar_quantized_rows,
+                        scalar_dot,
+                        scalar_axpy,
+                        scalar_dot_rows,
+                        scalar_axpy_rows,
+                        dot_rows_each_query<scalar_dot_rows>,
+                        axpy_rows_each_query<scalar_axpy_rows>,
+                        scalar_exp_sum};
 
 const KernelSet& choose() {
   const std::vector<const KernelSet*> sets = available_kernels();

@@ -57,6 +57,18 @@ using DotRowsBlockKernel = void (*)(const float* q /*[A, ldq]*/, int64_t A, int6
 using AxpyRowsBlockKernel = void (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const float* rows,
                                      int64_t stride, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
 
+// The block kernels of sets without a shared-row path: the set's one-query kernel per query.
+template <DotRowsKernel kDotRows>
+void dot_rows_each_query(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
+                         int64_t n, float* y, int64_t ldy) {
+  for (int64_t a = 0; a < A; ++a) kDotRows(q + a * ldq, rows, stride, count, n, y + a * ldy);
+}
+template <AxpyRowsKernel kAxpyRows>
+void axpy_rows_each_query(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
+                          float* y, int64_t ldy, int64_t n) {
+  for (int64_t a = 0; a < A; ++a) kAxpyRows(c + a * ldc, rows, stride, count, y + a * ldy, n);
+}
+
 // y[i] = exp_f32(x[i] - shift) (ops/exp_f32.h: the same bits in every set; y may be x), and
 // the sum of y in double: lane j (0..7) adds y[j], y[j + 8], .. in order, then
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). Softmax and SiLU's exponentials.

@@ -413,17 +413,6 @@ void avx2_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t c
   for (int64_t j = 0; j < count; ++j) avx2_axpy(c[j], rows + j * stride, y, n);
 }
 
-// Blocks of queries: one at a time (the AVX-512 set shares the row loads between them).
-void avx2_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
-                         int64_t n, float* y, int64_t ldy) {
-  for (int64_t a = 0; a < A; ++a) avx2_dot_rows(q + a * ldq, rows, stride, count, n, y + a * ldy);
-}
-
-void avx2_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
-                          float* y, int64_t ldy, int64_t n) {
-  for (int64_t a = 0; a < A; ++a) avx2_axpy_rows(c + a * ldc, rows, stride, count, y + a * ldy, n);
-}
-
 // exp_f32 on 8 lanes: the scalar reference's operations in the same order.
 inline __m256 exp8(__m256 x) {
   namespace c = exp_f32_constants;
@@ -463,8 +452,15 @@ double avx2_exp_sum(const float* x, float shift, float* y, int64_t n) {
 
 #pragma GCC pop_options
 
-const KernelSet kAvx2{"avx2",         avx2_rows,           avx2_quantized_rows,  avx2_dot,    avx2_axpy,
-                      avx2_dot_rows, avx2_axpy_rows,      avx2_dot_rows_block,  avx2_axpy_rows_block,
+const KernelSet kAvx2{"avx2",
+                      avx2_rows,
+                      avx2_quantized_rows,
+                      avx2_dot,
+                      avx2_axpy,
+                      avx2_dot_rows,
+                      avx2_axpy_rows,
+                      dot_rows_each_query<avx2_dot_rows>,
+                      axpy_rows_each_query<avx2_axpy_rows>,
                       avx2_exp_sum};
 
 }  // namespace
