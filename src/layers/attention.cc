@@ -80,7 +80,8 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     for (int64_t a = 0; a < A; ++a) {
       const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
       if (n_keys > fewest)
-        kern.axpy_rows(&scores[a * most + fewest], values + fewest * stride, stride, n_keys - fewest, out + a * q_width, hd);
+        kern.axpy_rows(&scores[a * most + fewest], values + fewest * stride, stride, n_keys - fewest,
+                       out + a * q_width, hd);
       p.round(out + a * q_width, static_cast<size_t>(hd));
     }
   };

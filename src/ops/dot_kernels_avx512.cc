@@ -135,7 +135,8 @@ inline __m256 weight_chunk(const Weight& w, int64_t n, int64_t k) {
     return w.interleaved8 ? _mm256_loadu_ps(w.f32() + at) : _mm256_maskz_loadu_ps(live, w.f32() + at);
   }
   if (w.interleaved8) {  // the 8 pairs holding chunk k (as their high or their low halves)
-    const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.bf16() + w.element_index(n, k / 16 * 16) - 1));
+    const uint16_t* chunk_pairs = w.bf16() + w.element_index(n, k / 16 * 16) - 1;  // column k/16*16 is a high half
+    const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk_pairs));
     return _mm256_castsi256_ps(k % 16 == 0 ? _mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xffff0000u)))
                                            : _mm256_slli_epi32(pairs, 16));
   }
@@ -278,7 +279,8 @@ void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t
   for (int64_t q = 0; q < Q; ++q) {
     next.at(q);
     if (first_tile)  // the panel's first read: fetch 2 KiB ahead into L1
-      for (int b = 0; b < 256; b += 64) _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + 2048 + b, _MM_HINT_T0);
+      for (int b = 0; b < 256; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + 2048 + b, _MM_HINT_T0);
     __m512bh wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 16 * i);
     for (int m = 0; m < MR; ++m) {
@@ -379,7 +381,8 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   if (!pair_bf16_inputs(x, 1, w.cols, w.cols, xp.data())) return false;
   const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
   if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
-  for (int64_t n = first; n < last; n += 8) gemv_block8_paired(xp.data(), Q, w.bf16() + (n / 8) * 8 * w.padded_cols(), y + (n - n0));
+  for (int64_t n = first; n < last; n += 8)
+    gemv_block8_paired(xp.data(), Q, w.bf16() + (n / 8) * 8 * w.padded_cols(), y + (n - n0));
   if (last < n1) bf16_panels(xp.data(), 1, w, last, n1, y + (last - n0), n1 - n0);
   return true;
 }

@@ -1,7 +1,6 @@
-// RMSNorm, softmax and RoPE. The per-element passes are cloned for AVX-512, AVX2 and the x86-64
-// baseline (picked at load time; the rest of the binary is built for the baseline): elements are
-// independent, and the one sum (RMSNorm's, in double) stays in order, so every clone gives the
-// same bits.
+// RMSNorm, softmax and RoPE. The per-element passes are cloned per SIMD width
+// (platform/simd_clones.h): elements are independent, and the one sum (RMSNorm's, in double)
+// stays in order, so every clone gives the same bits.
 #include "ops/elementwise.h"
 
 #include <algorithm>
@@ -9,11 +8,12 @@
 #include <vector>
 
 #include "ops/dot_kernels.h"
+#include "platform/simd_clones.h"
 
 namespace moepp {
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
-              Precision p) {
+MOEPP_SIMD_CLONES
+void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y, Precision p) {
   thread_local std::vector<float> w;  // [d]: the weight as f32, read once per call, not per row
   w.resize(static_cast<size_t>(d));
   for (int64_t j = 0; j < d; ++j) w[j] = weight.at(0, j);
@@ -57,7 +57,8 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t k = 0; k < n; ++k) x[k] *= inv;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
+MOEPP_SIMD_CLONES
+void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
   for (int64_t i = 0; i < n; ++i) out[i] = -gate[i];
   kernels::active_kernels().exp_sum(out, 0.0f, out, n);  // exp(-gate), as silu() computes it
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + out[i]);
@@ -77,7 +78,8 @@ void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t head_dim, float* c
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void rope_inplace(float* v, int64_t head_dim, const float* cos_sin, Precision p) {
+MOEPP_SIMD_CLONES
+void rope_inplace(float* v, int64_t head_dim, const float* cos_sin, Precision p) {
   const int64_t half = head_dim / 2;
   // q*cos + rotate_half(q)*sin, each product and the sum rounded like separate torch ops. Two
   // loops, so that neither has a branch and both vectorise.

@@ -3,7 +3,6 @@
 #include "ops/matmul.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "ops/dot_kernels.h"
 
@@ -49,19 +48,24 @@ void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float*
 
 void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_list<MatmulTarget> targets,
                  Precision p) {
-  const std::vector<MatmulTarget> t(targets);
+  // Every matmul comes through here (a decode step makes about a hundred): no heap allocation.
+  constexpr size_t kMaxTargets = 4;
+  const MatmulTarget* t = targets.begin();
+  const size_t count = targets.size();
   const Weight& w0 = *t[0].w;
-  for (const MatmulTarget& target : t)  // one input preparation needs one input width and format
-    if (target.w->cols != w0.cols || target.w->quant != w0.quant || target.w->dtype != w0.dtype) {
-      for (const MatmulTarget& each : t) matmul_many(pool, x, M, {each}, p);
-      return;
-    }
+  bool shared = count <= kMaxTargets;  // one input preparation needs one input width and format
+  for (const MatmulTarget& target : targets)
+    shared = shared && target.w->cols == w0.cols && target.w->quant == w0.quant && target.w->dtype == w0.dtype;
+  if (!shared) {
+    for (const MatmulTarget& each : targets) matmul_many(pool, x, M, {each}, p);
+    return;
+  }
   // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks: up to
   // 256 rows for a few tokens, whose task streams its rows from memory once, 128 from 16 tokens
   // on and 64 in between (see rows_per_task in moe/experts.cc). Each weight has its own blocks.
   const int64_t cap = M <= 4 ? 256 : M >= 16 ? 128 : 64;
-  std::vector<int64_t> block(t.size()), first_task(t.size() + 1, 0);
-  for (size_t i = 0; i < t.size(); ++i) {
+  int64_t block[kMaxTargets], first_task[kMaxTargets + 1] = {0};
+  for (size_t i = 0; i < count; ++i) {
     const int64_t N = t[i].w->rows;
     block[i] = std::min<int64_t>(cap, (N / (4 * pool.size()) + 8) / 8 * 8);
     first_task[i + 1] = first_task[i] + (N + block[i] - 1) / block[i];
@@ -76,7 +80,7 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
   const bool quant = w0.quant != WeightQuant::kNone;
   if (quant) kernels::quantize_activations(x, M, w0.cols, w0.cols, &quantized);
   const bool paired = !quant && pair_inputs_for(x, M, w0.cols, w0, &pairs);
-  pool.parallel_for(first_task.back(), [&](int64_t task) {
+  pool.parallel_for(first_task[count], [&](int64_t task) {
     size_t i = 0;
     while (task >= first_task[i + 1]) ++i;
     const Weight& w = *t[i].w;

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "platform/simd_clones.h"
+
 namespace moepp {
 
 size_t dtype_size(DType dtype) {
@@ -78,10 +80,9 @@ float load_as_f32(const uint8_t* data, DType dtype, size_t i) {
   }
 }
 
-// Clones for AVX-512, AVX2 and the x86-64 baseline, picked at load time: the rest of the binary
-// is built for the baseline (SSE2), which does 4 of these a step where AVX-512 does 16. Each
-// element is independent, so every clone gives the same bits.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void round_bf16_inplace(float* x, size_t n) {
+// Cloned per SIMD width (platform/simd_clones.h): each element is independent.
+MOEPP_SIMD_CLONES
+void round_bf16_inplace(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = round_bf16(x[i]);
 }
 
