@@ -50,13 +50,20 @@ std::shared_ptr<void> allocate_aligned(size_t bytes) {
 }
 
 std::shared_ptr<void> allocate_resident(size_t bytes) {
-  // Blocks too small for a huge page of their own (attention matrices, routers) share 32 MiB
-  // slabs on huge pages, cut in 64-byte aligned pieces, so that they too are read without TLB
-  // misses. Each piece shares ownership of its slab: a slab is unmapped when its last piece is
-  // freed. Pieces are never reused, which suits weights kept for the model's life.
-  constexpr size_t kSlab = size_t{32} << 20;
+  // Weights read once per token live wholly on huge pages. allocate_aligned leaves the tail past
+  // a block's last whole 2 MiB in small pages; for a 3.2 MiB q8 expert matrix that is 37% of
+  // its bytes and all of its scales, and under this hypervisor a small-page stream reads 13-28%
+  // slower (q8 one-token products on the same matrices, alternated in one process: 17.8-19.0
+  // -> 21.4-23.0 GB/s; docs/performance.md, session 7). So blocks share 128 MiB slabs
+  // on huge pages, cut in 64-byte aligned pieces; a slab's pages are only resident once touched,
+  // so the room a slab leaves unused costs at most the one huge page a piece ends in. Blocks too
+  // big to share a slab get a mapping of their own rounded up to whole huge pages. Each piece
+  // shares ownership of its slab: a slab is unmapped when its last piece is freed. Pieces are
+  // never reused, which suits weights kept for the model's life.
+  constexpr size_t kSlab = size_t{128} << 20;
   const size_t size = (bytes + 63) / 64 * 64 + 64;
-  if (bytes < (size_t{64} << 10) || size > kHugePage) return allocate_aligned(bytes);
+  if (bytes < (size_t{64} << 10)) return allocate_aligned(bytes);
+  if (size > kSlab / 4) return map_aligned((size + kHugePage - 1) / kHugePage * kHugePage, kHugePage);
   static std::mutex mutex;
   static std::weak_ptr<void> slab;  // weak: a slab whose pieces are all freed goes at once
   static size_t used = 0;

@@ -70,7 +70,7 @@ struct Weight {
 // mapping of their own, which starts on a huge-page boundary from 2 MiB on (see weight.cc).
 std::shared_ptr<void> allocate_aligned(size_t bytes);
 // The same for weights kept for the model's life (the interleaved copies the kernels read):
-// blocks from 64 KiB to 2 MiB are cut from shared slabs on huge pages instead.
+// blocks from 64 KiB on lie wholly on huge pages, cut from shared slabs (see weight.cc).
 std::shared_ptr<void> allocate_resident(size_t bytes);
 
 // Allocates an owned weight of the given shape, contents uninitialised.
