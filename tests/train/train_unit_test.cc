@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "models/model.h"
@@ -186,6 +187,13 @@ void expect_export_round_trip(const ModelConfig& c, const std::string& name) {
   auto r = forward_backward(pool, *p, b, LossOptions{}, nullptr);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const std::string dir = ::testing::TempDir() + "/moepp_export_" + name;
+  struct RemoveOnExit {  // ASSERTs return early: the directory goes however the test ends
+    std::string path;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_dir{dir};
   Status s = export_hf_model(*p, dir);
   ASSERT_TRUE(s.ok()) << s.message();
   auto m = Model::load(dir, LoadOptions{});
