@@ -497,7 +497,11 @@ void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
     const uint8_t* group = block + g * 8 * kGroupBytes;
-    for (int b = 0; b < 8 * kGroupBytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
+    // One token streams the weights faster without software prefetch: on huge pages, q8 matrices
+    // of mixtral-1.8b alternated in one process read at 19.0-20.4 GB/s against 15.9-17.6 with it
+    // (q4 +3-7%); the hardware prefetcher follows the one sequential stream alone.
+    if constexpr (MR > 1)
+      for (int b = 0; b < 8 * kGroupBytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
     __m512i wv[4];
     load_group<kQ4>(group, wv);
     const __m512 s = _mm512_zextps256_ps512(_mm256_loadu_ps(scales + g * 8));
