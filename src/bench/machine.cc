@@ -300,6 +300,8 @@ double measure_read(const MachineOptions& o) {
 
 }  // namespace
 
+uint64_t read_memory(const uint8_t* p, size_t n) { return has_avx2_fma() ? read_avx2(p, n) : read_scalar(p, n); }
+
 std::string cpu_feature_string() {
   std::string s;
   auto add = [&](bool on, const char* name) {

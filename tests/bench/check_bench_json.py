@@ -73,6 +73,18 @@ for r in sp:
     expect(0 <= r["acceptance_rate"] <= 1 and r["accepted_per_step"] <= r["k"] and r["plain_tok_s"] > 0,
            f"--draft row: {r}")
 
+# --stream: a huge-page and a small-page row per format, rates positive; bad shapes refused.
+st = run("--stream", "--weights", "q8,bf16", "--stream-shape", "64x256", "--stream-calls", "4", "--json")
+expect([(r.get("weights"), r.get("pages")) for r in st] == [("q8", "huge"), ("q8", "small"), ("bf16", "huge"), ("bf16", "small")],
+       f"--stream rows: {st}")
+for r in st:
+    expect(r.get("test") == "stream" and r.get("rows") == 64 and r.get("cols") == 256, f"--stream fields: {r}")
+    expect(r.get("kernel_gb_s", 0) > 0 and r.get("read_gb_s", 0) > 0 and
+           abs(r.get("ratio", 0) - r["kernel_gb_s"] / r["read_gb_s"]) < 1e-9, f"--stream rates: {r}")
+bad_shape = subprocess.run([args.moepp, "bench", "--stream", "--stream-shape", "64by256"], capture_output=True, text=True)
+expect(bad_shape.returncode != 0 and "--stream-shape: expected ROWSxCOLS" in bad_shape.stderr,
+       f"bad --stream-shape: rc {bad_shape.returncode}, {bad_shape.stderr!r}")
+
 bad = subprocess.run([args.moepp, "bench", "--model-shape", "nope"], capture_output=True, text=True)
 expect(bad.returncode != 0 and "unknown shape" in bad.stderr, f"unknown shape: rc {bad.returncode}, {bad.stderr!r}")
 

@@ -20,6 +20,7 @@
 #include "bench/moe_layer_time.h"
 #include "bench/report.h"
 #include "bench/shapes.h"
+#include "bench/stream_probe.h"
 #include "runtime/speculative.h"
 #include "server/concurrency_bench.h"
 #include "cli_common.h"
@@ -50,6 +51,10 @@ struct BenchOptions {
   int draft_top_k = 1;
   std::string moe_time;     // "DIR,DIR": expert-layer throughput of trained checkpoints on -f text
   std::string text_file;
+  bool stream = false;                 // one-token kernels against a plain read of the same memory
+  std::string stream_shape = "2816x1024";
+  int stream_calls = 400;
+  int64_t stream_task_rows = 0;
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -299,6 +304,43 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
   return 0;
 }
 
+// --stream: the one-token kernels' stream against a plain read, on huge and on small pages.
+int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, ReportFormat format) {
+  StreamProbeOptions so;
+  long long rows = 0, cols = 0;
+  char tail = 0;
+  if (std::sscanf(o.stream_shape.c_str(), "%lldx%lld%c", &rows, &cols, &tail) != 2)
+    return fail(Status::Error("--stream-shape: expected ROWSxCOLS (e.g. 2816x1024), got '" + o.stream_shape + "'"));
+  so.rows = rows;
+  so.cols = cols;
+  so.calls = o.stream_calls;
+  so.task_rows = o.stream_task_rows;
+  so.seed = o.seed;
+  auto rows_out = probe_one_token_stream(formats, so);
+  if (!rows_out.ok()) return fail(rows_out.status());
+  if (format == ReportFormat::kMarkdown)
+    std::printf("| weights | pages | matrix | MiB | copies | kernel GB/s | read GB/s | kernel / read |\n"
+                "|---|---|---|--:|--:|--:|--:|--:|\n");
+  if (format == ReportFormat::kCsv) std::printf("weights,pages,rows,cols,matrix_bytes,copies,kernel_gb_s,read_gb_s,ratio\n");
+  for (const StreamProbeRow& r : *rows_out) {
+    const double ratio = r.read_gb_s > 0 ? r.kernel_gb_s / r.read_gb_s : 0;
+    if (format == ReportFormat::kJson) {
+      nlohmann::json j = {{"test", "stream"}, {"weights", r.weights}, {"pages", r.pages}, {"rows", r.rows},
+                          {"cols", r.cols}, {"matrix_bytes", r.matrix_bytes}, {"copies", r.copies},
+                          {"kernel_gb_s", r.kernel_gb_s}, {"read_gb_s", r.read_gb_s}, {"ratio", ratio}};
+      std::printf("%s\n", j.dump().c_str());
+    } else if (format == ReportFormat::kCsv) {
+      std::printf("%s,%s,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f\n", r.weights.c_str(), r.pages.c_str(), static_cast<long long>(r.rows),
+                  static_cast<long long>(r.cols), static_cast<long long>(r.matrix_bytes), r.copies, r.kernel_gb_s, r.read_gb_s, ratio);
+    } else {
+      std::printf("| %s | %s | %lld x %lld | %.2f | %d | %.2f | %.2f | %.3f |\n", r.weights.c_str(), r.pages.c_str(),
+                  static_cast<long long>(r.rows), static_cast<long long>(r.cols), r.matrix_bytes / 1048576.0, r.copies,
+                  r.kernel_gb_s, r.read_gb_s, ratio);
+    }
+  }
+  return 0;
+}
+
 int run_bench(const BenchOptions& o) {
   const ReportFormat format = o.json ? ReportFormat::kJson : o.csv ? ReportFormat::kCsv : ReportFormat::kMarkdown;
   if (o.json && o.csv) return fail(Status::Error("--json and --csv: choose one output format"));
@@ -336,6 +378,7 @@ int run_bench(const BenchOptions& o) {
     if (!shares.ok()) return fail(shares.status());
     config.zc_shares = *shares;
   }
+  if (o.stream) return run_stream(o, weight_formats, format);
   std::vector<std::string> shapes;
   if (!o.shapes.empty()) shapes = split(o.shapes);
   for (const std::string& s : shapes) {
@@ -410,12 +453,22 @@ Runner add_bench_command(CLI::App& app) {
       "the measured fp32 peak, or of the bf16 peak where the CPU has AVX512_BF16 (flop_share).\n"
       "Examples:\n"
       "  moepp bench --machine\n"
+      "  moepp bench --stream --weights bf16,q8,q4\n"
       "  moepp bench --model-shape mixtral-1.8b,moepp-1b -t 1,2 -p 128 -n 32 --layers 4\n"
       "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json");
   sub->add_flag("--machine", o->machine,
                 "Measure and print the machine's limits: read_gb_s (multi-threaded streaming read of --read-mib MiB), "
                 "fp32_gflop_s (FMA), bf16_gflop_s (vdpbf16ps, or emulated bf16->f32 + FMA on CPUs without "
                 "AVX512_BF16), int8_gop_s (vpdpbusd, or AVX2 vpmaddubsw+vpmaddwd). Alone, runs nothing else");
+  sub->add_flag("--stream", o->stream,
+                "Measure the one-token matrix-vector kernels of each --weights format on one thread against a plain "
+                "read of the same memory (kernel / read), on huge pages (as weights are stored) and on small pages: "
+                "cold copies of one random matrix, the four variants taking turns call by call. Alone, runs nothing else");
+  sub->add_option("--stream-shape", o->stream_shape, "--stream: the matrix as ROWSxCOLS (default 2816x1024)");
+  sub->add_option("--stream-calls", o->stream_calls, "--stream: calls per variant (default 400)");
+  sub->add_option("--stream-task-rows", o->stream_task_rows,
+                  "--stream: run the kernel over blocks of this many rows in turn, as decode's (expert, row block) "
+                  "tasks do (default 0: the whole matrix in one call)");
   sub->add_option("-m,--model", o->model_dir, "Model directory (a checkpoint) to benchmark");
   sub->add_option("--model-shape", o->shapes,
                   "Comma-separated named shapes built with random weights: moepp-0.6b, moepp-1b, moepp-2b, moepp-7b, "
