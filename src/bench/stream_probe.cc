@@ -13,6 +13,7 @@
 
 #include "bench/machine.h"
 #include "ops/dot_kernels.h"
+#include "platform/thread_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/quantize.h"
 #include "tensor/random_fill.h"
@@ -20,6 +21,8 @@
 
 namespace moepp {
 namespace {
+
+volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not optimised away
 
 // Bytes from w.data to the end of an interleaved weight (values, then scales for q8/q4; the
 // layout interleave_rows8 writes, padding included).
@@ -86,13 +89,25 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   kernels::QuantizedRows qx;
   const bool quantized = first.quant != WeightQuant::kNone;
   if (quantized) kernels::quantize_activations(x.data(), 1, o.cols, o.cols, &qx);
-  const int64_t step = o.task_rows > 0 ? o.task_rows : o.rows;
+  // Row blocks of whole 8-row blocks; the read takes the matching share of the bytes per task.
+  ThreadPool pool(o.threads);
+  const int64_t step = o.task_rows > 0 ? o.task_rows : (o.rows + o.threads - 1) / o.threads;
+  const int64_t block_rows = std::max<int64_t>(8, (step + 7) / 8 * 8);
+  const int64_t n_tasks = (o.rows + block_rows - 1) / block_rows;
   auto product = [&](const Weight& w, float* out) {
-    for (int64_t r0 = 0; r0 < o.rows; r0 += step) {
-      const int64_t r1 = std::min(o.rows, r0 + step);
+    pool.parallel_for(n_tasks, [&](int64_t t) {
+      const int64_t r0 = t * block_rows, r1 = std::min(o.rows, r0 + block_rows);
       if (quantized) ks.quantized_rows(qx, 0, 1, w, r0, r1, out + r0, o.rows);
       else ks.rows(x.data(), 1, o.cols, w, r0, r1, out + r0, o.rows);
-    }
+    });
+  };
+  std::vector<uint64_t> sums(static_cast<size_t>(n_tasks));
+  auto read = [&](const Weight& w) {
+    const size_t chunk = (extent / static_cast<size_t>(n_tasks) + 127) / 128 * 128;
+    pool.parallel_for(n_tasks, [&](int64_t t) {
+      const size_t begin = std::min(extent, static_cast<size_t>(t) * chunk), end = std::min(extent, begin + chunk);
+      sums[static_cast<size_t>(t)] += read_memory(static_cast<const uint8_t*>(w.data) + begin, end - begin);
+    });
   };
   product(huge[0], y.data());
   product(small[0], y_small.data());
@@ -100,12 +115,11 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
     return Status::Error("bench --stream: the " + format + " product differs between huge- and small-page copies");
 
   // Variants take turns call by call, each on the next copy of its set (cold in every cache).
-  uint64_t sink = 0;
   const std::vector<std::function<void(int)>> variants = {
       [&](int c) { product(huge[c], y.data()); },
       [&](int c) { product(small[c], y.data()); },
-      [&](int c) { sink += read_memory(static_cast<const uint8_t*>(huge[c].data), extent); },
-      [&](int c) { sink += read_memory(static_cast<const uint8_t*>(small[c].data), extent); },
+      [&](int c) { read(huge[c]); },
+      [&](int c) { read(small[c]); },
   };
   std::vector<double> seconds(variants.size(), 0.0);
   std::vector<int> next(variants.size(), 0);
@@ -117,7 +131,7 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
       seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       next[v] = (next[v] + 1) % copies;
     }
-  if (sink == 1) y[0] = 0;  // keeps the reads
+  for (uint64_t v : sums) g_read_sink = g_read_sink + v;  // keeps the reads
 
   StreamProbeRow row;
   row.weights = format;
@@ -146,6 +160,8 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
     return Status::Error("--stream-shape: expected rows >= 8 and cols >= 32 (at most 2^20 each), got " +
                          std::to_string(options.rows) + "x" + std::to_string(options.cols));
   if (options.task_rows < 0) return Status::Error("--stream-task-rows: expected 0 (one call) or a positive number of rows");
+  if (options.threads < 1 || options.threads > 1024)
+    return Status::Error("-t: expected 1 to 1024 threads, got " + std::to_string(options.threads));
   if (options.calls < 1) return Status::Error("bench --stream: expected at least one call per variant");
   std::vector<StreamProbeRow> rows;
   for (const std::string& f : formats) {

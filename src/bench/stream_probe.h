@@ -1,5 +1,5 @@
 // `moepp bench --stream`: how close the one-token matrix-vector kernels come to a plain read of
-// the same memory, and what small pages cost. Decode reads every weight once per token, so its
+// the same memory, on one thread or shared by several as in decode, and what small pages cost. Decode reads every weight once per token, so its
 // limit is the memory stream; this isolates the kernel from the rest of a forward pass.
 // Each format gets enough copies of one random matrix to exceed the caches; four variants
 // (the kernel on huge-page copies, on small-page copies, and a plain read of each) take turns
@@ -20,8 +20,10 @@ struct StreamProbeOptions {
   int64_t cols = 1024;
   int64_t copies_bytes = int64_t{256} << 20;  // the copies of a set fill at least this much
   int calls = 400;                            // calls per variant
-  int64_t task_rows = 0;  // > 0: the kernel runs over blocks of this many rows, one after the
-                          // other, as decode's (expert, row block) tasks do; 0: one call
+  int64_t task_rows = 0;  // > 0: the kernel runs over blocks of this many rows, pulled by the
+                          // threads from a counter as decode's (expert, row block) tasks are;
+                          // 0: one block per thread
+  int threads = 1;        // a ThreadPool of this many threads shares each call (the read too)
   uint64_t seed = 1234;
 };
 

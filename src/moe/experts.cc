@@ -17,21 +17,26 @@ struct Task {
   int64_t row_begin, row_end;
 };
 
-// Rows per task: 128 for one to four tokens, where a task streams its rows from memory once (a
-// block of 32 q4 rows is 12 KB, and with two threads taking turns each task started a new memory
-// stream: two threads read no faster than one, 0.41 of the read bandwidth against 0.71), and 128
-// from 16 tokens on, where each task's work on its inputs and its first, unprefetched panel of
-// weights are spread over more rows; 32 in between, to keep both threads busy.
-int64_t rows_per_task(int64_t tokens) { return tokens <= 4 || tokens >= 16 ? 128 : 32; }
+// Rows per task (whole 8-row blocks). One to four tokens: one block per thread, so each
+// thread streams its share of a matrix in one run. Threads taking turns over short blocks made
+// every task start a new memory stream: `moepp bench --stream --weights q8 -t 2` read 2816 x 1024
+// matrices at 46 GB/s in 128-row tasks against 59-64 in halves (the plain read alike, 56 against
+// 75), and earlier 32-row q4 tasks read no faster with two threads than with one. From 16 tokens
+// 128, where each task's work on its inputs and its first, unprefetched panel of weights are
+// spread over more rows; 32 in between, to keep both threads busy.
+int64_t rows_per_task(int64_t tokens, int64_t rows, int threads) {
+  if (tokens <= 4) return std::max<int64_t>(8, (rows + threads - 1) / threads + 7) / 8 * 8;
+  return tokens >= 16 ? 128 : 32;
+}
 
 // (expert, row block) tasks over `rows(e)` rows for every expert with tokens.
 template <class RowsOf>
-std::vector<Task> row_block_tasks(const Dispatch& dispatch, int64_t n_experts, RowsOf rows) {
+std::vector<Task> row_block_tasks(const Dispatch& dispatch, int64_t n_experts, int threads, RowsOf rows) {
   std::vector<Task> tasks;
   for (int32_t e = 0; e < n_experts; ++e) {
     const int64_t tokens = dispatch.offsets[e + 1] - dispatch.offsets[e];
     if (tokens == 0) continue;
-    const int64_t n = rows(e), block = rows_per_task(tokens);
+    const int64_t n = rows(e), block = rows_per_task(tokens, n, threads);
     for (int64_t r = 0; r < n; r += block) tasks.push_back({e, r, std::min(n, r + block)});
   }
   return tasks;
@@ -78,7 +83,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   // Phase 1, fused gate + up + SiLU: a task computes gate rows [r0, r1) and the matching up
   // rows [de + r0, de + r1) of gate_up for all its expert's tokens, then
   // act = round(round(silu(gate)) * up), so gate and up never leave the task.
-  std::vector<Task> tasks = row_block_tasks(dispatch, n_experts, [&](int32_t e) { return spec.ffn_width[e]; });
+  std::vector<Task> tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t e) { return spec.ffn_width[e]; });
   pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     const int64_t m = dispatch.offsets[t.expert + 1] - dispatch.offsets[t.expert];
@@ -116,7 +121,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     if (m > 0 && quantized(w.experts[e].down)) kernels::quantize_activations(a, m, de, de, &act_q[e]);
     else if (m > 1) act_paired[e] = pair_inputs_for(a, m, de, w.experts[e].down, &act_pairs[e]);
   });
-  tasks = row_block_tasks(dispatch, n_experts, [&](int32_t) { return d_model; });
+  tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t) { return d_model; });
   pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     const int64_t first = dispatch.offsets[t.expert];

@@ -60,14 +60,16 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
     for (const MatmulTarget& each : targets) matmul_many(pool, x, M, {each}, p);
     return;
   }
-  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks: up to
-  // 256 rows for a few tokens, whose task streams its rows from memory once, 128 from 16 tokens
-  // on and 64 in between (see rows_per_task in moe/experts.cc). Each weight has its own blocks.
-  const int64_t cap = M <= 4 ? 256 : M >= 16 ? 128 : 64;
+  // Blocks of whole 8-row groups, so they line up with the row-interleaved layout's blocks: for a
+  // few tokens one block per thread, each streaming its share of the rows in one run (see
+  // rows_per_task in moe/experts.cc); 128 rows from 16 tokens on and 64 in between, at most a
+  // quarter of a thread's share. Each weight has its own blocks.
   int64_t block[kMaxTargets], first_task[kMaxTargets + 1] = {0};
   for (size_t i = 0; i < count; ++i) {
     const int64_t N = t[i].w->rows;
-    block[i] = std::min<int64_t>(cap, (N / (4 * pool.size()) + 8) / 8 * 8);
+    block[i] = M <= 4 ? (N + pool.size() - 1) / pool.size() + 7
+                      : std::min<int64_t>(M >= 16 ? 128 : 64, N / (4 * pool.size()) + 8);
+    block[i] = std::max<int64_t>(8, block[i] / 8 * 8);
     first_task[i + 1] = first_task[i] + (N + block[i] - 1) / block[i];
   }
   // The input prepared once for all weights and row blocks: quantised (q8/q4) or paired (bf16

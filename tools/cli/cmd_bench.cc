@@ -305,7 +305,7 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
 }
 
 // --stream: the one-token kernels' stream against a plain read, on huge and on small pages.
-int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, ReportFormat format) {
+int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, int threads, ReportFormat format) {
   StreamProbeOptions so;
   long long rows = 0, cols = 0;
   char tail = 0;
@@ -315,25 +315,26 @@ int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, R
   so.cols = cols;
   so.calls = o.stream_calls;
   so.task_rows = o.stream_task_rows;
+  so.threads = threads;
   so.seed = o.seed;
   auto rows_out = probe_one_token_stream(formats, so);
   if (!rows_out.ok()) return fail(rows_out.status());
   if (format == ReportFormat::kMarkdown)
-    std::printf("| weights | pages | matrix | MiB | copies | kernel GB/s | read GB/s | kernel / read |\n"
-                "|---|---|---|--:|--:|--:|--:|--:|\n");
-  if (format == ReportFormat::kCsv) std::printf("weights,pages,rows,cols,matrix_bytes,copies,kernel_gb_s,read_gb_s,ratio\n");
+    std::printf("| weights | pages | threads | matrix | MiB | copies | kernel GB/s | read GB/s | kernel / read |\n"
+                "|---|---|--:|---|--:|--:|--:|--:|--:|\n");
+  if (format == ReportFormat::kCsv) std::printf("weights,pages,threads,rows,cols,matrix_bytes,copies,kernel_gb_s,read_gb_s,ratio\n");
   for (const StreamProbeRow& r : *rows_out) {
     const double ratio = r.read_gb_s > 0 ? r.kernel_gb_s / r.read_gb_s : 0;
     if (format == ReportFormat::kJson) {
-      nlohmann::json j = {{"test", "stream"}, {"weights", r.weights}, {"pages", r.pages}, {"rows", r.rows},
+      nlohmann::json j = {{"test", "stream"}, {"weights", r.weights}, {"pages", r.pages}, {"threads", threads}, {"rows", r.rows},
                           {"cols", r.cols}, {"matrix_bytes", r.matrix_bytes}, {"copies", r.copies},
                           {"kernel_gb_s", r.kernel_gb_s}, {"read_gb_s", r.read_gb_s}, {"ratio", ratio}};
       std::printf("%s\n", j.dump().c_str());
     } else if (format == ReportFormat::kCsv) {
-      std::printf("%s,%s,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f\n", r.weights.c_str(), r.pages.c_str(), static_cast<long long>(r.rows),
+      std::printf("%s,%s,%d,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f\n", r.weights.c_str(), r.pages.c_str(), threads, static_cast<long long>(r.rows),
                   static_cast<long long>(r.cols), static_cast<long long>(r.matrix_bytes), r.copies, r.kernel_gb_s, r.read_gb_s, ratio);
     } else {
-      std::printf("| %s | %s | %lld x %lld | %.2f | %d | %.2f | %.2f | %.3f |\n", r.weights.c_str(), r.pages.c_str(),
+      std::printf("| %s | %s | %d | %lld x %lld | %.2f | %d | %.2f | %.2f | %.3f |\n", r.weights.c_str(), r.pages.c_str(), threads,
                   static_cast<long long>(r.rows), static_cast<long long>(r.cols), r.matrix_bytes / 1048576.0, r.copies,
                   r.kernel_gb_s, r.read_gb_s, ratio);
     }
@@ -378,7 +379,7 @@ int run_bench(const BenchOptions& o) {
     if (!shares.ok()) return fail(shares.status());
     config.zc_shares = *shares;
   }
-  if (o.stream) return run_stream(o, weight_formats, format);
+  if (o.stream) return run_stream(o, weight_formats, o.threads.empty() ? 1 : config.threads[0], format);
   std::vector<std::string> shapes;
   if (!o.shapes.empty()) shapes = split(o.shapes);
   for (const std::string& s : shapes) {
@@ -461,14 +462,15 @@ Runner add_bench_command(CLI::App& app) {
                 "fp32_gflop_s (FMA), bf16_gflop_s (vdpbf16ps, or emulated bf16->f32 + FMA on CPUs without "
                 "AVX512_BF16), int8_gop_s (vpdpbusd, or AVX2 vpmaddubsw+vpmaddwd). Alone, runs nothing else");
   sub->add_flag("--stream", o->stream,
-                "Measure the one-token matrix-vector kernels of each --weights format on one thread against a plain "
-                "read of the same memory (kernel / read), on huge pages (as weights are stored) and on small pages: "
-                "cold copies of one random matrix, the four variants taking turns call by call. Alone, runs nothing else");
+                "Measure the one-token matrix-vector kernels of each --weights format against a plain read of the "
+                "same memory (kernel / read), on huge pages (as weights are stored) and on small pages: cold copies of "
+                "one random matrix, the four variants taking turns call by call; -t N (the first value; default 1) "
+                "shares each call between N pool threads as decode does. Alone, runs nothing else");
   sub->add_option("--stream-shape", o->stream_shape, "--stream: the matrix as ROWSxCOLS (default 2816x1024)");
   sub->add_option("--stream-calls", o->stream_calls, "--stream: calls per variant (default 400)");
   sub->add_option("--stream-task-rows", o->stream_task_rows,
-                  "--stream: run the kernel over blocks of this many rows in turn, as decode's (expert, row block) "
-                  "tasks do (default 0: the whole matrix in one call)");
+                  "--stream: run the kernel over tasks of this many rows, pulled by the threads from a counter as "
+                  "decode's (expert, row block) tasks are (default 0: one block per thread)");
   sub->add_option("-m,--model", o->model_dir, "Model directory (a checkpoint) to benchmark");
   sub->add_option("--model-shape", o->shapes,
                   "Comma-separated named shapes built with random weights: moepp-0.6b, moepp-1b, moepp-2b, moepp-7b, "
