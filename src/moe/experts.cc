@@ -25,7 +25,7 @@ struct Task {
 // 128, where each task's work on its inputs and its first, unprefetched panel of weights are
 // spread over more rows; 32 in between, to keep both threads busy.
 int64_t rows_per_task(int64_t tokens, int64_t rows, int threads) {
-  if (tokens <= 4) return std::max<int64_t>(8, (rows + threads - 1) / threads + 7) / 8 * 8;
+  if (tokens <= 4) return rows_per_thread(rows, threads);
   return tokens >= 16 ? 128 : 32;
 }
 

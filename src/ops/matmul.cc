@@ -67,9 +67,8 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
   int64_t block[kMaxTargets], first_task[kMaxTargets + 1] = {0};
   for (size_t i = 0; i < count; ++i) {
     const int64_t N = t[i].w->rows;
-    block[i] = M <= 4 ? (N + pool.size() - 1) / pool.size() + 7
-                      : std::min<int64_t>(M >= 16 ? 128 : 64, N / (4 * pool.size()) + 8);
-    block[i] = std::max<int64_t>(8, block[i] / 8 * 8);
+    block[i] = M <= 4 ? rows_per_thread(N, pool.size())
+                      : std::min<int64_t>(M >= 16 ? 128 : 64, (N / (4 * pool.size()) + 8) / 8 * 8);
     first_task[i + 1] = first_task[i] + (N + block[i] - 1) / block[i];
   }
   // The input prepared once for all weights and row blocks: quantised (q8/q4) or paired (bf16
