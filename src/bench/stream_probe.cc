@@ -24,14 +24,13 @@ namespace {
 
 volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not optimised away
 
-// Bytes from w.data to the end of an interleaved weight (values, then scales for q8/q4; the
-// layout interleave_rows8 writes, padding included).
+// Bytes from w.data to the end of an interleaved weight (for q8/q4 each group's values, then their
+// scales; the layout interleave_rows8 writes, padding included).
 size_t interleaved_extent(const Weight& w) {
   const int64_t blocks = (w.rows + 7) / 8;
   if (w.quant == WeightQuant::kNone)
     return static_cast<size_t>(blocks * 8 * w.padded_cols()) * dtype_size(w.dtype);
-  const auto* scales_end = reinterpret_cast<const uint8_t*>(w.scales + blocks * 8 * w.groups_per_row());
-  return static_cast<size_t>(scales_end - static_cast<const uint8_t*>(w.data));
+  return static_cast<size_t>(blocks * w.groups_per_row() * w.interleaved_group_stride());
 }
 
 // A copy of an interleaved weight on small (4 KiB) pages: a mapping advised against huge pages,

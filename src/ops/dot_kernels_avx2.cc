@@ -239,19 +239,20 @@ inline __m256i group_from_bytes(const void* bytes) {
   }
 }
 
-// Group g of row n, row-major or interleaved8 (tensor/weight.h): a template parameter, so the
-// address is linear in g inside the loop.
+// Group g of row n and its scale, row-major or interleaved8 (tensor/weight.h's group_offset and
+// scale_index with the layout a template parameter, so the address is linear in g in the loop).
 template <bool kQ4, bool kInterleaved>
 inline const uint8_t* group_address(const Weight& w, int64_t n, int64_t g) {
   constexpr int64_t gb = kQ4 ? kQuantGroup / 2 : kQuantGroup;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  if constexpr (kInterleaved) return base + ((n / 8) * w.groups_per_row() * 8 + g * 8 + n % 8) * gb;
+  if constexpr (kInterleaved) return base + ((n / 8) * w.groups_per_row() + g) * (8 * gb + 32) + (n % 8) * gb;
   return base + (kQ4 ? n * w.q4_row_bytes() : n * w.cols) + g * gb;
 }
 
-template <bool kInterleaved>
+template <bool kQ4, bool kInterleaved>
 inline float group_scale(const Weight& w, int64_t n, int64_t g) {
-  if constexpr (kInterleaved) return w.scales[(n / 8) * w.groups_per_row() * 8 + g * 8 + n % 8];
+  constexpr int64_t stride = (8 * (kQ4 ? kQuantGroup / 2 : kQuantGroup) + 32) / 4;  // in floats
+  if constexpr (kInterleaved) return w.scales[((n / 8) * w.groups_per_row() + g) * stride + n % 8];
   return w.scales[n * w.groups_per_row() + g];
 }
 
@@ -281,7 +282,7 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
     if (g < g_full) {
       if constexpr (kIL) {  // one stream: 2 KiB ahead of it, as InterleavedLoader
         const char* p = reinterpret_cast<const char*>(group_address<kQ4, true>(w, n, g)) + 2048;
-        for (int b = 0; b < 8 * (kQ4 ? 16 : 32); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+        for (int b = 0; b < 8 * (kQ4 ? 16 : 32) + 32; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
       } else if (g % (kQ4 ? 4 : 2) == 0) {  // next tile's rows, one line per row per line consumed
         for (int r = 0; r < NR; ++r)
           _mm_prefetch(reinterpret_cast<const char*>(group_address<kQ4, false>(w, n + NR + r, g)), _MM_HINT_T0);
@@ -290,7 +291,7 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
     } else {
       for (int r = 0; r < NR; ++r) wv[r] = w_short[r];
     }
-    for (int r = 0; r < NR; ++r) sw[r] = group_scale<kIL>(w, n + r, g);
+    for (int r = 0; r < NR; ++r) sw[r] = group_scale<kQ4, kIL>(w, n + r, g);
     for (int m = 0; m < MR; ++m) {
       const int64_t row = (m0 + m) * G + g;
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup));

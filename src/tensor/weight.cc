@@ -104,24 +104,24 @@ size_t Weight::nbytes() const {
 namespace {
 
 Weight interleave_quantized(const Weight& w) {
-  const int64_t blocks = (w.rows + 7) / 8, G = w.groups_per_row(), gb = w.group_bytes();
-  const size_t value_bytes = static_cast<size_t>(blocks * 8 * G * gb);
-  const size_t scale_offset = (value_bytes + 63) / 64 * 64;
+  const int64_t blocks = (w.rows + 7) / 8, G = w.groups_per_row();
   Weight out = w;
-  out.owner = allocate_resident(scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
-  void* p = out.owner.get();
-  std::memset(p, 0, scale_offset + static_cast<size_t>(blocks * 8 * G) * sizeof(float));
-  out.data = p;
-  out.scales = reinterpret_cast<const float*>(static_cast<uint8_t*>(p) + scale_offset);
   out.interleaved8 = true;
+  const size_t bytes = static_cast<size_t>(blocks * G * out.interleaved_group_stride());
+  out.owner = allocate_resident(bytes);
+  if (out.owner == nullptr) throw std::bad_alloc();
+  uint8_t* p = static_cast<uint8_t*>(out.owner.get());
+  std::memset(p, 0, bytes);
+  out.data = p;
+  out.scales = reinterpret_cast<const float*>(p + 8 * w.group_bytes());  // block 0, group 0's scales
   float* scales = const_cast<float*>(out.scales);
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t g = 0; g < G; ++g) {
       // A row-major row's last group may be short: copy what it has.
       const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
-      const int64_t bytes = w.quant == WeightQuant::kQ8 ? cols : (cols + 1) / 2;
-      std::memcpy(static_cast<uint8_t*>(p) + out.group_offset(r, g),
-                  static_cast<const uint8_t*>(w.data) + w.group_offset(r, g), static_cast<size_t>(bytes));
+      const int64_t n = w.quant == WeightQuant::kQ8 ? cols : (cols + 1) / 2;
+      std::memcpy(p + out.group_offset(r, g), static_cast<const uint8_t*>(w.data) + w.group_offset(r, g),
+                  static_cast<size_t>(n));
       scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
     }
   return out;

@@ -20,7 +20,7 @@ struct Weight {
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;     // f32/bf16 [rows, cols]; q8 int8 [rows, cols]; q4 [rows, q4_row_bytes()] nibble pairs
-  const float* scales = nullptr;  // quantised only: [rows, groups_per_row()]
+  const float* scales = nullptr;  // quantised only: [rows, groups_per_row()] (interleaved8: see scale_index)
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
   // Rows in blocks of 8 whose chunks lie side by side (row-interleaved), so a kernel reading 8
   // rows at once streams memory in order (interleave_rows8): 8-column chunks for f32,
@@ -52,12 +52,17 @@ struct Weight {
   // q8/q4: bytes of one stored group (32 values), the byte offset of group g of row r, and the
   // index of its scale, in either layout (interleaved8 pads every group to full size).
   int64_t group_bytes() const { return quant == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2; }
+  // interleaved8 q8/q4: group g of a block of 8 rows is its 8 rows' values followed by their 8 f32
+  // scales (`scales` points at block 0's first scales), so a one-token kernel reads one stream
+  // with no second one for the scales: 288 bytes a group for q8, 160 for q4.
+  int64_t interleaved_group_stride() const { return 8 * group_bytes() + 8 * static_cast<int64_t>(sizeof(float)); }
   int64_t group_offset(int64_t r, int64_t g) const {
-    if (interleaved8) return ((r / 8) * groups_per_row() * 8 + g * 8 + r % 8) * group_bytes();
+    if (interleaved8) return ((r / 8) * groups_per_row() + g) * interleaved_group_stride() + (r % 8) * group_bytes();
     return (quant == WeightQuant::kQ8 ? r * cols : r * q4_row_bytes()) + g * group_bytes();
   }
   int64_t scale_index(int64_t r, int64_t g) const {
-    return interleaved8 ? (r / 8) * groups_per_row() * 8 + g * 8 + r % 8 : r * groups_per_row() + g;
+    if (interleaved8) return ((r / 8) * groups_per_row() + g) * (interleaved_group_stride() / 4) + r % 8;
+    return r * groups_per_row() + g;
   }
   // Bytes a pass over the whole matrix reads (values and scales; padding not counted).
   size_t nbytes() const;
