@@ -14,10 +14,8 @@ namespace moepp::kernels {
 float weight_element(const Weight& w, int64_t n, int64_t c) { return w.at(n, c); }
 
 int weight_integer(const Weight& w, int64_t n, int64_t c) {
-  const int64_t group = w.group_offset(n, c / kQuantGroup);
-  if (w.quant == WeightQuant::kQ8) return w.q8()[group + c % kQuantGroup];
-  const uint8_t byte = w.q4()[group + (c % kQuantGroup) / 2];
-  return (c % 2 == 0 ? (byte & 0x0f) : (byte >> 4)) - 8;
+  if (w.quant == WeightQuant::kQ8) return w.q8()[w.group_offset(n, c / kQuantGroup) + c % kQuantGroup];
+  return w.q4_nibble(n, c) - 8;
 }
 
 void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {

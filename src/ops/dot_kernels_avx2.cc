@@ -245,7 +245,10 @@ template <bool kQ4, bool kInterleaved>
 inline const uint8_t* group_address(const Weight& w, int64_t n, int64_t g) {
   constexpr int64_t gb = kQ4 ? kQuantGroup / 2 : kQuantGroup;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  if constexpr (kInterleaved) return base + ((n / 8) * w.groups_per_row() + g) * (8 * gb + 32) + (n % 8) * gb;
+  if constexpr (kInterleaved) {
+    const int64_t in_block = kQ4 ? (n % 8) / 2 * kQuantGroup : (n % 8) * gb;  // q4: rows in pairs
+    return base + ((n / 8) * w.groups_per_row() + g) * (8 * gb + 32) + in_block;
+  }
   return base + (kQ4 ? n * w.q4_row_bytes() : n * w.cols) + g * gb;
 }
 
@@ -254,6 +257,17 @@ inline float group_scale(const Weight& w, int64_t n, int64_t g) {
   constexpr int64_t stride = (8 * (kQ4 ? kQuantGroup / 2 : kQuantGroup) + 32) / 4;  // in floats
   if constexpr (kInterleaved) return w.scales[((n / 8) * w.groups_per_row() + g) * stride + n % 8];
   return w.scales[n * w.groups_per_row() + g];
+}
+
+// Group g of row n's 32 weights in column order, as group_from_bytes; interleaved q4 keeps row n's
+// nibbles beside row n ^ 1's (Weight::q4_nibble): one shift and a mask.
+template <bool kQ4, bool kInterleaved>
+inline __m256i group_values(const Weight& w, int64_t n, int64_t g) {
+  const uint8_t* bytes = group_address<kQ4, kInterleaved>(w, n, g);
+  if constexpr (!kQ4 || !kInterleaved) return group_from_bytes<kQ4>(bytes);
+  const __m256i pair = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes));
+  return _mm256_and_si256(_mm256_srl_epi16(pair, _mm_cvtsi32_si128(static_cast<int>(4 * (n % 2)))),
+                          _mm256_set1_epi8(0x0f));
 }
 
 template <bool kQ4>
@@ -287,7 +301,7 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
         for (int r = 0; r < NR; ++r)
           _mm_prefetch(reinterpret_cast<const char*>(group_address<kQ4, false>(w, n + NR + r, g)), _MM_HINT_T0);
       }
-      for (int r = 0; r < NR; ++r) wv[r] = group_from_bytes<kQ4>(group_address<kQ4, kIL>(w, n + r, g));
+      for (int r = 0; r < NR; ++r) wv[r] = group_values<kQ4, kIL>(w, n + r, g);
     } else {
       for (int r = 0; r < NR; ++r) wv[r] = w_short[r];
     }

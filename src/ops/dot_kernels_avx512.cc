@@ -467,7 +467,9 @@ inline __m512i load_halves(const uint8_t* p) {
 }
 
 // Group g of a block of 8 interleaved rows as four registers of two rows' 32 unsigned weights in
-// column order: q8 + 128, or q4 nibbles (stored low nibble = even column).
+// column order: q8 + 128, or q4 nibbles. Interleaved q4 stores rows 2i and 2i + 1 of a column in
+// one byte (low, high nibble), so register i is those 32 bytes in both halves, the high half
+// shifted by 4, masked: no unpacking or permutes.
 template <bool kQ4>
 inline void load_group(const uint8_t* group /*8 rows x group bytes*/, __m512i wv[4]) {
   if constexpr (!kQ4) {
@@ -475,17 +477,9 @@ inline void load_group(const uint8_t* group /*8 rows x group bytes*/, __m512i wv
     for (int i = 0; i < 4; ++i) wv[i] = _mm512_xor_si512(load_halves(group + 64 * i), bias);
   } else {
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    // 128-bit lane j of a load holds row j's 16 bytes; unpacking the nibbles gives columns 0..15
-    // (lo) and 16..31 (hi) of each row in that lane, which two permutes pair up per row.
-    const __m512i first_rows = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-    const __m512i second_rows = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
-    for (int j = 0; j < 2; ++j) {
-      const __m512i b = load_halves(group + 64 * j);
-      const __m512i even = _mm512_and_si512(b, mask);
-      const __m512i odd = _mm512_and_si512(_mm512_srli_epi16(b, 4), mask);
-      const __m512i lo = _mm512_unpacklo_epi8(even, odd), hi = _mm512_unpackhi_epi8(even, odd);
-      wv[2 * j] = _mm512_permutex2var_epi64(lo, first_rows, hi);
-      wv[2 * j + 1] = _mm512_permutex2var_epi64(lo, second_rows, hi);
+    for (int i = 0; i < 4; ++i) {
+      const __m512i pair = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * i)));
+      wv[i] = _mm512_and_si512(_mm512_mask_srli_epi16(pair, 0xffff0000u, pair, 4), mask);
     }
   }
 }

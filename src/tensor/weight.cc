@@ -117,12 +117,20 @@ Weight interleave_quantized(const Weight& w) {
   float* scales = const_cast<float*>(out.scales);
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t g = 0; g < G; ++g) {
+      scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
+      if (w.quant == WeightQuant::kQ4) {  // column c of rows 2p, 2p + 1 share a byte (q4_nibble)
+        uint8_t* pair = p + out.group_offset(r, g);
+        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);  // row-major pairs of columns
+        const int shift = 4 * static_cast<int>(r % 2);
+        const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
+        for (int64_t j = 0; j < cols; ++j)
+          pair[j] |= static_cast<uint8_t>(((src[j / 2] >> (4 * (j % 2))) & 0x0f) << shift);
+        continue;
+      }
       // A row-major row's last group may be short: copy what it has.
       const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
-      const int64_t n = w.quant == WeightQuant::kQ8 ? cols : (cols + 1) / 2;
       std::memcpy(p + out.group_offset(r, g), static_cast<const uint8_t*>(w.data) + w.group_offset(r, g),
-                  static_cast<size_t>(n));
-      scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
+                  static_cast<size_t>(cols));
     }
   return out;
 }
@@ -174,9 +182,7 @@ float Weight::at(int64_t r, int64_t c) const {
       return scales[scale_index(r, c / kQuantGroup)] *
              static_cast<float>(q8()[group_offset(r, c / kQuantGroup) + c % kQuantGroup]);
     case WeightQuant::kQ4: {
-      const uint8_t byte = q4()[group_offset(r, c / kQuantGroup) + (c % kQuantGroup) / 2];
-      const int v = (c % 2 == 0 ? (byte & 0x0f) : (byte >> 4)) - 8;
-      return scales[scale_index(r, c / kQuantGroup)] * static_cast<float>(v);
+      return scales[scale_index(r, c / kQuantGroup)] * static_cast<float>(q4_nibble(r, c) - 8);
     }
   }
   return 0.0f;

@@ -56,9 +56,22 @@ struct Weight {
   // scales (`scales` points at block 0's first scales), so a one-token kernel reads one stream
   // with no second one for the scales: 288 bytes a group for q8, 160 for q4.
   int64_t interleaved_group_stride() const { return 8 * group_bytes() + 8 * static_cast<int64_t>(sizeof(float)); }
+  // Interleaved q4 stores column c of rows 2p and 2p + 1 in one byte (q4_nibble), so the offset
+  // of row r's group is that of its pair of rows.
   int64_t group_offset(int64_t r, int64_t g) const {
-    if (interleaved8) return ((r / 8) * groups_per_row() + g) * interleaved_group_stride() + (r % 8) * group_bytes();
+    if (interleaved8) {
+      const int64_t in_block = quant == WeightQuant::kQ4 ? (r % 8) / 2 * kQuantGroup : (r % 8) * group_bytes();
+      return ((r / 8) * groups_per_row() + g) * interleaved_group_stride() + in_block;
+    }
     return (quant == WeightQuant::kQ8 ? r * cols : r * q4_row_bytes()) + g * group_bytes();
+  }
+  // q4: element (r, c) as stored, 0..15 (the value + 8). A row-major row packs columns 2k (low
+  // nibble) and 2k + 1 (high) in a byte; an interleaved8 block packs column c of rows 2p (low) and
+  // 2p + 1 (high), so a kernel unpacks a pair of rows with one shift and one mask.
+  int q4_nibble(int64_t r, int64_t c) const {
+    const uint8_t* group = q4() + group_offset(r, c / kQuantGroup);
+    if (interleaved8) return (group[c % kQuantGroup] >> (4 * (r % 2))) & 0x0f;
+    return (group[(c % kQuantGroup) / 2] >> (4 * (c % 2))) & 0x0f;
   }
   int64_t scale_index(int64_t r, int64_t g) const {
     if (interleaved8) return ((r / 8) * groups_per_row() + g) * (interleaved_group_stride() / 4) + r % 8;
