@@ -33,6 +33,34 @@ TEST(Quantize, ErrorWithinHalfAStepPerGroup) {
   }
 }
 
+// The interleaved copy the kernels read (values and scales per group of 8 rows; q4 pairs rows in
+// a byte) holds every element of the row-major original, padding rows and short groups included.
+TEST(Quantize, InterleavedCopyKeepsEveryElement) {
+  std::mt19937 rng(22);
+  for (int64_t rows : {1, 8, 13}) {
+    for (int64_t cols : {7, 32, 45, 96}) {
+      const Weight w = testing::random_weight(rng, rows, cols, 1.0f);
+      for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+        auto qw = quantize_weight(w, q);
+        ASSERT_TRUE(qw.ok()) << qw.status().message();
+        const Weight il = interleave_rows8(*qw);
+        ASSERT_TRUE(il.interleaved8);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c) {
+            ASSERT_EQ(il.at(r, c), qw->at(r, c)) << rows << "x" << cols << " q" << (q == WeightQuant::kQ8 ? 8 : 4)
+                                                 << " (" << r << ", " << c << ")";
+            if (q == WeightQuant::kQ4) ASSERT_EQ(il.q4_nibble(r, c), qw->q4_nibble(r, c));
+          }
+        // A scale lies right after its group's values, and group g + 1 after those scales.
+        const int64_t stride = il.interleaved_group_stride();
+        ASSERT_EQ(reinterpret_cast<const uint8_t*>(il.scales + il.scale_index(0, 0)) - static_cast<const uint8_t*>(il.data),
+                  stride - 32);
+        if (il.groups_per_row() > 1) ASSERT_EQ(il.group_offset(0, 1), stride);
+      }
+    }
+  }
+}
+
 TEST(Quantize, MatmulEqualsDequantisedMatmul) {
   std::mt19937 rng(22);
   ThreadPool pool(2);
