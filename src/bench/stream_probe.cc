@@ -13,6 +13,7 @@
 
 #include "bench/machine.h"
 #include "ops/dot_kernels.h"
+#include "ops/matmul.h"
 #include "platform/thread_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/quantize.h"
@@ -90,8 +91,8 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   if (quantized) kernels::quantize_activations(x.data(), 1, o.cols, o.cols, &qx);
   // Row blocks of whole 8-row blocks; the read takes the matching share of the bytes per task.
   ThreadPool pool(o.threads);
-  const int64_t step = o.task_rows > 0 ? o.task_rows : (o.rows + o.threads - 1) / o.threads;
-  const int64_t block_rows = std::max<int64_t>(8, (step + 7) / 8 * 8);
+  const int64_t block_rows =
+      o.task_rows > 0 ? std::max<int64_t>(8, (o.task_rows + 7) / 8 * 8) : rows_per_thread(o.rows, o.threads);
   const int64_t n_tasks = (o.rows + block_rows - 1) / block_rows;
   auto product = [&](const Weight& w, float* out) {
     pool.parallel_for(n_tasks, [&](int64_t t) {

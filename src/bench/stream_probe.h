@@ -1,6 +1,7 @@
 // `moepp bench --stream`: how close the one-token matrix-vector kernels come to a plain read of
-// the same memory, on one thread or shared by several as in decode, and what small pages cost. Decode reads every weight once per token, so its
-// limit is the memory stream; this isolates the kernel from the rest of a forward pass.
+// the same memory, on one thread or shared by several as in decode, and what small pages cost.
+// Decode reads every weight once per token, so its limit is the memory stream; this isolates
+// the kernel from the rest of a forward pass.
 // Each format gets enough copies of one random matrix to exceed the caches; four variants
 // (the kernel on huge-page copies, on small-page copies, and a plain read of each) take turns
 // call by call in one process, so the machine's drift (large under a hypervisor) falls on all

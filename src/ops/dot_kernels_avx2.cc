@@ -241,20 +241,23 @@ inline __m256i group_from_bytes(const void* bytes) {
 
 // Group g of row n and its scale, row-major or interleaved8 (tensor/weight.h's group_offset and
 // scale_index with the layout a template parameter, so the address is linear in g in the loop).
+template <bool kQ4>
+constexpr int64_t kInterleavedStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
+
 template <bool kQ4, bool kInterleaved>
 inline const uint8_t* group_address(const Weight& w, int64_t n, int64_t g) {
   constexpr int64_t gb = kQ4 ? kQuantGroup / 2 : kQuantGroup;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   if constexpr (kInterleaved) {
     const int64_t in_block = kQ4 ? (n % 8) / 2 * kQuantGroup : (n % 8) * gb;  // q4: rows in pairs
-    return base + ((n / 8) * w.groups_per_row() + g) * (8 * gb + 32) + in_block;
+    return base + ((n / 8) * w.groups_per_row() + g) * kInterleavedStride<kQ4> + in_block;
   }
   return base + (kQ4 ? n * w.q4_row_bytes() : n * w.cols) + g * gb;
 }
 
 template <bool kQ4, bool kInterleaved>
 inline float group_scale(const Weight& w, int64_t n, int64_t g) {
-  constexpr int64_t stride = (8 * (kQ4 ? kQuantGroup / 2 : kQuantGroup) + 32) / 4;  // in floats
+  constexpr int64_t stride = kInterleavedStride<kQ4> / 4;  // in floats
   if constexpr (kInterleaved) return w.scales[((n / 8) * w.groups_per_row() + g) * stride + n % 8];
   return w.scales[n * w.groups_per_row() + g];
 }

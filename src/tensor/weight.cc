@@ -118,19 +118,18 @@ Weight interleave_quantized(const Weight& w) {
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t g = 0; g < G; ++g) {
       scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
-      if (w.quant == WeightQuant::kQ4) {  // column c of rows 2p, 2p + 1 share a byte (q4_nibble)
-        uint8_t* pair = p + out.group_offset(r, g);
-        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);  // row-major pairs of columns
-        const int shift = 4 * static_cast<int>(r % 2);
-        const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
-        for (int64_t j = 0; j < cols; ++j)
-          pair[j] |= static_cast<uint8_t>(((src[j / 2] >> (4 * (j % 2))) & 0x0f) << shift);
+      // A row-major row's last group may be short: take what it has.
+      const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
+      uint8_t* dst = p + out.group_offset(r, g);
+      const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);
+      if (w.quant == WeightQuant::kQ8) {
+        std::memcpy(dst, src, static_cast<size_t>(cols));
         continue;
       }
-      // A row-major row's last group may be short: copy what it has.
-      const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
-      std::memcpy(p + out.group_offset(r, g), static_cast<const uint8_t*>(w.data) + w.group_offset(r, g),
-                  static_cast<size_t>(cols));
+      // q4: column j of rows 2p, 2p + 1 share a byte (q4_nibble); the source pairs columns.
+      const int shift = 4 * static_cast<int>(r % 2);
+      for (int64_t j = 0; j < cols; ++j)
+        dst[j] |= static_cast<uint8_t>(((src[j / 2] >> (4 * (j % 2))) & 0x0f) << shift);
     }
   return out;
 }

@@ -55,7 +55,10 @@ struct Weight {
   // interleaved8 q8/q4: group g of a block of 8 rows is its 8 rows' values followed by their 8 f32
   // scales (`scales` points at block 0's first scales), so a one-token kernel reads one stream
   // with no second one for the scales: 288 bytes a group for q8, 160 for q4.
-  int64_t interleaved_group_stride() const { return 8 * group_bytes() + 8 * static_cast<int64_t>(sizeof(float)); }
+  static constexpr int64_t interleaved_group_stride(WeightQuant q) {
+    return 8 * (q == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2) + 8 * static_cast<int64_t>(sizeof(float));
+  }
+  int64_t interleaved_group_stride() const { return interleaved_group_stride(quant); }
   // Interleaved q4 stores column c of rows 2p and 2p + 1 in one byte (q4_nibble), so the offset
   // of row r's group is that of its pair of rows.
   int64_t group_offset(int64_t r, int64_t g) const {
