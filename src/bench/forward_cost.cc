@@ -73,6 +73,7 @@ void CostCounter::begin(const Batch& batch, const KvCache& cache) {
   }
   kv_rows_ = 0;
   for (const auto& [seq, rows] : context_after) kv_rows_ += static_cast<double>(rows);
+  kv_element_bytes_ = cache.bf16() ? 2.0 : 4.0;
 }
 
 void CostCounter::on_routing(int64_t layer, const Batch& batch, const RoutingPlan& plan) {
@@ -96,7 +97,7 @@ ForwardCost CostCounter::end() {
                                        a.v.nbytes() + a.o.nbytes());
     dense.flops += 2.0 * n_tokens * (params(a.q) + params(a.k) + params(a.v) + params(a.o));
     dense.flops += 4.0 * static_cast<double>(c.n_heads * c.head_dim) * attended;
-    dense.bytes += 2.0 * kv_rows * static_cast<double>(c.n_kv_heads * c.head_dim) * sizeof(float);
+    dense.bytes += 2.0 * kv_rows * static_cast<double>(c.n_kv_heads * c.head_dim) * kv_element_bytes_;
   }
   if (outputs_ > 0) {
     dense.bytes += static_cast<double>(w.final_norm.nbytes() + w.lm_head.nbytes());

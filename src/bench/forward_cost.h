@@ -48,6 +48,7 @@ class CostCounter : public ForwardObserver {
   int64_t outputs_ = 0;
   double attended_ = 0;  // sum over tokens of the keys each one attends to
   double kv_rows_ = 0;   // cache rows read per layer: every cached position of every sequence, once
+  double kv_element_bytes_ = 4;  // 2 for a bf16 cache
 };
 
 }  // namespace moepp

@@ -10,6 +10,34 @@
 #include "ops/matmul.h"
 
 namespace moepp {
+namespace {
+
+// A head's keys or values in the cache: hd-wide column slices of rows `stride` elements apart,
+// stored as f32 or as bf16 (layers/kv_cache.h); exactly one pointer is set.
+struct CacheSlice {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  int64_t stride = 0;
+
+  CacheSlice from(int64_t row) const {
+    return {f32 ? f32 + row * stride : nullptr, bf16 ? bf16 + row * stride : nullptr, stride};
+  }
+};
+
+// The kernel set's block kernels (ops/dot_kernels.h) on either storage: the same bits.
+void dot_block(const kernels::KernelSet& kern, const float* q, int64_t A, int64_t ldq, const CacheSlice& keys,
+               int64_t count, int64_t n, float* y, int64_t ldy) {
+  if (keys.bf16) kern.dot_rows_block_bf16(q, A, ldq, keys.bf16, keys.stride, count, n, y, ldy);
+  else kern.dot_rows_block(q, A, ldq, keys.f32, keys.stride, count, n, y, ldy);
+}
+
+void axpy_block(const kernels::KernelSet& kern, const float* c, int64_t A, int64_t ldc, const CacheSlice& values,
+                int64_t count, float* y, int64_t ldy, int64_t n) {
+  if (values.bf16) kern.axpy_rows_block_bf16(c, A, ldc, values.bf16, values.stride, count, y, ldy, n);
+  else kern.axpy_rows_block(c, A, ldc, values.f32, values.stride, count, y, ldy, n);
+}
+
+}  // namespace
 
 void attention_forward(ThreadPool& pool, const AttentionShape& shape, const AttentionWeights& w,
                        const std::vector<float>& inv_freq, const Batch& batch, int64_t layer,
@@ -30,9 +58,16 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     rope_cos_sin(pos, inv_freq.data(), hd, cos_sin.data(), p);
     for (int64_t h = 0; h < shape.n_heads; ++h) rope_inplace(&q[t * q_width + h * hd], hd, cos_sin.data(), p);
     for (int64_t h = 0; h < shape.n_kv_heads; ++h) rope_inplace(&k[t * kv_width + h * hd], hd, cos_sin.data(), p);
-    // The caller reserved the cache for every position in the batch.
-    std::copy(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k(layer, batch.seq_ids[t], pos));
-    std::copy(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v(layer, batch.seq_ids[t], pos));
+    // The caller reserved the cache for every position in the batch. A bf16 cache gets bf16
+    // values (Model::make_cache), which f32_to_bf16 keeps exactly.
+    const int32_t seq = batch.seq_ids[t];
+    if (cache.bf16()) {
+      std::transform(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k_bf16(layer, seq, pos), f32_to_bf16);
+      std::transform(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v_bf16(layer, seq, pos), f32_to_bf16);
+    } else {
+      std::copy(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k(layer, seq, pos));
+      std::copy(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v(layer, seq, pos));
+    }
   });
 
   std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
@@ -52,9 +87,15 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     const int64_t first = first_key(t0);
     // The sequence's cached positions are rows of row_size floats: this head's keys and values
     // are hd-wide column slices of them.
-    const int64_t stride = cache.row_size();
-    const float* keys = cache.k(layer, seq, first) + kvh * hd;
-    const float* values = cache.v(layer, seq, first) + kvh * hd;
+    CacheSlice keys, values;
+    keys.stride = values.stride = cache.row_size();
+    if (cache.bf16()) {
+      keys.bf16 = cache.k_bf16(layer, seq, first) + kvh * hd;
+      values.bf16 = cache.v_bf16(layer, seq, first) + kvh * hd;
+    } else {
+      keys.f32 = cache.k(layer, seq, first) + kvh * hd;
+      values.f32 = cache.v(layer, seq, first) + kvh * hd;
+    }
     int64_t most = 0, fewest = INT64_MAX;  // keys seen by the queries
     for (int64_t t = t0; t < t1; ++t) {
       most = std::max(most, batch.positions[t] + 1 - first);
@@ -63,7 +104,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     thread_local std::vector<float> scores;  // [A, most]; a query's scores past its own keys are unused
     scores.resize(static_cast<size_t>(A * most));
     const kernels::KernelSet& kern = kernels::active_kernels();
-    kern.dot_rows_block(&q[t0 * q_width + h * hd], A, q_width, keys, stride, most, hd, scores.data(), most);
+    dot_block(kern, &q[t0 * q_width + h * hd], A, q_width, keys, most, hd, scores.data(), most);
     float* out = &attn[t0 * q_width + h * hd];
     for (int64_t a = 0; a < A; ++a) {
       float* s = &scores[a * most];
@@ -76,12 +117,12 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
       std::fill(out + a * q_width, out + a * q_width + hd, 0.0f);
     }
     // Values 0 .. fewest - 1 for all queries at once, then each query's own remaining ones, in order.
-    kern.axpy_rows_block(scores.data(), A, most, values, stride, fewest, out, q_width, hd);
+    axpy_block(kern, scores.data(), A, most, values, fewest, out, q_width, hd);
     for (int64_t a = 0; a < A; ++a) {
       const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
       if (n_keys > fewest)
-        kern.axpy_rows(&scores[a * most + fewest], values + fewest * stride, stride, n_keys - fewest,
-                       out + a * q_width, hd);
+        axpy_block(kern, &scores[a * most + fewest], 1, most, values.from(fewest), n_keys - fewest, out + a * q_width,
+                   q_width, hd);
       p.round(out + a * q_width, static_cast<size_t>(hd));
     }
   };

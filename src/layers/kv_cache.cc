@@ -9,8 +9,8 @@
 
 namespace moepp {
 
-KvCache::KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim)
-    : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim) {}
+KvCache::KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, bool bf16)
+    : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), bf16_(bf16) {}
 
 int32_t KvCache::add_sequence() {
   for (size_t i = 0; i < slots_.size(); ++i) {
@@ -45,14 +45,16 @@ void KvCache::reserve(int32_t seq, int64_t n) {
   Slot& s = slot(seq);
   if (n > s.capacity) {
     const int64_t cap = std::max<int64_t>(n, std::max<int64_t>(16, 2 * s.capacity));
-    const size_t part = static_cast<size_t>(cap * row_size()), old_part = static_cast<size_t>(s.capacity * row_size());
-    std::shared_ptr<void> bigger = allocate_aligned(2 * static_cast<size_t>(n_layers_) * part * sizeof(float));
+    // Bytes of one part (the keys or the values of a layer), now and after.
+    const size_t part = static_cast<size_t>(cap * row_size()) * element_bytes();
+    const size_t old_part = static_cast<size_t>(s.capacity * row_size()) * element_bytes();
+    std::shared_ptr<void> bigger = allocate_aligned(2 * static_cast<size_t>(n_layers_) * part);
     if (bigger == nullptr) throw std::bad_alloc();
-    float* to = static_cast<float*>(bigger.get());
-    const float* from = static_cast<const float*>(s.memory.get());
+    char* to = static_cast<char*>(bigger.get());
+    const char* from = static_cast<const char*>(s.memory.get());
     for (int64_t p = 0; p < 2 * n_layers_; ++p) {  // each part keeps its rows; the rest starts at zero
-      if (old_part > 0) std::memcpy(to + p * part, from + p * old_part, old_part * sizeof(float));
-      std::memset(to + p * part + old_part, 0, (part - old_part) * sizeof(float));
+      if (old_part > 0) std::memcpy(to + p * part, from + p * old_part, old_part);
+      std::memset(to + p * part + old_part, 0, part - old_part);
     }
     s.memory = std::move(bigger);
     s.capacity = cap;
@@ -62,7 +64,7 @@ void KvCache::reserve(int32_t seq, int64_t n) {
 
 size_t KvCache::bytes() const {
   size_t b = 0;
-  for (const Slot& s : slots_) b += 2 * static_cast<size_t>(s.capacity * row_size() * n_layers_) * sizeof(float);
+  for (const Slot& s : slots_) b += 2 * static_cast<size_t>(s.capacity * row_size() * n_layers_) * element_bytes();
   return b;
 }
 

@@ -1,5 +1,8 @@
 // Per-sequence key/value cache: k (after RoPE) and v of every layer, position and kv head.
 // Sequences are independent slots, so a scheduler can add, roll back and drop them freely.
+// Stored as f32, or as bf16 where every value is a bf16 value (a bf16-precision forward rounds k
+// and v to bf16, as the reference's bf16 cache holds them): half the memory and half the bytes
+// attention reads, with the same numbers.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +15,7 @@ namespace moepp {
 
 class KvCache {
  public:
-  KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim);
+  KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, bool bf16 = false);
   // Moved, never copied: a copy would share the sequences' memory.
   KvCache(KvCache&&) = default;
   KvCache& operator=(KvCache&&) = default;
@@ -29,9 +32,15 @@ class KvCache {
   void reserve(int32_t seq, int64_t n);
 
   int64_t row_size() const { return n_kv_heads_ * head_dim_; }
-  // [row_size] rows of layer `layer`, sequence `seq`, position `pos`.
-  float* k(int64_t layer, int32_t seq, int64_t pos) { return rows(seq, 2 * layer) + pos * row_size(); }
-  float* v(int64_t layer, int32_t seq, int64_t pos) { return rows(seq, 2 * layer + 1) + pos * row_size(); }
+  bool bf16() const { return bf16_; }
+  // [row_size] rows of layer `layer`, sequence `seq`, position `pos`: floats in an f32 cache,
+  // bf16 bit patterns in a bf16 one (each pair of accessors for its own storage only).
+  float* k(int64_t layer, int32_t seq, int64_t pos) { return static_cast<float*>(row(seq, 2 * layer, pos)); }
+  float* v(int64_t layer, int32_t seq, int64_t pos) { return static_cast<float*>(row(seq, 2 * layer + 1, pos)); }
+  uint16_t* k_bf16(int64_t layer, int32_t seq, int64_t pos) { return static_cast<uint16_t*>(row(seq, 2 * layer, pos)); }
+  uint16_t* v_bf16(int64_t layer, int32_t seq, int64_t pos) {
+    return static_cast<uint16_t*>(row(seq, 2 * layer + 1, pos));
+  }
   size_t bytes() const;
 
  private:
@@ -46,13 +55,15 @@ class KvCache {
     std::shared_ptr<void> memory;
   };
   Slot& slot(int32_t seq) { return slots_[static_cast<size_t>(seq)]; }
-  // Rows of part p (2 * layer: keys, 2 * layer + 1: values) of a sequence.
-  float* rows(int32_t seq, int64_t part) {
+  size_t element_bytes() const { return bf16_ ? sizeof(uint16_t) : sizeof(float); }
+  // Row `pos` of part p (2 * layer: keys, 2 * layer + 1: values) of a sequence.
+  void* row(int32_t seq, int64_t part, int64_t pos) {
     Slot& s = slot(seq);
-    return static_cast<float*>(s.memory.get()) + part * s.capacity * row_size();
+    return static_cast<char*>(s.memory.get()) + ((part * s.capacity + pos) * row_size()) * element_bytes();
   }
 
   int64_t n_layers_, n_kv_heads_, head_dim_;
+  bool bf16_;
   std::vector<Slot> slots_;
 };
 

@@ -332,6 +332,9 @@ Result<std::unique_ptr<Model>> Model::with_zero_computation_only() const {
 }
 
 Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
+  // A bf16 cache would round an f32 forward's keys and values (f32 storage holds either exactly).
+  if (cache.bf16() && !precision_.bf16())
+    return Status::Error("KV cache: expected f32 storage for a model computing in f32, found bf16");
   std::map<int32_t, int64_t> next_pos;  // sequence -> position its next token must have
   for (int64_t t = 0; t < batch.size(); ++t) {
     const int32_t token = batch.tokens[t];

@@ -70,7 +70,10 @@ class Model {
   ParamCounts param_counts() const;
   size_t weight_bytes() const;
 
-  KvCache make_cache() const { return KvCache(config_.n_layers, config_.n_kv_heads, config_.head_dim); }
+  // A bf16 forward's keys and values are bf16 values, so its cache stores them as bf16.
+  KvCache make_cache() const {
+    return KvCache(config_.n_layers, config_.n_kv_heads, config_.head_dim, precision_.bf16());
+  }
 
   // Runs the batch through the model, appending its keys/values to the cache. logits (out):
   // [batch.n_outputs(), vocab_size] for the tokens marked in want_logits, in batch order.

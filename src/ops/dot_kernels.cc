@@ -92,19 +92,29 @@ void scalar_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - n0)] = reference_dot(x + m * ldx, w, n);
 }
 
-float scalar_dot(const float* a, const float* b, int64_t n) {
+// A cache row's element as f32: itself, or the value of its bf16 bits.
+inline float row_value(const float* r, int64_t i) { return r[i]; }
+inline float row_value(const uint16_t* r, int64_t i) { return bf16_to_f32(r[i]); }
+
+template <class T>
+float scalar_dot_of(const float* a, const T* b, int64_t n) {
   float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int64_t k = 0; k < n; k += 8)
-    for (int j = 0; j < 8 && k + j < n; ++j) lane[j] = std::fma(a[k + j], b[k + j], lane[j]);
+    for (int j = 0; j < 8 && k + j < n; ++j) lane[j] = std::fma(a[k + j], row_value(b, k + j), lane[j]);
   // Lanes past n would add fma(0, 0, lane) = lane + 0: the same value, except -0 becoming +0.
   if (n % 8 != 0)
     for (int j = static_cast<int>(n % 8); j < 8; ++j) lane[j] = std::fma(0.0f, 0.0f, lane[j]);
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-void scalar_axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = y[i] + a * x[i];
+float scalar_dot(const float* a, const float* b, int64_t n) { return scalar_dot_of(a, b, n); }
+
+template <class T>
+void scalar_axpy_of(float a, const T* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] + a * row_value(x, i);
 }
+
+void scalar_axpy(float a, const float* x, float* y, int64_t n) { scalar_axpy_of(a, x, y, n); }
 
 void scalar_dot_rows(const float* a, const float* rows, int64_t stride, int64_t count, int64_t n, float* y) {
   for (int64_t j = 0; j < count; ++j) y[j] = scalar_dot(a, rows + j * stride, n);
@@ -112,6 +122,18 @@ void scalar_dot_rows(const float* a, const float* rows, int64_t stride, int64_t 
 
 void scalar_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t count, float* y, int64_t n) {
   for (int64_t j = 0; j < count; ++j) scalar_axpy(c[j], rows + j * stride, y, n);
+}
+
+void scalar_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const uint16_t* rows, int64_t stride,
+                                int64_t count, int64_t n, float* y, int64_t ldy) {
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t j = 0; j < count; ++j) y[a * ldy + j] = scalar_dot_of(q + a * ldq, rows + j * stride, n);
+}
+
+void scalar_axpy_rows_block_bf16(const float* c, int64_t A, int64_t ldc, const uint16_t* rows, int64_t stride,
+                                 int64_t count, float* y, int64_t ldy, int64_t n) {
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t j = 0; j < count; ++j) scalar_axpy_of(c[a * ldc + j], rows + j * stride, y + a * ldy, n);
 }
 
 double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
@@ -132,7 +154,9 @@ const KernelSet kScalar{"scalar",
                         scalar_axpy_rows,
                         dot_rows_each_query<scalar_dot_rows>,
                         axpy_rows_each_query<scalar_axpy_rows>,
-                        scalar_exp_sum};
+                        scalar_exp_sum,
+                        scalar_dot_rows_block_bf16,
+                        scalar_axpy_rows_block_bf16};
 
 const KernelSet& choose() {
   const std::vector<const KernelSet*> sets = available_kernels();

@@ -57,6 +57,13 @@ using DotRowsBlockKernel = void (*)(const float* q /*[A, ldq]*/, int64_t A, int6
 using AxpyRowsBlockKernel = void (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const float* rows,
                                      int64_t stride, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
 
+// The same two on a bf16 KV cache (layers/kv_cache.h): rows hold bf16 bit patterns, read as the
+// f32 values they are, so the results have the bits of the f32 kernels on those values.
+using DotRowsBlockBf16Kernel = void (*)(const float* q /*[A, ldq]*/, int64_t A, int64_t ldq, const uint16_t* rows,
+                                        int64_t stride, int64_t count, int64_t n, float* y /*[A, ldy]*/, int64_t ldy);
+using AxpyRowsBlockBf16Kernel = void (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const uint16_t* rows,
+                                         int64_t stride, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
+
 // The block kernels of sets without a shared-row path: the set's one-query kernel per query.
 template <DotRowsKernel kDotRows>
 void dot_rows_each_query(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
@@ -94,6 +101,8 @@ struct KernelSet {
   DotRowsBlockKernel dot_rows_block;
   AxpyRowsBlockKernel axpy_rows_block;
   ExpSumKernel exp_sum;
+  DotRowsBlockBf16Kernel dot_rows_block_bf16;
+  AxpyRowsBlockBf16Kernel axpy_rows_block_bf16;
   PairRowsKernel pair_rows = nullptr;  // null in sets whose batch kernels read f32 inputs directly
   PairedRowsKernel paired_rows = nullptr;
 };

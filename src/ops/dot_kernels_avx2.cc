@@ -403,25 +403,40 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   rows_for(x, M, ldx, w, RowMajorLoader<uint16_t>{{&w}}, n0, n1, y, ldy);
 }
 
-float avx2_dot(const float* a, const float* b, int64_t n) {
+// The first `live` of 8 elements of a cache row (f32 or bf16) as f32, zeros past them.
+inline __m256 load_tail8(const float* p, __m256i mask, int64_t) { return _mm256_maskload_ps(p, mask); }
+inline __m256 load_tail8(const uint16_t* p, __m256i, int64_t live) {
+  alignas(32) float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < live; ++i) v[i] = bf16_to_f32(p[i]);
+  return _mm256_load_ps(v);
+}
+
+template <class T>
+float avx2_dot_of(const float* a, const T* b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   const int64_t n_full = n & ~int64_t{7};
-  for (int64_t k = 0; k < n_full; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+  for (int64_t k = 0; k < n_full; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), f32x8(b + k), acc);
   if (n_full < n) {
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - n_full)),
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + n_full, mask), _mm256_maskload_ps(b + n_full, mask), acc);
+    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + n_full, mask), load_tail8(b + n_full, mask, n - n_full), acc);
   }
   return lane_sum(acc);
 }
 
-void avx2_axpy(float a, const float* x, float* y, int64_t n) {
+inline float element(const float* p, int64_t i) { return p[i]; }
+inline float element(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
+
+template <class T>
+void avx2_axpy_of(float a, const T* x, float* y, int64_t n) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
-  for (; i < n; ++i) y[i] = y[i] + a * x[i];
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, f32x8(x + i))));
+  for (; i < n; ++i) y[i] = y[i] + a * element(x, i);
 }
+
+float avx2_dot(const float* a, const float* b, int64_t n) { return avx2_dot_of(a, b, n); }
+void avx2_axpy(float a, const float* x, float* y, int64_t n) { avx2_axpy_of(a, x, y, n); }
 
 void avx2_dot_rows(const float* a, const float* rows, int64_t stride, int64_t count, int64_t n, float* y) {
   for (int64_t j = 0; j < count; ++j) y[j] = avx2_dot(a, rows + j * stride, n);
@@ -429,6 +444,18 @@ void avx2_dot_rows(const float* a, const float* rows, int64_t stride, int64_t co
 
 void avx2_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t count, float* y, int64_t n) {
   for (int64_t j = 0; j < count; ++j) avx2_axpy(c[j], rows + j * stride, y, n);
+}
+
+void avx2_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const uint16_t* rows, int64_t stride,
+                              int64_t count, int64_t n, float* y, int64_t ldy) {
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t j = 0; j < count; ++j) y[a * ldy + j] = avx2_dot_of(q + a * ldq, rows + j * stride, n);
+}
+
+void avx2_axpy_rows_block_bf16(const float* c, int64_t A, int64_t ldc, const uint16_t* rows, int64_t stride,
+                               int64_t count, float* y, int64_t ldy, int64_t n) {
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t j = 0; j < count; ++j) avx2_axpy_of(c[a * ldc + j], rows + j * stride, y + a * ldy, n);
 }
 
 // exp_f32 on 8 lanes: the scalar reference's operations in the same order.
@@ -479,7 +506,9 @@ const KernelSet kAvx2{"avx2",
                       avx2_axpy_rows,
                       dot_rows_each_query<avx2_dot_rows>,
                       axpy_rows_each_query<avx2_axpy_rows>,
-                      avx2_exp_sum};
+                      avx2_exp_sum,
+                      avx2_dot_rows_block_bf16,
+                      avx2_axpy_rows_block_bf16};
 
 }  // namespace
 

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 #include "ops/dot_kernels.h"
@@ -614,10 +615,21 @@ void avx512_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t
   }
 }
 
+// Up to 8 (16) elements of a cache row as f32, zeros in the lanes `live` leaves out: f32 rows as
+// they are, bf16 rows widened (their bits in the high half of each lane, exact).
+inline __m256 row8(const float* p, __mmask8 live) { return _mm256_maskz_loadu_ps(live, p); }
+inline __m256 row8(const uint16_t* p, __mmask8 live) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(live, p)), 16));
+}
+inline __m512 row16(const float* p, __mmask16 live) { return _mm512_maskz_loadu_ps(live, p); }
+inline __m512 row16(const uint16_t* p, __mmask16 live) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(live, p)), 16));
+}
+
 // dot_rows for A queries at once: each pair of keys is loaded into a register once and
-// multiplied by every query's chunk (A x 4 accumulators).
-template <int A>
-void dot_rows_block8(const float* q, int64_t ldq, const float* r /*8 keys*/, int64_t stride, int64_t n, float* y,
+// multiplied by every query's chunk (A x 4 accumulators). Keys are f32 or bf16 (T).
+template <int A, class T>
+void dot_rows_block8(const float* q, int64_t ldq, const T* r /*8 keys*/, int64_t stride, int64_t n, float* y,
                      int64_t ldy) {
   __m512 acc[A][4];
   for (int a = 0; a < A; ++a)
@@ -628,8 +640,8 @@ void dot_rows_block8(const float* q, int64_t ldq, const float* r /*8 keys*/, int
     const __mmask8 live = k < n_full ? __mmask8{0xff} : tail;  // lanes past n: 0 x 0, as the contract pads
     __m512 kv[4];
     for (int i = 0; i < 4; ++i)
-      kv[i] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(live, r + 2 * i * stride + k)),
-                                 _mm256_maskz_loadu_ps(live, r + (2 * i + 1) * stride + k), 1);
+      kv[i] = _mm512_insertf32x8(_mm512_castps256_ps512(row8(r + 2 * i * stride + k, live)),
+                                 row8(r + (2 * i + 1) * stride + k, live), 1);
     for (int a = 0; a < A; ++a) {
       const __m512 xv = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, q + a * ldq + k));
       for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(xv, kv[i], acc[a][i]);
@@ -639,15 +651,16 @@ void dot_rows_block8(const float* q, int64_t ldq, const float* r /*8 keys*/, int
     _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
 }
 
-void avx512_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
-                           int64_t n, float* y, int64_t ldy) {
+template <class T>
+void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, int64_t stride, int64_t count, int64_t n,
+                       float* y, int64_t ldy) {
   for (int64_t a0 = 0; a0 < A; a0 += 4) {
     const int64_t block = std::min<int64_t>(4, A - a0);
     const float* qa = q + a0 * ldq;
     float* ya = y + a0 * ldy;
     int64_t j = 0;
     for (; j + 8 <= count; j += 8) {
-      const float* r = rows + j * stride;
+      const T* r = rows + j * stride;
       switch (block) {
         case 1: dot_rows_block8<1>(qa, ldq, r, stride, n, ya + j, ldy); break;
         case 2: dot_rows_block8<2>(qa, ldq, r, stride, n, ya + j, ldy); break;
@@ -655,15 +668,29 @@ void avx512_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* 
         default: dot_rows_block8<4>(qa, ldq, r, stride, n, ya + j, ldy); break;
       }
     }
-    if (j < count)
+    if (j == count) continue;
+    if constexpr (std::is_same_v<T, float>) {
       for (int64_t a = 0; a < block; ++a)
         avx2_kernels()->dot_rows(qa + a * ldq, rows + j * stride, stride, count - j, n, ya + a * ldy + j);
+    } else {
+      avx2_kernels()->dot_rows_block_bf16(qa, block, ldq, rows + j * stride, stride, count - j, n, ya + j, ldy);
+    }
   }
 }
 
-// axpy_rows for A queries at once: each value row's 64 floats are loaded once for all of them.
-template <int A>
-void axpy_rows_block(const float* c, int64_t ldc, const float* rows, int64_t stride, int64_t count, float* y,
+void avx512_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
+                           int64_t n, float* y, int64_t ldy) {
+  dot_rows_block_of(q, A, ldq, rows, stride, count, n, y, ldy);
+}
+
+void avx512_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const uint16_t* rows, int64_t stride,
+                                int64_t count, int64_t n, float* y, int64_t ldy) {
+  dot_rows_block_of(q, A, ldq, rows, stride, count, n, y, ldy);
+}
+
+// axpy_rows for A queries at once: each value row's 64 elements are loaded once for all of them.
+template <int A, class T>
+void axpy_rows_block(const float* c, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
                      int64_t ldy, int64_t n) {
   for (int64_t i = 0; i < n; i += 64) {
     const int64_t width = std::min<int64_t>(64, n - i);
@@ -675,9 +702,9 @@ void axpy_rows_block(const float* c, int64_t ldc, const float* rows, int64_t str
       for (int a = 0; a < A; ++a) acc[a][b] = _mm512_maskz_loadu_ps(live[b], y + a * ldy + i + 16 * b);
     }
     for (int64_t j = 0; j < count; ++j) {
-      const float* r = rows + j * stride + i;
+      const T* r = rows + j * stride + i;
       __m512 v[4];
-      for (int b = 0; b < 4; ++b) v[b] = _mm512_maskz_loadu_ps(live[b], r + 16 * b);
+      for (int b = 0; b < 4; ++b) v[b] = row16(r + 16 * b, live[b]);
       for (int a = 0; a < A; ++a) {
         const __m512 cj = _mm512_set1_ps(c[a * ldc + j]);
         for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_add_ps(acc[a][b], _mm512_mul_ps(cj, v[b]));
@@ -688,8 +715,9 @@ void axpy_rows_block(const float* c, int64_t ldc, const float* rows, int64_t str
   }
 }
 
-void avx512_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
-                            float* y, int64_t ldy, int64_t n) {
+template <class T>
+void axpy_rows_block_of(const float* c, int64_t A, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
+                        int64_t ldy, int64_t n) {
   for (int64_t a0 = 0; a0 < A; a0 += 4) {
     const float* ca = c + a0 * ldc;
     float* ya = y + a0 * ldy;
@@ -700,6 +728,16 @@ void avx512_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float*
       default: axpy_rows_block<4>(ca, ldc, rows, stride, count, ya, ldy, n); break;
     }
   }
+}
+
+void avx512_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
+                            float* y, int64_t ldy, int64_t n) {
+  axpy_rows_block_of(c, A, ldc, rows, stride, count, y, ldy, n);
+}
+
+void avx512_axpy_rows_block_bf16(const float* c, int64_t A, int64_t ldc, const uint16_t* rows, int64_t stride,
+                                 int64_t count, float* y, int64_t ldy, int64_t n) {
+  axpy_rows_block_of(c, A, ldc, rows, stride, count, y, ldy, n);
 }
 
 // exp_f32 on 16 lanes: the scalar reference's operations in the same order.
@@ -762,7 +800,8 @@ const KernelSet* avx512_kernels() {
   // Attention's single vector dot and axpy: 8-lane work that gains nothing from wider registers.
   static const KernelSet set{"avx512",         avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->dot,
                              avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows,     avx512_dot_rows_block,
-                             avx512_axpy_rows_block, avx512_exp_sum, avx512_pair_rows,    avx512_paired_rows};
+                             avx512_axpy_rows_block, avx512_exp_sum, avx512_dot_rows_block_bf16, avx512_axpy_rows_block_bf16,
+                             avx512_pair_rows,       avx512_paired_rows};
   return &set;
 }
 

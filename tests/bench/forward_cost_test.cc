@@ -68,6 +68,7 @@ TEST(ForwardCost, WholeForwardMatchesPlans) {
   std::unique_ptr<Model> m = tiny("mixtral-1.8b");
   ThreadPool pool(1);
   KvCache cache = m->make_cache();
+  ASSERT_TRUE(cache.bf16());  // a bf16 model's cache
   const int32_t seq = cache.add_sequence();
   CostCounter counter(*m);
   struct Plans : ForwardObserver {
@@ -88,7 +89,7 @@ TEST(ForwardCost, WholeForwardMatchesPlans) {
   const double want = static_cast<double>(lw.attention.q.nbytes() + lw.attention.k.nbytes() + lw.attention.v.nbytes() +
                                           lw.attention.o.nbytes() + lw.input_norm.nbytes() + lw.post_norm.nbytes() +
                                           lw.moe.router.w1.nbytes() + w.final_norm.nbytes() + w.lm_head.nbytes()) +
-                      2 * expert_bytes + 64 * 2 /* embedding row */ + 2.0 * 1 * 2 * 32 * 4 /* K and V rows, f32 */;
+                      2 * expert_bytes + 64 * 2 /* embedding row */ + 2.0 * 1 * 2 * 32 * 2 /* K and V rows, bf16 */;
   EXPECT_DOUBLE_EQ(c.bytes, want);
   EXPECT_DOUBLE_EQ(counter.total().bytes, want);
 }

@@ -292,15 +292,23 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
   }
 }
 
-TEST(DotKernels, AttentionRowBlocksEqualOneQueryAtATime) {
-  // dot_rows_block / axpy_rows_block over blocks of 1..9 queries (strided, as heads in a token's
-  // row): per query, the bits of the scalar dot and axpy, for every set.
-  std::mt19937 rng(47);
+// dot_rows_block / axpy_rows_block over blocks of 1..9 queries (strided, as heads in a token's
+// row): per query, the bits of the scalar dot and axpy, for every set. With bf16_cache, the rows
+// are bf16 values and the sets' bf16-row kernels (a bf16 KV cache) must give those bits too,
+// reading the rows from a misaligned buffer.
+void check_row_blocks(uint32_t seed, bool bf16_cache) {
+  std::mt19937 rng(seed);
   for (int64_t n : {7, 64, 100}) {
     for (int64_t count : {1, 8, 19}) {
       for (int64_t A : {1, 3, 4, 9}) {
         const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
-        const std::vector<float> rows = testing::random_vector(rng, static_cast<size_t>(count * stride));
+        std::vector<float> rows = testing::random_vector(rng, static_cast<size_t>(count * stride));
+        std::vector<uint16_t> rows_bf16(rows.size() + 1);  // from element 1: 2 bytes off alignment
+        if (bf16_cache)
+          for (size_t i = 0; i < rows.size(); ++i) {
+            rows_bf16[i + 1] = f32_to_bf16(rows[i]);
+            rows[i] = bf16_to_f32(rows_bf16[i + 1]);
+          }
         const std::vector<float> q = testing::random_vector(rng, static_cast<size_t>(A * ldq));
         const std::vector<float> c = testing::random_vector(rng, static_cast<size_t>(A * ldc));
         const std::vector<float> y0 = testing::random_vector(rng, static_cast<size_t>(A * ldy));
@@ -312,17 +320,28 @@ TEST(DotKernels, AttentionRowBlocksEqualOneQueryAtATime) {
           }
         for (const auto* set : kernels::available_kernels()) {
           std::vector<float> dots(dots_want.size(), -1.0f), y = y0;
-          set->dot_rows_block(q.data(), A, ldq, rows.data(), stride, count, n, dots.data(), count);
-          set->axpy_rows_block(c.data(), A, ldc, rows.data(), stride, count, y.data(), ldy, n);
+          if (bf16_cache) {
+            set->dot_rows_block_bf16(q.data(), A, ldq, rows_bf16.data() + 1, stride, count, n, dots.data(), count);
+            set->axpy_rows_block_bf16(c.data(), A, ldc, rows_bf16.data() + 1, stride, count, y.data(), ldy, n);
+          } else {
+            set->dot_rows_block(q.data(), A, ldq, rows.data(), stride, count, n, dots.data(), count);
+            set->axpy_rows_block(c.data(), A, ldc, rows.data(), stride, count, y.data(), ldy, n);
+          }
+          const char* rows_kind = bf16_cache ? " bf16 rows" : " f32 rows";
           for (size_t i = 0; i < dots.size(); ++i)
-            ASSERT_EQ(bits(dots[i]), bits(dots_want[i])) << set->isa << " n " << n << " count " << count << " A " << A;
+            ASSERT_EQ(bits(dots[i]), bits(dots_want[i]))
+                << set->isa << rows_kind << " n " << n << " count " << count << " A " << A;
           for (size_t i = 0; i < y.size(); ++i)
-            ASSERT_EQ(bits(y[i]), bits(y_want[i])) << set->isa << " n " << n << " count " << count << " A " << A;
+            ASSERT_EQ(bits(y[i]), bits(y_want[i])) << set->isa << rows_kind << " n " << n << " count " << count << " A " << A;
         }
       }
     }
   }
 }
+
+TEST(DotKernels, AttentionRowBlocksEqualOneQueryAtATime) { check_row_blocks(47, false); }
+
+TEST(DotKernels, AttentionRowBlocksOnBf16CacheRowsEqualTheF32Kernels) { check_row_blocks(53, true); }
 
 }  // namespace
 }  // namespace moepp
