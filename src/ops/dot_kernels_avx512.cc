@@ -615,11 +615,16 @@ void avx512_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t
   }
 }
 
-// Up to 8 (16) elements of a cache row as f32, zeros in the lanes `live` leaves out: f32 rows as
-// they are, bf16 rows widened (their bits in the high half of each lane, exact).
-inline __m256 row8(const float* p, __mmask8 live) { return _mm256_maskz_loadu_ps(live, p); }
-inline __m256 row8(const uint16_t* p, __mmask8 live) {
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(live, p)), 16));
+// Up to 8 elements of two cache rows as f32 in one register (row `a` low, `b` high), zeros in the
+// lanes `live` leaves out (16 elements of one row for row16): f32 rows as they are, bf16 rows
+// widened (their bits in the high half of each lane, exact), both rows at once.
+inline __m512 row_pair8(const float* a, const float* b, __mmask8 live) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(live, a)), _mm256_maskz_loadu_ps(live, b), 1);
+}
+inline __m512 row_pair8(const uint16_t* a, const uint16_t* b, __mmask8 live) {
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_maskz_loadu_epi16(live, a)),
+                                               _mm_maskz_loadu_epi16(live, b), 1);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(both), 16));
 }
 inline __m512 row16(const float* p, __mmask16 live) { return _mm512_maskz_loadu_ps(live, p); }
 inline __m512 row16(const uint16_t* p, __mmask16 live) {
@@ -639,9 +644,7 @@ void dot_rows_block8(const float* q, int64_t ldq, const T* r /*8 keys*/, int64_t
   for (int64_t k = 0; k < n; k += 8) {
     const __mmask8 live = k < n_full ? __mmask8{0xff} : tail;  // lanes past n: 0 x 0, as the contract pads
     __m512 kv[4];
-    for (int i = 0; i < 4; ++i)
-      kv[i] = _mm512_insertf32x8(_mm512_castps256_ps512(row8(r + 2 * i * stride + k, live)),
-                                 row8(r + (2 * i + 1) * stride + k, live), 1);
+    for (int i = 0; i < 4; ++i) kv[i] = row_pair8(r + 2 * i * stride + k, r + (2 * i + 1) * stride + k, live);
     for (int a = 0; a < A; ++a) {
       const __m512 xv = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, q + a * ldq + k));
       for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(xv, kv[i], acc[a][i]);
@@ -689,11 +692,58 @@ void avx512_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const ui
 }
 
 // axpy_rows for A queries at once: each value row's 64 elements are loaded once for all of them.
+// A whole 64-wide chunk of bf16 rows: 32 values a load, widened by interleaving zeros below them
+// (one in-lane unpack per 16, no cross-lane widening and shift). The unpacks leave dims in the
+// order {0-3, 8-11, 16-19, 24-27} (lo) and {4-7, 12-15, ..} (hi) of each 32; y is loaded into
+// that order and stored back from it. Each output is still y + c * v per row in row order, so
+// the order of the lanes changes no bits.
+template <int A>
+void axpy_rows_block_bf16_chunk(const float* c, int64_t ldc, const uint16_t* rows, int64_t stride, int64_t count,
+                                float* y /*64 wide*/, int64_t ldy) {
+  const __m512i to_lo = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i to_hi = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i back_first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i back_second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  __m512 acc[A][4];  // [half of the chunk][lo, hi]
+  for (int a = 0; a < A; ++a)
+    for (int h = 0; h < 2; ++h) {
+      const __m512 first = _mm512_loadu_ps(y + a * ldy + 32 * h), second = _mm512_loadu_ps(y + a * ldy + 32 * h + 16);
+      acc[a][2 * h] = _mm512_permutex2var_ps(first, to_lo, second);
+      acc[a][2 * h + 1] = _mm512_permutex2var_ps(first, to_hi, second);
+    }
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t j = 0; j < count; ++j) {
+    const uint16_t* r = rows + j * stride;
+    __m512 v[4];
+    for (int h = 0; h < 2; ++h) {
+      const __m512i bits = _mm512_loadu_si512(r + 32 * h);
+      v[2 * h] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, bits));
+      v[2 * h + 1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, bits));
+    }
+    for (int a = 0; a < A; ++a) {
+      const __m512 cj = _mm512_set1_ps(c[a * ldc + j]);
+      for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_add_ps(acc[a][b], _mm512_mul_ps(cj, v[b]));
+    }
+  }
+  for (int a = 0; a < A; ++a)
+    for (int h = 0; h < 2; ++h) {
+      _mm512_storeu_ps(y + a * ldy + 32 * h, _mm512_permutex2var_ps(acc[a][2 * h], back_first, acc[a][2 * h + 1]));
+      _mm512_storeu_ps(y + a * ldy + 32 * h + 16,
+                       _mm512_permutex2var_ps(acc[a][2 * h], back_second, acc[a][2 * h + 1]));
+    }
+}
+
 template <int A, class T>
 void axpy_rows_block(const float* c, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
                      int64_t ldy, int64_t n) {
   for (int64_t i = 0; i < n; i += 64) {
     const int64_t width = std::min<int64_t>(64, n - i);
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (width == 64) {
+        axpy_rows_block_bf16_chunk<A>(c, ldc, rows + i, stride, count, y + i, ldy);
+        continue;
+      }
+    }
     __mmask16 live[4];
     __m512 acc[A][4];
     for (int b = 0; b < 4; ++b) {
