@@ -115,14 +115,15 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   return t;
 }
 
-// One prompt of n tokens as a single batch from an empty cache; logits for the last token only.
-// The cache is the test's own, emptied, as llama-bench clears its context's: its memory is
-// allocated once per test, not timed in every repetition.
-Status time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, KvCache& cache,
-                   int32_t seq, CostCounter* counter, double* seconds, ForwardCost* cost) {
-  cache.truncate(seq, 0);
+// One prompt of n tokens as a single batch after the cache's first `depth` positions; logits for
+// the last token only. The cache is the test's own, cut back to its context, as llama-bench
+// clears its context's: its memory is allocated once per test, not timed in every repetition.
+Status time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, int64_t depth,
+                   KvCache& cache, int32_t seq, CostCounter* counter, double* seconds, ForwardCost* cost) {
+  cache.truncate(seq, depth);
   Batch batch;
-  for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int32_t>(i), seq, i + 1 == tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i)
+    batch.add(tokens[i], static_cast<int32_t>(depth + static_cast<int64_t>(i)), seq, i + 1 == tokens.size());
   std::vector<float> logits;
   counter->begin(batch, cache);
   const auto t0 = Clock::now();
@@ -132,16 +133,17 @@ Status time_prompt(const Model& model, ThreadPool& pool, const std::vector<int32
   return Status::Ok();
 }
 
-// n decode steps of one token each from an empty cache, as llama-bench's tg test.
-Status time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, KvCache& cache,
-                       int32_t seq, CostCounter* counter, double* seconds, ForwardCost* cost) {
-  cache.truncate(seq, 0);
+// n decode steps of one token each after the cache's first `depth` positions, as llama-bench's
+// tg test (its -d for depth).
+Status time_generation(const Model& model, ThreadPool& pool, const std::vector<int32_t>& tokens, int64_t depth,
+                       KvCache& cache, int32_t seq, CostCounter* counter, double* seconds, ForwardCost* cost) {
+  cache.truncate(seq, depth);
   std::vector<float> logits;
   *cost = ForwardCost();
   double total = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
     Batch batch;
-    batch.add(tokens[i], static_cast<int32_t>(i), seq, true);
+    batch.add(tokens[i], static_cast<int32_t>(depth + static_cast<int64_t>(i)), seq, true);
     counter->begin(batch, cache);
     const auto t0 = Clock::now();
     MOEPP_RETURN_IF_ERROR(model.forward(pool, batch, cache, &logits, counter));
@@ -152,11 +154,31 @@ Status time_generation(const Model& model, ThreadPool& pool, const std::vector<i
   return Status::Ok();
 }
 
-// Weights plus a KV cache of n positions (f32 keys and values, every layer).
+// The first `depth` positions of the test's sequence: random tokens, untimed, in batches of at
+// most 512 tokens (a batch's activations grow with its size).
+Status fill_context(const Model& model, ThreadPool& pool, int64_t depth, uint64_t seed, KvCache& cache, int32_t seq,
+                    const BenchConfig& config) {
+  if (depth == 0) return Status::Ok();
+  const std::vector<int32_t> tokens = random_tokens(depth, model.config().vocab_size, seed);
+  std::vector<float> logits;
+  for (int64_t start = 0; start < depth; start += 512) {
+    progress(config, str_format("context %lld/%lld", static_cast<long long>(start), static_cast<long long>(depth)));
+    Batch batch;
+    const int64_t end = std::min<int64_t>(depth, start + 512);
+    for (int64_t i = start; i < end; ++i) batch.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(i), seq, i + 1 == end);
+    MOEPP_RETURN_IF_ERROR(model.forward(pool, batch, cache, &logits));
+  }
+  progress_done(config);
+  return Status::Ok();
+}
+
+// Weights plus a KV cache of n positions (keys and values of every layer, stored as the model's
+// make_cache() stores them: bf16 for a bf16 forward, else f32).
 double needed_bytes(const Model& model, int64_t n) {
   const ModelConfig& c = model.config();
+  const double element_bytes = model.precision().bf16() ? 2.0 : 4.0;
   return static_cast<double>(model.weight_bytes()) +
-         2.0 * 4.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim * n);
+         2.0 * element_bytes * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim * n);
 }
 
 Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, const MachineTable& limits,
@@ -170,11 +192,13 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
     ThreadPool pool(threads);
     struct Test {
       bool prompt;
-      int64_t n;
+      int64_t n, depth;
     };
     std::vector<Test> tests;
-    for (int64_t p : config.prompt_lengths) tests.push_back({true, p});
-    for (int64_t n : config.gen_lengths) tests.push_back({false, n});
+    for (int64_t d : config.depths) {
+      for (int64_t p : config.prompt_lengths) tests.push_back({true, p, d});
+      for (int64_t n : config.gen_lengths) tests.push_back({false, n, d});
+    }
     for (const Test& test : tests) {
       BenchRow row;
       row.model = bm.label();
@@ -187,7 +211,9 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       }
       row.threads = threads;
       row.test = (test.prompt ? "pp" : "tg") + std::to_string(test.n);
+      if (test.depth > 0) row.test += "@d" + std::to_string(test.depth);
       row.n_tokens = test.n;
+      row.depth = test.depth;
       row.zc_target = zc_target;
       const std::vector<int32_t> tokens = random_tokens(test.n, model.config().vocab_size, config.seed + 7 * test.n + (test.prompt ? 1 : 2));
       if (zc_target >= 0) {
@@ -207,19 +233,21 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       const std::vector<int32_t> warm(tokens.begin(), tokens.begin() + std::min<int64_t>(test.n, test.prompt ? 16 : 2));
       KvCache cache = model.make_cache();
       const int32_t seq = cache.add_sequence();
-      cache.reserve(seq, test.n);
-      MOEPP_RETURN_IF_ERROR(run(model, pool, warm, cache, seq, &counter, &s, &cost));
+      cache.reserve(seq, test.depth + test.n);  // allocated once: growing would copy the context
+      cache.truncate(seq, 0);
+      MOEPP_RETURN_IF_ERROR(fill_context(model, pool, test.depth, config.seed + 3 * test.depth, cache, seq, config));
+      MOEPP_RETURN_IF_ERROR(run(model, pool, warm, test.depth, cache, seq, &counter, &s, &cost));
       std::vector<double> seconds;
       for (int r = 0; r < config.repetitions; ++r) {
         progress(config, str_format("%s %s t=%d rep %d/%d", row.model.c_str(), row.test.c_str(), threads, r + 1,
                                     config.repetitions));
-        MOEPP_RETURN_IF_ERROR(run(model, pool, tokens, cache, seq, &counter, &s, &cost));
+        MOEPP_RETURN_IF_ERROR(run(model, pool, tokens, test.depth, cache, seq, &counter, &s, &cost));
         seconds.push_back(s);
       }
       progress_done(config);
       fill_rates(config, limits, seconds, cost, &row);
       if (has_zc) row.zc_share = cost.zc_share();
-      longest = std::max(longest, test.n);
+      longest = std::max(longest, test.depth + test.n);
       if (const int64_t peak = peak_resident_bytes(); peak > 0) {
         row.peak_mem_gb = static_cast<double>(peak) / 1e9;
         row.needed_mem_gb = needed_bytes(model, longest) / 1e9;

@@ -18,6 +18,7 @@ struct BenchConfig {
   std::vector<int> threads = {1};
   std::vector<int64_t> prompt_lengths = {128};  // one "pp<N>" test each
   std::vector<int64_t> gen_lengths = {32};      // one "tg<N>" test each
+  std::vector<int64_t> depths = {0};            // context each test starts from ("tg<N>@d<D>" where D > 0)
   int repetitions = 3;
   std::string weights = "bf16";  // name printed in rows
   LoadOptions load;              // how weights are stored for compute
@@ -33,8 +34,9 @@ struct BenchRow {
   int64_t layers = 0;       // layers run
   int64_t full_layers = 0;  // layers of the shape or checkpoint
   int threads = 1;
-  std::string test;         // "pp512", "tg128", "moe_pp512", "moe_tg128"
+  std::string test;         // "pp512", "tg128", "tg128@d2048", "moe_pp512", "moe_tg128"
   int64_t n_tokens = 0;
+  int64_t depth = 0;        // positions already in the KV cache when the test starts
   int repetitions = 0;
   double tok_s = 0, tok_s_min = 0, tok_s_max = 0;  // median and range over repetitions
   double gb_s = 0, bw_share = 0;        // bytes read / time; share of the measured read bandwidth

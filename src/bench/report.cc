@@ -34,6 +34,7 @@ nlohmann::ordered_json to_json(const BenchRow& r) {
   j["layers"] = r.layers;
   j["full_layers"] = r.full_layers;
   j["n_tokens"] = r.n_tokens;
+  j["depth"] = r.depth;
   j["repetitions"] = r.repetitions;
   j["tok_s"] = r.tok_s;
   j["tok_s_min"] = r.tok_s_min;

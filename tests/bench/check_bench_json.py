@@ -45,6 +45,17 @@ for r in rows:
     expect(needed > 0 and peak >= 0.9 * needed and abs(r.get("mem_overhead", 0) - (peak / needed - 1)) < 1e-9,
            f"memory fields: {r}")
 
+# -d: the same tests after a context already in the cache, named as llama-bench names them; the
+# needed memory counts the context's KV rows.
+deep = run("--model-shape", "moepp-0.6b", "--layers", "1", "-p", "8", "-n", "2", "-d", "0,40", "-r", "1", "-t", "1",
+           "--json", "--read-mib", "32")
+expect([(r.get("test"), r.get("depth")) for r in deep] == [("pp8", 0), ("tg2", 0), ("pp8@d40", 40), ("tg2@d40", 40)],
+       f"-d rows: {[(r.get('test'), r.get('depth')) for r in deep]}")
+if len(deep) == 4:
+    expect(deep[3]["needed_mem_gb"] > deep[1]["needed_mem_gb"] and deep[3]["tok_s"] > 0, f"-d memory and rates: {deep}")
+bad_depth = subprocess.run([args.moepp, "bench", "--model-shape", "moepp-0.6b", "-d", "-3"], capture_output=True, text=True)
+expect(bad_depth.returncode != 0 and "-d: expected" in bad_depth.stderr, f"bad -d: rc {bad_depth.returncode}, {bad_depth.stderr!r}")
+
 cmp_rows = run("--model-shape", "moepp-0.6b", "--compare-vanilla", "--zc-share", "0.5", "-p", "16", "-n", "2",
                "-r", "1", "-t", "1", "--json", "--read-mib", "32")
 expect([r["test"] for r in cmp_rows] == ["moe_pp16", "moe_tg2"], f"compare tests: {[r.get('test') for r in cmp_rows]}")

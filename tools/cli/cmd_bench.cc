@@ -37,6 +37,7 @@ struct BenchOptions {
   std::string threads;
   std::string prompts = "128";
   std::string gens = "32";
+  std::string depths = "0";
   int repetitions = 3;
   std::string weights = "bf16";
   std::string zc_share;
@@ -70,7 +71,9 @@ std::vector<std::string> split(const std::string& text) {
 }
 
 // "1,2" -> {1, 2}; zeros are dropped when allow_zero (llama-bench: -p 0 skips the pp tests).
-Result<std::vector<int64_t>> parse_counts(const std::string& text, const char* flag, bool allow_zero) {
+// Zeros are allowed with allow_zero and then dropped ("-n 0": no tg test), unless keep_zero.
+Result<std::vector<int64_t>> parse_counts(const std::string& text, const char* flag, bool allow_zero,
+                                          bool keep_zero = false) {
   std::vector<int64_t> out;
   for (const std::string& item : split(text)) {
     char* end = nullptr;
@@ -78,7 +81,7 @@ Result<std::vector<int64_t>> parse_counts(const std::string& text, const char* f
     if (item.empty() || *end != '\0' || v < 0 || (v == 0 && !allow_zero) || v > (1 << 20))
       return Status::Error(std::string(flag) + ": expected comma-separated " + (allow_zero ? "non-negative" : "positive") +
                            " integers, got '" + item + "'");
-    if (v > 0) out.push_back(v);
+    if (v > 0 || keep_zero) out.push_back(v);
   }
   return out;
 }
@@ -372,8 +375,11 @@ int run_bench(const BenchOptions& o) {
   if (!prompts.ok()) return fail(prompts.status());
   auto gens = parse_counts(o.gens, "-n", true);
   if (!gens.ok()) return fail(gens.status());
+  auto depths = parse_counts(o.depths, "-d", true, true);
+  if (!depths.ok()) return fail(depths.status());
   config.prompt_lengths = *prompts;
   config.gen_lengths = *gens;
+  config.depths = *depths;
   if (!o.zc_share.empty()) {
     auto shares = parse_shares(o.zc_share);
     if (!shares.ok()) return fail(shares.status());
@@ -482,6 +488,10 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("-n,--n-gen", o->gens,
                   "Comma-separated generation lengths; each is a tgN test: N one-token decode steps from an empty KV "
                   "cache (0: no tg test)")
+      ->capture_default_str();
+  sub->add_option("-d,--depth", o->depths,
+                  "Comma-separated context depths: each pp and tg test runs after D random tokens already in the KV "
+                  "cache (prefilled, untimed) and is named ppN@dD / tgN@dD, as llama-bench's -d")
       ->capture_default_str();
   sub->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test, after one warm-up")->capture_default_str();
   sub->add_option("--weights", o->weights,
