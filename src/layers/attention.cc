@@ -85,7 +85,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     const int64_t kvh = h / group;  // HF repeat_kv: consecutive query heads share a kv head
     const int32_t seq = batch.seq_ids[t0];
     const int64_t first = first_key(t0);
-    // The sequence's cached positions are rows of row_size floats: this head's keys and values
+    // The sequence's cached positions are rows of row_size values: this head's keys and values
     // are hd-wide column slices of them.
     CacheSlice keys, values;
     keys.stride = values.stride = cache.row_size();

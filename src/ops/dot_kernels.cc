@@ -92,10 +92,6 @@ void scalar_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - n0)] = reference_dot(x + m * ldx, w, n);
 }
 
-// A cache row's element as f32: itself, or the value of its bf16 bits.
-inline float row_value(const float* r, int64_t i) { return r[i]; }
-inline float row_value(const uint16_t* r, int64_t i) { return bf16_to_f32(r[i]); }
-
 template <class T>
 float scalar_dot_of(const float* a, const T* b, int64_t n) {
   float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};

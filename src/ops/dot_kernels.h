@@ -64,6 +64,10 @@ using DotRowsBlockBf16Kernel = void (*)(const float* q /*[A, ldq]*/, int64_t A, 
 using AxpyRowsBlockBf16Kernel = void (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const uint16_t* rows,
                                          int64_t stride, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
 
+// A cache row's element as f32: itself, or the value of its bf16 bits (the sets' scalar tails).
+inline float row_value(const float* row, int64_t i) { return row[i]; }
+inline float row_value(const uint16_t* row, int64_t i) { return bf16_to_f32(row[i]); }
+
 // The block kernels of sets without a shared-row path: the set's one-query kernel per query.
 template <DotRowsKernel kDotRows>
 void dot_rows_each_query(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,

@@ -407,7 +407,7 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
 inline __m256 load_tail8(const float* p, __m256i mask, int64_t) { return _mm256_maskload_ps(p, mask); }
 inline __m256 load_tail8(const uint16_t* p, __m256i, int64_t live) {
   alignas(32) float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t i = 0; i < live; ++i) v[i] = bf16_to_f32(p[i]);
+  for (int64_t i = 0; i < live; ++i) v[i] = row_value(p, i);
   return _mm256_load_ps(v);
 }
 
@@ -424,15 +424,12 @@ float avx2_dot_of(const float* a, const T* b, int64_t n) {
   return lane_sum(acc);
 }
 
-inline float element(const float* p, int64_t i) { return p[i]; }
-inline float element(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
-
 template <class T>
 void avx2_axpy_of(float a, const T* x, float* y, int64_t n) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, f32x8(x + i))));
-  for (; i < n; ++i) y[i] = y[i] + a * element(x, i);
+  for (; i < n; ++i) y[i] = y[i] + a * row_value(x, i);
 }
 
 float avx2_dot(const float* a, const float* b, int64_t n) { return avx2_dot_of(a, b, n); }
