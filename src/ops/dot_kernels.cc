@@ -120,18 +120,6 @@ void scalar_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t
   for (int64_t j = 0; j < count; ++j) scalar_axpy(c[j], rows + j * stride, y, n);
 }
 
-void scalar_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const uint16_t* rows, int64_t stride,
-                                int64_t count, int64_t n, float* y, int64_t ldy) {
-  for (int64_t a = 0; a < A; ++a)
-    for (int64_t j = 0; j < count; ++j) y[a * ldy + j] = scalar_dot_of(q + a * ldq, rows + j * stride, n);
-}
-
-void scalar_axpy_rows_block_bf16(const float* c, int64_t A, int64_t ldc, const uint16_t* rows, int64_t stride,
-                                 int64_t count, float* y, int64_t ldy, int64_t n) {
-  for (int64_t a = 0; a < A; ++a)
-    for (int64_t j = 0; j < count; ++j) scalar_axpy_of(c[a * ldc + j], rows + j * stride, y + a * ldy, n);
-}
-
 double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int64_t i = 0; i < n; ++i) {
@@ -151,8 +139,8 @@ const KernelSet kScalar{"scalar",
                         dot_rows_each_query<scalar_dot_rows>,
                         axpy_rows_each_query<scalar_axpy_rows>,
                         scalar_exp_sum,
-                        scalar_dot_rows_block_bf16,
-                        scalar_axpy_rows_block_bf16};
+                        dot_bf16_rows_each_query<scalar_dot_of<uint16_t>>,
+                        axpy_bf16_rows_each_query<scalar_axpy_of<uint16_t>>};
 
 const KernelSet& choose() {
   const std::vector<const KernelSet*> sets = available_kernels();

@@ -79,6 +79,19 @@ void axpy_rows_each_query(const float* c, int64_t A, int64_t ldc, const float* r
                           float* y, int64_t ldy, int64_t n) {
   for (int64_t a = 0; a < A; ++a) kAxpyRows(c + a * ldc, rows, stride, count, y + a * ldy, n);
 }
+// The same on bf16 rows, from a set's dot and axpy of one bf16 row.
+template <float (*kDot)(const float*, const uint16_t*, int64_t)>
+void dot_bf16_rows_each_query(const float* q, int64_t A, int64_t ldq, const uint16_t* rows, int64_t stride,
+                              int64_t count, int64_t n, float* y, int64_t ldy) {
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t j = 0; j < count; ++j) y[a * ldy + j] = kDot(q + a * ldq, rows + j * stride, n);
+}
+template <void (*kAxpy)(float, const uint16_t*, float*, int64_t)>
+void axpy_bf16_rows_each_query(const float* c, int64_t A, int64_t ldc, const uint16_t* rows, int64_t stride,
+                               int64_t count, float* y, int64_t ldy, int64_t n) {
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t j = 0; j < count; ++j) kAxpy(c[a * ldc + j], rows + j * stride, y + a * ldy, n);
+}
 
 // y[i] = exp_f32(x[i] - shift) (ops/exp_f32.h: the same bits in every set; y may be x), and
 // the sum of y in double: lane j (0..7) adds y[j], y[j + 8], .. in order, then

@@ -443,18 +443,6 @@ void avx2_axpy_rows(const float* c, const float* rows, int64_t stride, int64_t c
   for (int64_t j = 0; j < count; ++j) avx2_axpy(c[j], rows + j * stride, y, n);
 }
 
-void avx2_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const uint16_t* rows, int64_t stride,
-                              int64_t count, int64_t n, float* y, int64_t ldy) {
-  for (int64_t a = 0; a < A; ++a)
-    for (int64_t j = 0; j < count; ++j) y[a * ldy + j] = avx2_dot_of(q + a * ldq, rows + j * stride, n);
-}
-
-void avx2_axpy_rows_block_bf16(const float* c, int64_t A, int64_t ldc, const uint16_t* rows, int64_t stride,
-                               int64_t count, float* y, int64_t ldy, int64_t n) {
-  for (int64_t a = 0; a < A; ++a)
-    for (int64_t j = 0; j < count; ++j) avx2_axpy_of(c[a * ldc + j], rows + j * stride, y + a * ldy, n);
-}
-
 // exp_f32 on 8 lanes: the scalar reference's operations in the same order.
 inline __m256 exp8(__m256 x) {
   namespace c = exp_f32_constants;
@@ -504,8 +492,8 @@ const KernelSet kAvx2{"avx2",
                       dot_rows_each_query<avx2_dot_rows>,
                       axpy_rows_each_query<avx2_axpy_rows>,
                       avx2_exp_sum,
-                      avx2_dot_rows_block_bf16,
-                      avx2_axpy_rows_block_bf16};
+                      dot_bf16_rows_each_query<avx2_dot_of<uint16_t>>,
+                      axpy_bf16_rows_each_query<avx2_axpy_of<uint16_t>>};
 
 }  // namespace
 
