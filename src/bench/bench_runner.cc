@@ -231,6 +231,11 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       ForwardCost cost;
       // Warm-up: a short run of the same kind (page faults, thread wake-up, caches).
       const std::vector<int32_t> warm(tokens.begin(), tokens.begin() + std::min<int64_t>(test.n, test.prompt ? 16 : 2));
+      // The cache is allocated before it is filled: refuse one that would not fit, not crash.
+      const double kv_bytes = needed_bytes(model, test.depth + test.n) - static_cast<double>(model.weight_bytes());
+      if (const int64_t have = available_memory_bytes(); have > 0 && kv_bytes > 0.9 * static_cast<double>(have))
+        return Status::Error(str_format("%s: its KV cache needs about %.1f GiB, %.1f GiB available; use a smaller -d or -p/-n",
+                                        row.test.c_str(), kv_bytes / (1 << 30), static_cast<double>(have) / (1 << 30)));
       KvCache cache = model.make_cache();
       const int32_t seq = cache.add_sequence();
       cache.reserve(seq, test.depth + test.n);  // allocated once: growing would copy the context

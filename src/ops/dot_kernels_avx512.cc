@@ -671,13 +671,11 @@ void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, in
         default: dot_rows_block8<4>(qa, ldq, r, stride, n, ya + j, ldy); break;
       }
     }
-    if (j == count) continue;
-    if constexpr (std::is_same_v<T, float>) {
-      for (int64_t a = 0; a < block; ++a)
-        avx2_kernels()->dot_rows(qa + a * ldq, rows + j * stride, stride, count - j, n, ya + a * ldy + j);
-    } else {
+    if (j == count) continue;  // the last count % 8 keys: the AVX2 set's dot per query and key
+    if constexpr (std::is_same_v<T, float>)
+      avx2_kernels()->dot_rows_block(qa, block, ldq, rows + j * stride, stride, count - j, n, ya + j, ldy);
+    else
       avx2_kernels()->dot_rows_block_bf16(qa, block, ldq, rows + j * stride, stride, count - j, n, ya + j, ldy);
-    }
   }
 }
 
@@ -691,7 +689,6 @@ void avx512_dot_rows_block_bf16(const float* q, int64_t A, int64_t ldq, const ui
   dot_rows_block_of(q, A, ldq, rows, stride, count, n, y, ldy);
 }
 
-// axpy_rows for A queries at once: each value row's 64 elements are loaded once for all of them.
 // A whole 64-wide chunk of bf16 rows: 32 values a load, widened by interleaving zeros below them
 // (one in-lane unpack per 16, no cross-lane widening and shift). The unpacks leave dims in the
 // order {0-3, 8-11, 16-19, 24-27} (lo) and {4-7, 12-15, ..} (hi) of each 32; y is loaded into
@@ -733,6 +730,7 @@ void axpy_rows_block_bf16_chunk(const float* c, int64_t ldc, const uint16_t* row
     }
 }
 
+// axpy_rows for A queries at once: each value row's 64 elements are loaded once for all of them.
 template <int A, class T>
 void axpy_rows_block(const float* c, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
                      int64_t ldy, int64_t n) {
