@@ -5,6 +5,7 @@
 #include "moe/experts.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -83,9 +84,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   // Phase 1, fused gate + up + SiLU: a task computes gate rows [r0, r1) and the matching up
   // rows [de + r0, de + r1) of gate_up for all its expert's tokens, then
   // act = round(round(silu(gate)) * up), so gate and up never leave the task.
-  std::vector<Task> tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t e) { return spec.ffn_width[e]; });
-  pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
-    const Task& t = tasks[i];
+  auto gate_up_task = [&](const Task& t) {
     const int64_t m = dispatch.offsets[t.expert + 1] - dispatch.offsets[t.expert];
     const int64_t de = spec.ffn_width[t.expert];
     const int64_t width = t.row_end - t.row_begin;
@@ -108,22 +107,21 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     }
     float* out = act.data() + act_offset[t.expert] + t.row_begin;
     for (int64_t r = 0; r < m; ++r) silu_times(&gate[r * width], &up[r * width], width, out + r * de, p);
-  });
+  };
 
-  // Phase 2, down projection of every expert's tokens, written straight to their slot rows.
+  // Between the phases, an expert's whole act is prepared once for its down kernel.
   std::vector<kernels::QuantizedRows> act_q(static_cast<size_t>(n_experts));  // for q8/q4 experts
   std::vector<kernels::PairedRows> act_pairs(static_cast<size_t>(n_experts));  // for bf16 experts
   std::vector<char> act_paired(static_cast<size_t>(n_experts), 0);
-  pool.parallel_for(n_experts, [&](int64_t e) {
+  auto prepare_down_inputs = [&](int64_t e) {
     const int64_t m = dispatch.offsets[e + 1] - dispatch.offsets[e];
-    const int64_t de = spec.ffn_width[e];
     const float* a = act.data() + act_offset[e];
-    if (m > 0 && quantized(w.experts[e].down)) kernels::quantize_activations(a, m, de, de, &act_q[e]);
-    else if (m > 1) act_paired[e] = pair_inputs_for(a, m, de, w.experts[e].down, &act_pairs[e]);
-  });
-  tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t) { return d_model; });
-  pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
-    const Task& t = tasks[i];
+    if (quantized(w.experts[e].down)) kernels::quantize_activations(a, m, spec.ffn_width[e], spec.ffn_width[e], &act_q[e]);
+    else if (m > 1) act_paired[e] = pair_inputs_for(a, m, spec.ffn_width[e], w.experts[e].down, &act_pairs[e]);
+  };
+
+  // Phase 2, down projection of every expert's tokens, written straight to their slot rows.
+  auto down_task = [&](const Task& t) {
     const int64_t first = dispatch.offsets[t.expert];
     const int64_t m = dispatch.offsets[t.expert + 1] - first;
     const int64_t width = t.row_end - t.row_begin;
@@ -140,6 +138,36 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
       float* out = slot_out + static_cast<int64_t>(dispatch.slots[first + r]) * d_model + t.row_begin;
       std::copy(ys.begin() + r * width, ys.begin() + (r + 1) * width, out);
     }
+  };
+
+  // Both phases run as one pool job, so a layer pays one barrier, not three: tasks
+  // [0, n_up) are gate+up tasks, the rest down tasks. The thread that finishes an expert's last
+  // gate+up task prepares its down inputs and marks it ready; a down task waits for its expert.
+  // Threads claim tasks in index order, so every gate+up task is claimed before any down task
+  // and a waiting thread only ever waits on work already running on another thread.
+  const std::vector<Task> up_tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t e) { return spec.ffn_width[e]; });
+  const std::vector<Task> down_tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t) { return d_model; });
+  std::vector<std::atomic<int32_t>> up_left(static_cast<size_t>(n_experts));  // gate+up tasks not yet done
+  std::vector<std::atomic<bool>> ready(static_cast<size_t>(n_experts));         // down inputs prepared
+  for (int64_t e = 0; e < n_experts; ++e) {
+    up_left[e].store(0, std::memory_order_relaxed);
+    ready[e].store(false, std::memory_order_relaxed);
+  }
+  for (const Task& t : up_tasks) up_left[t.expert].fetch_add(1, std::memory_order_relaxed);
+  const int64_t n_up = static_cast<int64_t>(up_tasks.size());
+  pool.parallel_for(n_up + static_cast<int64_t>(down_tasks.size()), [&](int64_t i) {
+    if (i < n_up) {
+      const Task& t = up_tasks[i];
+      gate_up_task(t);
+      if (up_left[t.expert].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        prepare_down_inputs(t.expert);
+        ready[t.expert].store(true, std::memory_order_release);
+      }
+      return;
+    }
+    const Task& t = down_tasks[i - n_up];
+    ThreadPool::spin_until(ready[t.expert]);
+    down_task(t);
   });
 }
 

@@ -110,6 +110,15 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
   job_ = nullptr;
 }
 
+void ThreadPool::spin_until(const std::atomic<bool>& flag) {
+  // Yields after a while, so a waiter on a machine with more threads than cores lets the thread
+  // it waits for run.
+  for (int i = 0; !flag.load(std::memory_order_acquire); ++i) {
+    if (i < kSpinIterations) cpu_relax();
+    else std::this_thread::yield();
+  }
+}
+
 int ThreadPool::default_threads() {
   // Physical cores: distinct (physical id, core id) pairs in /proc/cpuinfo.
   std::ifstream in("/proc/cpuinfo");

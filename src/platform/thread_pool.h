@@ -29,6 +29,11 @@ class ThreadPool {
 
   static int default_threads();  // physical cores (best effort)
 
+  // Waits until another task of the same job sets `flag` (with release), pausing between polls.
+  // Safe only for a task claimed before the waiting one: tasks are claimed in index order, so it
+  // is already running on another thread and finishes without waiting on this one.
+  static void spin_until(const std::atomic<bool>& flag);
+
  private:
   void worker_loop();
   void run_tasks();

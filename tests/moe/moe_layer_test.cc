@@ -8,6 +8,7 @@
 #include "moe/moe_layer.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "tensor/quantize.h"
 #include "test_util.h"
 
 namespace moepp {
@@ -20,12 +21,13 @@ struct Layer {
   MoeLayerWeights w;
 };
 
-// A MoE++-style layer: n_ffn FFN experts (odd widths) then 2 constant, 1 copy, 1 zero.
-Layer make_layer(std::mt19937& rng, int n_ffn, float router_scale) {
+// A MoE++-style layer: n_ffn FFN experts (odd widths, 13 + width_step * e) then 2 constant,
+// 1 copy, 1 zero.
+Layer make_layer(std::mt19937& rng, int n_ffn, float router_scale, int width_step = 4) {
   Layer l;
   for (int e = 0; e < n_ffn; ++e) {
     l.spec.kinds.push_back(ExpertKind::kFfn);
-    l.spec.ffn_width.push_back(13 + 4 * e);
+    l.spec.ffn_width.push_back(13 + width_step * e);
   }
   for (ExpertKind k : {ExpertKind::kConstant, ExpertKind::kConstant, ExpertKind::kCopy, ExpertKind::kZero}) {
     l.spec.kinds.push_back(k);
@@ -270,6 +272,51 @@ TEST(MoeLayer, BatchOfTokensEqualsTokensOneByOne) {
     RoutingPlan pt;
     moe_forward(pool, l.spec, l.w, xt.data(), 1, kD, &prev[t * ne], rt.data(), &pt, yt.data(), Precision{});
     for (int64_t i = 0; i < kD; ++i) EXPECT_NEAR(yt[i], y[t * kD + i], 1e-5f);
+  }
+}
+
+// Decode's schedule (moe/experts.cc): one pool job whose down tasks wait for their expert's
+// gate+up tasks, one or two FFN experts per token, matrices split between 1, 2 or 3 threads.
+// Every split and every weight format gives the single thread's bits.
+TEST(MoeLayer, OneTokenGivesTheSameBitsForEveryThreadCount) {
+  std::mt19937 rng(23);
+  const Layer l = make_layer(rng, 6, 2.0f, /*width_step=*/0);
+  const int64_t n = 16, ne = l.spec.n_experts();
+  const std::vector<float> x = testing::random_vector(rng, n * kD);
+  const std::vector<float> prev = testing::random_vector(rng, n * ne);
+  for (WeightQuant quant : {WeightQuant::kNone, WeightQuant::kQ8, WeightQuant::kQ4}) {
+    Layer lq = l;
+    for (int64_t e = 0; e < ne; ++e) {
+      if (l.spec.kinds[e] != ExpertKind::kFfn || quant == WeightQuant::kNone) continue;
+      lq.w.experts[e].gate_up = quantize_weight(l.w.experts[e].gate_up, quant).value();
+      lq.w.experts[e].down = quantize_weight(l.w.experts[e].down, quant).value();
+    }
+    int ffn_pairs = 0, ffn_singles = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<std::vector<float>> outs;
+      RoutingPlan plan;
+      for (int threads : {1, 2, 3}) {
+        ThreadPool pool(threads);
+        std::vector<float> xt(x.begin() + t * kD, x.begin() + (t + 1) * kD), raw(ne), y(kD);
+        moe_forward(pool, lq.spec, lq.w, xt.data(), 1, kD, &prev[t * ne], raw.data(), &plan, y.data(), Precision{});
+        outs.push_back(y);
+      }
+      int ffn = 0;
+      for (int j = 0; j < plan.top_k; ++j) ffn += l.spec.kinds[plan.experts[j]] == ExpertKind::kFfn;
+      ffn_pairs += ffn == 2;
+      ffn_singles += ffn == 1;
+      EXPECT_EQ(outs[0], outs[1]) << "token " << t << ", two threads";
+      EXPECT_EQ(outs[0], outs[2]) << "token " << t << ", three threads";
+      if (quant != WeightQuant::kNone) continue;
+      std::vector<float> expect(kD, 0.0f);  // and the formulas, in f32
+      for (int j = 0; j < plan.top_k; ++j) {
+        const std::vector<float> out = expert_output(l, plan.experts[j], &x[t * kD]);
+        for (int64_t i = 0; i < kD; ++i) expect[i] += plan.weights[j] * out[i];
+      }
+      for (int64_t i = 0; i < kD; ++i) EXPECT_NEAR(outs[0][i], expect[i], 1e-4f) << "token " << t;
+    }
+    EXPECT_GT(ffn_pairs, 0) << "no token on two FFN experts";
+    EXPECT_GT(ffn_singles, 0) << "no token on one FFN expert";
   }
 }
 
