@@ -18,7 +18,9 @@ int weight_integer(const Weight& w, int64_t n, int64_t c) {
   return w.q4_nibble(n, c) - 8;
 }
 
-void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
+namespace {
+
+void scalar_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
   const int64_t G = (K + kQuantGroup - 1) / kQuantGroup;
   out->groups = G;
   out->q.assign(static_cast<size_t>(M * G * kQuantGroup), 0);
@@ -43,8 +45,6 @@ void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, Qua
       }
     }
 }
-
-namespace {
 
 float reference_quantized_dot(const QuantizedRows& a, int64_t m, const Weight& w, int64_t n) {
   const int64_t G = a.groups;
@@ -132,6 +132,7 @@ double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
 const KernelSet kScalar{"scalar",
                         scalar_rows,
                         scalar_quantized_rows,
+                        scalar_quantize_rows,
                         scalar_dot,
                         scalar_axpy,
                         scalar_dot_rows,
@@ -153,6 +154,10 @@ const KernelSet& choose() {
 }  // namespace
 
 const KernelSet& scalar_kernels() { return kScalar; }
+
+void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
+  active_kernels().quantize_rows(x, M, ldx, K, out);
+}
 
 const KernelSet& active_kernels() {
   static const KernelSet& chosen = choose();

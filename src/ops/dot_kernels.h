@@ -35,6 +35,9 @@ struct QuantizedRows;
 // of `a` against q8/q4 weight rows [n0, n1).
 using QuantizedRowsKernel = void (*)(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0,
                                      int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
+// Those inputs: x quantised per group of 32 columns (QuantizedRows below), the same bits in every
+// set for finite x.
+using QuantizeRowsKernel = void (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
 
 // Vector kernels for attention: dot(a, b) over n floats by the same 8-lane contract as above,
 // and y[i] = y[i] + a * x[i] (a multiply, then an add: two roundings, as the scalar loop).
@@ -111,6 +114,7 @@ struct KernelSet {
   const char* isa;  // "scalar", "avx2", "avx512"
   RowsKernel rows;  // any weight format (q8/q4: quantises x itself, once per call)
   QuantizedRowsKernel quantized_rows;
+  QuantizeRowsKernel quantize_rows;
   DotKernel dot;
   AxpyKernel axpy;
   DotRowsKernel dot_rows;
@@ -158,6 +162,7 @@ struct PairedRows {
   std::vector<uint32_t> pairs;  // [M, Q, 8]
 };
 
+// The active set's quantize_rows.
 void quantize_activations(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
 
 }  // namespace moepp::kernels

@@ -846,7 +846,7 @@ const KernelSet* avx512_kernels() {
   static const bool ok = cpu_has_avx512_set();
   if (!ok) return nullptr;
   // Attention's single vector dot and axpy: 8-lane work that gains nothing from wider registers.
-  static const KernelSet set{"avx512",         avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->dot,
+  static const KernelSet set{"avx512",         avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->quantize_rows, avx2_kernels()->dot,
                              avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows,     avx512_dot_rows_block,
                              avx512_axpy_rows_block, avx512_exp_sum, avx512_dot_rows_block_bf16, avx512_axpy_rows_block_bf16,
                              avx512_pair_rows,       avx512_paired_rows};

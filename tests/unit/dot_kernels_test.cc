@@ -50,7 +50,7 @@ TEST(DotKernels, ScalarReferenceIsADotProduct) {
       kernels::scalar_kernels().rows(x.data(), 1, K, w, 0, 3, y, 3);
       // Quantised weights multiply the input as quantised per group of 32 (x_int * sx).
       kernels::QuantizedRows xq;
-      kernels::quantize_activations(x.data(), 1, K, K, &xq);
+      kernels::scalar_kernels().quantize_rows(x.data(), 1, K, K, &xq);
       auto input = [&](int64_t k) -> double {
         if (w.quant == WeightQuant::kNone) return x[k];
         const float sx = xq.scale[k / 32];
@@ -149,6 +149,39 @@ TEST(DotKernels, QuantizedRowsOfABatchEqualTheScalarReference) {
       for (size_t i = 0; i < got.size(); ++i)
         ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " " << weight_format_name(w) << " at " << i;
     }
+  }
+}
+
+TEST(DotKernels, QuantizedInputsOfEverySetEqualTheScalarReference) {
+  // Odd widths (a short last group), rows ldx apart from a misaligned start, an all-zero row and
+  // group, values past the int8 range once scaled (a group's one large value), buffers reused.
+  std::mt19937 rng(38);
+  for (int64_t K : {1, 5, 31, 32, 33, 100, 1024}) {
+    const int64_t M = 5, ldx = K + 3;
+    std::vector<float> buffer = testing::random_vector(rng, static_cast<size_t>(M * ldx + 1));
+    float* x = buffer.data() + 1;
+    std::fill(x + ldx, x + ldx + K, 0.0f);                    // row 1: zeros
+    std::fill(x, x + std::min<int64_t>(K, 32), 0.0f);         // row 0: a zero first group
+    x[2 * ldx + K / 2] = 1e4f;                                 // row 2: one large value
+    x[3 * ldx] = -x[3 * ldx] * 1e-30f;                         // row 3: a tiny value
+    kernels::QuantizedRows want;
+    kernels::scalar_kernels().quantize_rows(x, M, ldx, K, &want);
+    for (const auto* set : kernels::available_kernels()) {
+      kernels::QuantizedRows got;
+      got.q.assign(7 * 32 * M * 64, 99);  // stale contents from a larger call must not leak
+      for (int pass = 0; pass < 2; ++pass) {
+        set->quantize_rows(x, M, ldx, K, &got);
+        ASSERT_EQ(got.groups, want.groups) << set->isa;
+        ASSERT_EQ(got.q.size(), want.q.size()) << set->isa << " K " << K;
+        EXPECT_EQ(got.q, want.q) << set->isa << " K " << K;
+        EXPECT_EQ(got.lane_sum, want.lane_sum) << set->isa << " K " << K;
+        for (size_t i = 0; i < want.scale.size(); ++i)
+          ASSERT_EQ(bits(got.scale[i]), bits(want.scale[i])) << set->isa << " K " << K << " group " << i;
+      }
+    }
+    int nonzero = 0;  // the reference's own sanity: rows 2-4 hold values
+    for (int8_t q : want.q) nonzero += q != 0;
+    EXPECT_GT(nonzero, 0);
   }
 }
 
