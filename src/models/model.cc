@@ -367,8 +367,7 @@ Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std:
   std::vector<float> h(static_cast<size_t>(n * d));       // [n, d] residual stream
   std::vector<float> normed(static_cast<size_t>(n * d));  // [n, d]
   std::vector<float> branch(static_cast<size_t>(n * d));  // [n, d] attention or MoE output
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < d; ++i) h[t * d + i] = weights_.embed.at(batch.tokens[t], i);
+  for (int64_t t = 0; t < n; ++t) weights_.embed.row_to_f32(batch.tokens[t], &h[t * d]);
 
   const AttentionShape shape{d, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window};
   std::vector<float> prev_logits, raw_logits;  // gating residual [n, n_experts]

@@ -1,6 +1,6 @@
 // RMSNorm, softmax and RoPE. The per-element passes are cloned per SIMD width
 // (platform/simd_clones.h): elements are independent, and the one sum (RMSNorm's, in double)
-// stays in order, so every clone gives the same bits.
+// keeps a fixed order of 8 lanes, so every clone gives the same bits.
 #include "ops/elementwise.h"
 
 #include <algorithm>
@@ -15,15 +15,20 @@ namespace moepp {
 MOEPP_SIMD_CLONES
 void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y, Precision p) {
   thread_local std::vector<float> w;  // [d]: the weight as f32, read once per call, not per row
-  w.resize(static_cast<size_t>(d));
-  for (int64_t j = 0; j < d; ++j) w[j] = weight.at(0, j);
+  w.resize(static_cast<size_t>(std::max(d, weight.cols)));
+  weight.row_to_f32(0, w.data());
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
     float* yi = y + i * d;
-    // The mean of squares accumulates in double so the f32 result is the correctly rounded
-    // mean, independent of summation order.
-    double ss = 0;
-    for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+    // The mean of squares accumulates in double (each square exact, the sum's rounding far below
+    // an f32 step). 8 lanes in a fixed order: every clone vectorises it with the same bits, and
+    // decode's serial path loses one long chain of dependent adds.
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(xi[j + k]) * xi[j + k];
+    for (; j < d; ++j) lane[0] += static_cast<double>(xi[j]) * xi[j];
+    const double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     const float var = static_cast<float>(ss / static_cast<double>(d));
     const float r = 1.0f / std::sqrt(var + eps);
     for (int64_t j = 0; j < d; ++j) yi[j] = p.round(w[j] * p.round(xi[j] * r));

@@ -187,6 +187,15 @@ float Weight::at(int64_t r, int64_t c) const {
   return 0.0f;
 }
 
+void Weight::row_to_f32(int64_t r, float* out) const {
+  if (quant == WeightQuant::kNone && !interleaved8) {
+    if (dtype == DType::kF32) std::copy(f32() + r * cols, f32() + (r + 1) * cols, out);
+    else std::transform(bf16() + r * cols, bf16() + (r + 1) * cols, out, bf16_to_f32);
+    return;
+  }
+  for (int64_t c = 0; c < cols; ++c) out[c] = at(r, c);
+}
+
 const char* weight_format_name(const Weight& w) {
   if (w.quant != WeightQuant::kNone) return quant_name(w.quant);
   return w.dtype == DType::kF32 ? "f32" : "bf16";

@@ -82,8 +82,11 @@ struct Weight {
   }
   // Bytes a pass over the whole matrix reads (values and scales; padding not counted).
   size_t nbytes() const;
-  // Element (r, c) as f32 (slow path: tests, embedding rows, small tensors).
+  // Element (r, c) as f32 (slow path: tests, small tensors).
   float at(int64_t r, int64_t c) const;
+  // Row r as f32 into out[cols]: a copy or a bf16 widening for row-major f32/bf16 (norm weights,
+  // embedding rows: once or twice per layer and token), at() otherwise.
+  void row_to_f32(int64_t r, float* out) const;
 };
 
 // 64-byte aligned memory for SIMD rows, with 64 bytes of slack for tail reads; freed when the

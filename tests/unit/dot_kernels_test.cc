@@ -41,6 +41,18 @@ uint32_t bits(float f) {
   return u;
 }
 
+TEST(DotKernels, WeightRowAsF32EqualsEachElementInEveryFormat) {
+  std::mt19937 rng(30);
+  for (const Weight& w : weights_in_every_format(rng, 11, 37)) {
+    std::vector<float> row(37);
+    for (int64_t r : {0, 5, 10}) {
+      w.row_to_f32(r, row.data());
+      for (int64_t c = 0; c < 37; ++c)
+        ASSERT_EQ(bits(row[c]), bits(w.at(r, c))) << weight_format_name(w) << " row " << r << " col " << c;
+    }
+  }
+}
+
 TEST(DotKernels, ScalarReferenceIsADotProduct) {
   std::mt19937 rng(31);
   for (int64_t K : {1, 7, 8, 33, 200}) {
