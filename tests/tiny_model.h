@@ -16,7 +16,8 @@ struct TinyShape {
   int64_t layers = 2;
   int64_t vocab = 300;
   int64_t d_model = 64;
-  int64_t heads = 4;  // also the KV heads; head_dim = d_model / heads
+  int64_t heads = 4;     // head_dim = d_model / heads
+  int64_t kv_heads = 0;  // 0: as many as heads
   int64_t ffn = 32;   // width of every FFN expert
   uint64_t seed = 1;
   LoadOptions load;
@@ -27,7 +28,8 @@ inline std::unique_ptr<Model> tiny_model(const TinyShape& t) {
   EXPECT_TRUE(c.ok());
   c->vocab_size = t.vocab;
   c->d_model = t.d_model;
-  c->n_heads = c->n_kv_heads = t.heads;
+  c->n_heads = t.heads;
+  c->n_kv_heads = t.kv_heads > 0 ? t.kv_heads : t.heads;
   c->head_dim = t.d_model / t.heads;
   for (MoeLayerSpec& s : c->layers)
     for (int64_t& w : s.ffn_width)

@@ -12,8 +12,8 @@
 namespace moepp {
 namespace {
 
-// A head's keys or values in the cache: hd-wide column slices of rows `stride` elements apart,
-// stored as f32 or as bf16 (layers/kv_cache.h); exactly one pointer is set.
+// A head's keys or values in the cache: hd-wide rows `stride` elements apart, stored as f32 or as
+// bf16 (layers/kv_cache.h); exactly one pointer is set.
 struct CacheSlice {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;
@@ -61,12 +61,16 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     // The caller reserved the cache for every position in the batch. A bf16 cache gets bf16
     // values (Model::make_cache), which f32_to_bf16 keeps exactly.
     const int32_t seq = batch.seq_ids[t];
-    if (cache.bf16()) {
-      std::transform(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k_bf16(layer, seq, pos), f32_to_bf16);
-      std::transform(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v_bf16(layer, seq, pos), f32_to_bf16);
-    } else {
-      std::copy(&k[t * kv_width], &k[(t + 1) * kv_width], cache.k(layer, seq, pos));
-      std::copy(&v[t * kv_width], &v[(t + 1) * kv_width], cache.v(layer, seq, pos));
+    for (int64_t h = 0; h < shape.n_kv_heads; ++h) {
+      const float* kh = &k[t * kv_width + h * hd];
+      const float* vh = &v[t * kv_width + h * hd];
+      if (cache.bf16()) {
+        std::transform(kh, kh + hd, cache.k_bf16(layer, seq, h, pos), f32_to_bf16);
+        std::transform(vh, vh + hd, cache.v_bf16(layer, seq, h, pos), f32_to_bf16);
+      } else {
+        std::copy(kh, kh + hd, cache.k(layer, seq, h, pos));
+        std::copy(vh, vh + hd, cache.v(layer, seq, h, pos));
+      }
     }
   });
 
@@ -77,71 +81,88 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     const int64_t pos = batch.positions[t];
     return shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
   };
-  // Queries t0 .. t1 - 1 of head h, of one sequence and with the same first key: their keys and
-  // values are loaded once for all of them (dot_rows_block, axpy_rows_block); each query's
-  // outputs have the bits it would get alone.
-  auto attend = [&](int64_t h, int64_t t0, int64_t t1) {
-    const int64_t A = t1 - t0;
-    const int64_t kvh = h / group;  // HF repeat_kv: consecutive query heads share a kv head
-    const int32_t seq = batch.seq_ids[t0];
-    const int64_t first = first_key(t0);
-    // The sequence's cached positions are rows of row_size values: this head's keys and values
-    // are hd-wide column slices of them.
+  // A queries of one sequence against kv head kvh from key `first`: query a at q0 + a * ldq sees
+  // n_keys(a) keys and writes out + a * ldo. Keys and values are loaded once for all of them
+  // (dot_rows_block, axpy_rows_block); each query's outputs have the bits it would get alone.
+  auto attend_queries = [&](const float* q0, int64_t A, int64_t ldq, float* out, int64_t ldo, int64_t kvh,
+                            int32_t seq, int64_t first, auto n_keys) {
+    // The kv head's keys and values from `first` on: hd values a position, one after another.
     CacheSlice keys, values;
-    keys.stride = values.stride = cache.row_size();
+    keys.stride = values.stride = hd;
     if (cache.bf16()) {
-      keys.bf16 = cache.k_bf16(layer, seq, first) + kvh * hd;
-      values.bf16 = cache.v_bf16(layer, seq, first) + kvh * hd;
+      keys.bf16 = cache.k_bf16(layer, seq, kvh, first);
+      values.bf16 = cache.v_bf16(layer, seq, kvh, first);
     } else {
-      keys.f32 = cache.k(layer, seq, first) + kvh * hd;
-      values.f32 = cache.v(layer, seq, first) + kvh * hd;
+      keys.f32 = cache.k(layer, seq, kvh, first);
+      values.f32 = cache.v(layer, seq, kvh, first);
     }
     int64_t most = 0, fewest = INT64_MAX;  // keys seen by the queries
-    for (int64_t t = t0; t < t1; ++t) {
-      most = std::max(most, batch.positions[t] + 1 - first);
-      fewest = std::min(fewest, batch.positions[t] + 1 - first);
+    for (int64_t a = 0; a < A; ++a) {
+      most = std::max(most, n_keys(a));
+      fewest = std::min(fewest, n_keys(a));
     }
     thread_local std::vector<float> scores;  // [A, most]; a query's scores past its own keys are unused
     scores.resize(static_cast<size_t>(A * most));
     const kernels::KernelSet& kern = kernels::active_kernels();
-    dot_block(kern, &q[t0 * q_width + h * hd], A, q_width, keys, most, hd, scores.data(), most);
-    float* out = &attn[t0 * q_width + h * hd];
+    dot_block(kern, q0, A, ldq, keys, most, hd, scores.data(), most);
     for (int64_t a = 0; a < A; ++a) {
       float* s = &scores[a * most];
-      const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
-      p.round(s, static_cast<size_t>(n_keys));
-      for (int64_t j = 0; j < n_keys; ++j) s[j] /= inv_scale_div;
-      p.round(s, static_cast<size_t>(n_keys));
-      softmax_inplace(s, n_keys);
-      p.round(s, static_cast<size_t>(n_keys));  // the probabilities in the activation dtype
-      std::fill(out + a * q_width, out + a * q_width + hd, 0.0f);
+      const int64_t count = n_keys(a);
+      p.round(s, static_cast<size_t>(count));
+      for (int64_t j = 0; j < count; ++j) s[j] /= inv_scale_div;
+      p.round(s, static_cast<size_t>(count));
+      softmax_inplace(s, count);
+      p.round(s, static_cast<size_t>(count));  // the probabilities in the activation dtype
+      std::fill(out + a * ldo, out + a * ldo + hd, 0.0f);
     }
     // Values 0 .. fewest - 1 for all queries at once, then each query's own remaining ones, in order.
-    axpy_block(kern, scores.data(), A, most, values, fewest, out, q_width, hd);
+    axpy_block(kern, scores.data(), A, most, values, fewest, out, ldo, hd);
     for (int64_t a = 0; a < A; ++a) {
-      const int64_t n_keys = batch.positions[t0 + a] + 1 - first;
-      if (n_keys > fewest)
-        axpy_block(kern, &scores[a * most + fewest], 1, most, values.from(fewest), n_keys - fewest, out + a * q_width,
-                   q_width, hd);
-      p.round(out + a * q_width, static_cast<size_t>(hd));
+      const int64_t count = n_keys(a);
+      if (count > fewest)
+        axpy_block(kern, &scores[a * most + fewest], 1, most, values.from(fewest), count - fewest, out + a * ldo,
+                   ldo, hd);
+      p.round(out + a * ldo, static_cast<size_t>(hd));
     }
   };
-  // Head-major tasks of up to kQueryBlock tokens: consecutive tasks are consecutive tokens of one
-  // head, which read the same keys and values (that head's slice of the cache rows) while they
-  // are in cache. Token-major, every token swept all heads' slices, the whole layer's cache,
-  // through L2 again.
-  constexpr int64_t kQueryBlock = 4;
-  const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
-  pool.parallel_for(shape.n_heads * n_blocks, [&](int64_t task) {
-    const int64_t h = task / n_blocks;
-    const int64_t end = std::min(n, (task % n_blocks + 1) * kQueryBlock);
-    for (int64_t t0 = (task % n_blocks) * kQueryBlock; t0 < end;) {
-      int64_t t1 = t0 + 1;  // a run of one sequence's queries with the same first key
-      while (t1 < end && batch.seq_ids[t1] == batch.seq_ids[t0] && first_key(t1) == first_key(t0)) ++t1;
-      attend(h, t0, t1);
-      t0 = t1;
-    }
-  });
+  // Queries t0 .. t1 - 1 of head h, of one sequence and with the same first key.
+  auto attend_tokens = [&](int64_t h, int64_t t0, int64_t t1) {
+    const int64_t first = first_key(t0);
+    attend_queries(&q[t0 * q_width + h * hd], t1 - t0, q_width, &attn[t0 * q_width + h * hd], q_width, h / group,
+                   batch.seq_ids[t0], first, [&](int64_t a) { return batch.positions[t0 + a] + 1 - first; });
+  };
+  // Token t's query heads that share kv head kvh (HF repeat_kv: consecutive query heads), as one
+  // block: the kv head's keys are loaded and widened once for the group, not once per head.
+  auto attend_group = [&](int64_t kvh, int64_t t) {
+    const int64_t first = first_key(t), count = batch.positions[t] + 1 - first;
+    const int64_t offset = t * q_width + kvh * group * hd;
+    attend_queries(&q[offset], group, hd, &attn[offset], hd, kvh, batch.seq_ids[t], first,
+                   [count](int64_t) { return count; });
+  };
+  // One token per sequence (decode, alone or batched): tasks of one kv head's group of query heads
+  // for one token. Otherwise head-major tasks of up to kQueryBlock tokens: consecutive tasks are
+  // consecutive tokens of one head, which read the same keys and values while they are in cache.
+  // Token-major, every token swept all heads' keys and values, the whole layer's cache, through L2
+  // again.
+  bool one_token_per_sequence = true;
+  for (int64_t t = 0; t < n && one_token_per_sequence; ++t)
+    for (int64_t u = 0; u < t && one_token_per_sequence; ++u) one_token_per_sequence = batch.seq_ids[u] != batch.seq_ids[t];
+  if (one_token_per_sequence) {
+    pool.parallel_for(shape.n_kv_heads * n, [&](int64_t task) { attend_group(task / n, task % n); });
+  } else {
+    constexpr int64_t kQueryBlock = 4;
+    const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
+    pool.parallel_for(shape.n_heads * n_blocks, [&](int64_t task) {
+      const int64_t h = task / n_blocks;
+      const int64_t end = std::min(n, (task % n_blocks + 1) * kQueryBlock);
+      for (int64_t t0 = (task % n_blocks) * kQueryBlock; t0 < end;) {
+        int64_t t1 = t0 + 1;  // a run of one sequence's queries with the same first key
+        while (t1 < end && batch.seq_ids[t1] == batch.seq_ids[t0] && first_key(t1) == first_key(t0)) ++t1;
+        attend_tokens(h, t0, t1);
+        t0 = t1;
+      }
+    });
+  }
   matmul(pool, attn.data(), n, w.o, y, p);
 }
 

@@ -45,16 +45,17 @@ void KvCache::reserve(int32_t seq, int64_t n) {
   Slot& s = slot(seq);
   if (n > s.capacity) {
     const int64_t cap = std::max<int64_t>(n, std::max<int64_t>(16, 2 * s.capacity));
-    // Bytes of one part (the keys or the values of a layer), now and after.
-    const size_t part = static_cast<size_t>(cap * row_size()) * element_bytes();
-    const size_t old_part = static_cast<size_t>(s.capacity * row_size()) * element_bytes();
-    std::shared_ptr<void> bigger = allocate_aligned(2 * static_cast<size_t>(n_layers_) * part);
+    // Bytes of one head's keys or values in a layer, now and after.
+    const size_t block = static_cast<size_t>(cap * head_dim_) * element_bytes();
+    const size_t old_block = static_cast<size_t>(s.capacity * head_dim_) * element_bytes();
+    const int64_t blocks = 2 * n_layers_ * n_kv_heads_;
+    std::shared_ptr<void> bigger = allocate_aligned(static_cast<size_t>(blocks) * block);
     if (bigger == nullptr) throw std::bad_alloc();
     char* to = static_cast<char*>(bigger.get());
     const char* from = static_cast<const char*>(s.memory.get());
-    for (int64_t p = 0; p < 2 * n_layers_; ++p) {  // each part keeps its rows; the rest starts at zero
-      if (old_part > 0) std::memcpy(to + p * part, from + p * old_part, old_part);
-      std::memset(to + p * part + old_part, 0, part - old_part);
+    for (int64_t b = 0; b < blocks; ++b) {  // each head keeps its positions; the rest starts at zero
+      if (old_block > 0) std::memcpy(to + b * block, from + b * old_block, old_block);
+      std::memset(to + b * block + old_block, 0, block - old_block);
     }
     s.memory = std::move(bigger);
     s.capacity = cap;
@@ -64,7 +65,8 @@ void KvCache::reserve(int32_t seq, int64_t n) {
 
 size_t KvCache::bytes() const {
   size_t b = 0;
-  for (const Slot& s : slots_) b += 2 * static_cast<size_t>(s.capacity * row_size() * n_layers_) * element_bytes();
+  for (const Slot& s : slots_)
+    b += 2 * static_cast<size_t>(s.capacity * n_kv_heads_ * head_dim_ * n_layers_) * element_bytes();
   return b;
 }
 

@@ -24,25 +24,29 @@ TEST(KvCache, Bf16RowsTakeHalfTheBytesAndSurviveGrowth) {
   f32.reserve(a, 5);
   bf16.reserve(b, 5);
   EXPECT_EQ(f32.bytes(), 2 * bf16.bytes());
-  const int64_t row = bf16.row_size();
-  auto value = [](int64_t layer, int64_t pos, int64_t i, bool key) {
-    return f32_to_bf16(static_cast<float>(layer * 1000 + pos * 10 + i) * (key ? 0.5f : -0.25f));
+  auto value = [](int64_t layer, int64_t head, int64_t pos, int64_t i, bool key) {
+    return f32_to_bf16(static_cast<float>(layer * 1000 + head * 100 + pos * 10 + i) * (key ? 0.5f : -0.25f));
   };
-  for (int64_t l = 0; l < layers; ++l)
-    for (int64_t p = 0; p < 5; ++p)
-      for (int64_t i = 0; i < row; ++i) {
-        bf16.k_bf16(l, b, p)[i] = value(l, p, i, true);
-        bf16.v_bf16(l, b, p)[i] = value(l, p, i, false);
-      }
-  bf16.reserve(b, 100);  // grows past its first capacity: every part keeps its rows
+  auto each = [&](int64_t positions, auto fn) {
+    for (int64_t l = 0; l < layers; ++l)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t p = 0; p < positions; ++p)
+          for (int64_t i = 0; i < head_dim; ++i) fn(l, h, p, i);
+  };
+  each(5, [&](int64_t l, int64_t h, int64_t p, int64_t i) {
+    bf16.k_bf16(l, b, h, p)[i] = value(l, h, p, i, true);
+    bf16.v_bf16(l, b, h, p)[i] = value(l, h, p, i, false);
+  });
+  // A head's positions are head_dim apart: position 1 follows position 0.
+  EXPECT_EQ(bf16.k_bf16(1, b, 1, 0) + head_dim, bf16.k_bf16(1, b, 1, 1));
+  bf16.reserve(b, 100);  // grows past its first capacity: every head keeps its positions
   EXPECT_EQ(bf16.length(b), 100);
-  for (int64_t l = 0; l < layers; ++l)
-    for (int64_t p = 0; p < 5; ++p)
-      for (int64_t i = 0; i < row; ++i) {
-        ASSERT_EQ(bf16.k_bf16(l, b, p)[i], value(l, p, i, true)) << "layer " << l << " pos " << p;
-        ASSERT_EQ(bf16.v_bf16(l, b, p)[i], value(l, p, i, false)) << "layer " << l << " pos " << p;
-      }
-  EXPECT_EQ(bf16.k_bf16(0, b, 99)[0], 0);  // new rows start at zero
+  each(5, [&](int64_t l, int64_t h, int64_t p, int64_t i) {
+    ASSERT_EQ(bf16.k_bf16(l, b, h, p)[i], value(l, h, p, i, true)) << "layer " << l << " head " << h << " pos " << p;
+    ASSERT_EQ(bf16.v_bf16(l, b, h, p)[i], value(l, h, p, i, false)) << "layer " << l << " head " << h << " pos " << p;
+  });
+  EXPECT_EQ(bf16.k_bf16(0, b, 1, 99)[0], 0);  // new positions start at zero
+  EXPECT_EQ(bf16.v_bf16(2, b, 1, 5)[head_dim - 1], 0);
 }
 
 // Logits of a prompt, then of `steps` greedy tokens one at a time, on the given cache.
@@ -84,6 +88,39 @@ TEST(KvCache, Bf16CacheGivesTheLogitsOfAnF32CacheInABf16Forward) {
     const std::vector<float> got = run(*m, pool, bf16, prompt, 6);
     ASSERT_EQ(got.size(), want.size());
     EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << shape;
+  }
+}
+
+// Decode attends each kv head's group of query heads as one block of queries; a prompt attends
+// head by head over blocks of tokens. Both give each query the bits it gets alone, so a prompt's
+// logits at every position equal those of decoding the same tokens one at a time, with grouped
+// query heads (4 heads on 2 and on 1 kv head) and either cache.
+TEST(KvCache, DecodeStepsGiveThePromptsLogitsWithGroupedQueryHeads) {
+  for (int64_t kv_heads : {2, 1}) {
+    for (ComputeDType dtype : {ComputeDType::kF32, ComputeDType::kBF16}) {
+      testing::TinyShape t;
+      t.shape = "mixtral-1.8b";
+      t.kv_heads = kv_heads;
+      t.load.dtype = dtype;
+      auto m = testing::tiny_model(t);
+      ASSERT_NE(m, nullptr);
+      ThreadPool pool(2);
+      const std::vector<int32_t> tokens = {5, 17, 3, 250, 99, 42, 7, 7, 120, 64, 1};
+      const int64_t vocab = m->config().vocab_size;
+      KvCache whole = m->make_cache(), steps = m->make_cache();
+      const int32_t a = whole.add_sequence(), b = steps.add_sequence();
+      Batch prompt;
+      for (size_t i = 0; i < tokens.size(); ++i) prompt.add(tokens[i], static_cast<int32_t>(i), a, true);
+      std::vector<float> want, got;
+      ASSERT_TRUE(m->forward(pool, prompt, whole, &want).ok());
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        Batch one;
+        one.add(tokens[i], static_cast<int32_t>(i), b, true);
+        ASSERT_TRUE(m->forward(pool, one, steps, &got).ok());
+        EXPECT_EQ(std::memcmp(got.data(), want.data() + i * vocab, vocab * sizeof(float)), 0)
+            << "kv heads " << kv_heads << ", position " << i;
+      }
+    }
   }
 }
 
