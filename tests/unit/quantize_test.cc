@@ -49,13 +49,17 @@ TEST(Quantize, InterleavedCopyKeepsEveryElement) {
           for (int64_t c = 0; c < cols; ++c) {
             ASSERT_EQ(il.at(r, c), qw->at(r, c)) << rows << "x" << cols << " q" << (q == WeightQuant::kQ8 ? 8 : 4)
                                                  << " (" << r << ", " << c << ")";
-            if (q == WeightQuant::kQ4) ASSERT_EQ(il.q4_nibble(r, c), qw->q4_nibble(r, c));
+            if (q == WeightQuant::kQ4) {
+              ASSERT_EQ(il.q4_nibble(r, c), qw->q4_nibble(r, c));
+            }
           }
         // A scale lies right after its group's values, and group g + 1 after those scales.
         const int64_t stride = il.interleaved_group_stride();
         ASSERT_EQ(reinterpret_cast<const uint8_t*>(il.scales + il.scale_index(0, 0)) - static_cast<const uint8_t*>(il.data),
                   stride - 32);
-        if (il.groups_per_row() > 1) ASSERT_EQ(il.group_offset(0, 1), stride);
+        if (il.groups_per_row() > 1) {
+          ASSERT_EQ(il.group_offset(0, 1), stride);
+        }
       }
     }
   }
