@@ -46,6 +46,16 @@ void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t d, const Weig
   });
 }
 
+MOEPP_SIMD_CLONES
+void scale_scores(float* s, int64_t n, float divisor, Precision p) {
+  if (!p.bf16()) {
+    for (int64_t j = 0; j < n; ++j) s[j] /= divisor;
+    return;
+  }
+  for (int64_t j = 0; j < n; ++j) s[j] = round_bf16(round_bf16(s[j]) / divisor);
+}
+
+MOEPP_SIMD_CLONES
 void softmax_inplace(float* x, int64_t n) {
   float lane_max[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
   int64_t i = 0;

@@ -22,6 +22,10 @@ void rms_norm(ThreadPool& pool, const float* x /*[n, d]*/, int64_t n, int64_t d,
 // rounds if needed). The same bits with every kernel set.
 void softmax_inplace(float* x, int64_t n);
 
+// Attention scores as HF's eager attention scales them: s = round(round(s) / divisor), rounding
+// to the activation dtype. One pass, vectorised (each element is independent).
+void scale_scores(float* s, int64_t n, float divisor, Precision p);
+
 inline float silu(float x) { return x / (1.0f + exp_f32(-x)); }
 
 // out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding
