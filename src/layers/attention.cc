@@ -5,24 +5,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 
 namespace moepp {
 namespace {
-
-// A head's keys or values in the cache: hd-wide rows `stride` elements apart, stored as f32 or as
-// bf16 (layers/kv_cache.h); exactly one pointer is set.
-struct CacheSlice {
-  const float* f32 = nullptr;
-  const uint16_t* bf16 = nullptr;
-  int64_t stride = 0;
-
-  CacheSlice from(int64_t row) const {
-    return {f32 ? f32 + row * stride : nullptr, bf16 ? bf16 + row * stride : nullptr, stride};
-  }
-};
 
 // The kernel set's block kernels (ops/dot_kernels.h) on either storage: the same bits.
 void dot_block(const kernels::KernelSet& kern, const float* q, int64_t A, int64_t ldq, const CacheSlice& keys,
@@ -37,7 +27,49 @@ void axpy_block(const kernels::KernelSet& kern, const float* c, int64_t A, int64
   else kern.axpy_rows_block(c, A, ldc, values.f32, values.stride, count, y, ldy, n);
 }
 
+// A queries against one kv head's keys and values from its first visible key on: query a at
+// q0 + a * ldq sees n_keys(a) keys and writes out + a * ldo. Keys and values are loaded once for
+// all of them (dot_rows_block, axpy_rows_block); each query's outputs have the bits it would get
+// alone. Scores as HF's eager attention: q.k, then / sqrt(head_dim), softmax in f32,
+// probabilities rounded to the activation dtype, times V.
+template <class KeysOf>
+void attend_queries(const CacheSlice& keys, const CacheSlice& values, const float* q0, int64_t A, int64_t ldq,
+                    int64_t hd, float* out, int64_t ldo, KeysOf n_keys, Precision p) {
+  int64_t most = 0, fewest = INT64_MAX;  // keys seen by the queries
+  for (int64_t a = 0; a < A; ++a) {
+    most = std::max(most, n_keys(a));
+    fewest = std::min(fewest, n_keys(a));
+  }
+  thread_local std::vector<float> scores;  // [A, most]; a query's scores past its own keys are unused
+  scores.resize(static_cast<size_t>(A * most));
+  const kernels::KernelSet& kern = kernels::active_kernels();
+  dot_block(kern, q0, A, ldq, keys, most, hd, scores.data(), most);
+  const float score_divisor = std::sqrt(static_cast<float>(hd));
+  for (int64_t a = 0; a < A; ++a) {
+    float* s = &scores[a * most];
+    const int64_t count = n_keys(a);
+    scale_scores(s, count, score_divisor, p);
+    softmax_inplace(s, count);
+    p.round(s, static_cast<size_t>(count));  // the probabilities in the activation dtype
+    std::fill(out + a * ldo, out + a * ldo + hd, 0.0f);
+  }
+  // Values 0 .. fewest - 1 for all queries at once, then each query's own remaining ones, in order.
+  axpy_block(kern, scores.data(), A, most, values, fewest, out, ldo, hd);
+  for (int64_t a = 0; a < A; ++a) {
+    const int64_t count = n_keys(a);
+    if (count > fewest)
+      axpy_block(kern, &scores[a * most + fewest], 1, most, values.from(fewest), count - fewest, out + a * ldo, ldo,
+                 hd);
+    p.round(out + a * ldo, static_cast<size_t>(hd));
+  }
+}
+
 }  // namespace
+
+void attend_kv_head(const CacheSlice& keys, const CacheSlice& values, const float* q, int64_t A, int64_t ldq,
+                    int64_t head_dim, int64_t count, float* out, int64_t ldo, Precision p) {
+  attend_queries(keys, values, q, A, ldq, head_dim, out, ldo, [count](int64_t) { return count; }, p);
+}
 
 void attention_forward(ThreadPool& pool, const AttentionShape& shape, const AttentionWeights& w,
                        const std::vector<float>& inv_freq, const Batch& batch, int64_t layer,
@@ -75,69 +107,38 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   });
 
   std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
-  const float inv_scale_div = std::sqrt(static_cast<float>(hd));
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   auto first_key = [&](int64_t t) {
     const int64_t pos = batch.positions[t];
     return shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
   };
-  // A queries of one sequence against kv head kvh from key `first`: query a at q0 + a * ldq sees
-  // n_keys(a) keys and writes out + a * ldo. Keys and values are loaded once for all of them
-  // (dot_rows_block, axpy_rows_block); each query's outputs have the bits it would get alone.
-  auto attend_queries = [&](const float* q0, int64_t A, int64_t ldq, float* out, int64_t ldo, int64_t kvh,
-                            int32_t seq, int64_t first, auto n_keys) {
-    // The kv head's keys and values from `first` on: hd values a position, one after another.
-    CacheSlice keys, values;
-    keys.stride = values.stride = hd;
+  // Kv head kvh's keys and values of a sequence from position `first` on: hd values a position.
+  auto cached = [&](int64_t kvh, int32_t seq, int64_t first) {
+    std::pair<CacheSlice, CacheSlice> kv;
+    kv.first.stride = kv.second.stride = hd;
     if (cache.bf16()) {
-      keys.bf16 = cache.k_bf16(layer, seq, kvh, first);
-      values.bf16 = cache.v_bf16(layer, seq, kvh, first);
+      kv.first.bf16 = cache.k_bf16(layer, seq, kvh, first);
+      kv.second.bf16 = cache.v_bf16(layer, seq, kvh, first);
     } else {
-      keys.f32 = cache.k(layer, seq, kvh, first);
-      values.f32 = cache.v(layer, seq, kvh, first);
+      kv.first.f32 = cache.k(layer, seq, kvh, first);
+      kv.second.f32 = cache.v(layer, seq, kvh, first);
     }
-    int64_t most = 0, fewest = INT64_MAX;  // keys seen by the queries
-    for (int64_t a = 0; a < A; ++a) {
-      most = std::max(most, n_keys(a));
-      fewest = std::min(fewest, n_keys(a));
-    }
-    thread_local std::vector<float> scores;  // [A, most]; a query's scores past its own keys are unused
-    scores.resize(static_cast<size_t>(A * most));
-    const kernels::KernelSet& kern = kernels::active_kernels();
-    dot_block(kern, q0, A, ldq, keys, most, hd, scores.data(), most);
-    for (int64_t a = 0; a < A; ++a) {
-      float* s = &scores[a * most];
-      const int64_t count = n_keys(a);
-      p.round(s, static_cast<size_t>(count));
-      for (int64_t j = 0; j < count; ++j) s[j] /= inv_scale_div;
-      p.round(s, static_cast<size_t>(count));
-      softmax_inplace(s, count);
-      p.round(s, static_cast<size_t>(count));  // the probabilities in the activation dtype
-      std::fill(out + a * ldo, out + a * ldo + hd, 0.0f);
-    }
-    // Values 0 .. fewest - 1 for all queries at once, then each query's own remaining ones, in order.
-    axpy_block(kern, scores.data(), A, most, values, fewest, out, ldo, hd);
-    for (int64_t a = 0; a < A; ++a) {
-      const int64_t count = n_keys(a);
-      if (count > fewest)
-        axpy_block(kern, &scores[a * most + fewest], 1, most, values.from(fewest), count - fewest, out + a * ldo,
-                   ldo, hd);
-      p.round(out + a * ldo, static_cast<size_t>(hd));
-    }
+    return kv;
   };
   // Queries t0 .. t1 - 1 of head h, of one sequence and with the same first key.
   auto attend_tokens = [&](int64_t h, int64_t t0, int64_t t1) {
     const int64_t first = first_key(t0);
-    attend_queries(&q[t0 * q_width + h * hd], t1 - t0, q_width, &attn[t0 * q_width + h * hd], q_width, h / group,
-                   batch.seq_ids[t0], first, [&](int64_t a) { return batch.positions[t0 + a] + 1 - first; });
+    const auto [keys, values] = cached(h / group, batch.seq_ids[t0], first);
+    attend_queries(keys, values, &q[t0 * q_width + h * hd], t1 - t0, q_width, hd, &attn[t0 * q_width + h * hd],
+                   q_width, [&](int64_t a) { return batch.positions[t0 + a] + 1 - first; }, p);
   };
   // Token t's query heads that share kv head kvh (HF repeat_kv: consecutive query heads), as one
   // block: the kv head's keys are loaded and widened once for the group, not once per head.
   auto attend_group = [&](int64_t kvh, int64_t t) {
-    const int64_t first = first_key(t), count = batch.positions[t] + 1 - first;
+    const int64_t first = first_key(t);
+    const auto [keys, values] = cached(kvh, batch.seq_ids[t], first);
     const int64_t offset = t * q_width + kvh * group * hd;
-    attend_queries(&q[offset], group, hd, &attn[offset], hd, kvh, batch.seq_ids[t], first,
-                   [count](int64_t) { return count; });
+    attend_kv_head(keys, values, &q[offset], group, hd, hd, batch.positions[t] + 1 - first, &attn[offset], hd, p);
   };
   // One token per sequence (decode, alone or batched): tasks of one kv head's group of query heads
   // for one token. Otherwise head-major tasks of up to kQueryBlock tokens: consecutive tasks are

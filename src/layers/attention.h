@@ -22,6 +22,25 @@ struct AttentionWeights {
   Weight q, k, v, o;  // [n_heads*head_dim, d_model], [n_kv*hd, d], [n_kv*hd, d], [d, n_heads*hd]
 };
 
+// A kv head's keys or values in the cache from some position on: head_dim-wide rows `stride`
+// elements apart, stored as f32 or as bf16 (layers/kv_cache.h); exactly one pointer is set.
+struct CacheSlice {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  int64_t stride = 0;
+
+  CacheSlice from(int64_t row) const {
+    return {f32 ? f32 + row * stride : nullptr, bf16 ? bf16 + row * stride : nullptr, stride};
+  }
+};
+
+// One decode step of one kv head: A query heads (query a at q + a * ldq, head_dim wide) against
+// the same `count` keys and values; out + a * ldo gets query a's attention output. The keys
+// and values are read once for all A queries (grouped query heads). The engine's own step, so
+// `moepp bench --attention` times what a forward runs.
+void attend_kv_head(const CacheSlice& keys, const CacheSlice& values, const float* q, int64_t A, int64_t ldq,
+                    int64_t head_dim, int64_t count, float* out, int64_t ldo, Precision p);
+
 // x: [n_tokens, d_model] normed input; y (out): [n_tokens, d_model].
 void attention_forward(ThreadPool& pool, const AttentionShape& shape, const AttentionWeights& w,
                        const std::vector<float>& inv_freq /*[head_dim/2]*/, const Batch& batch,

@@ -20,6 +20,7 @@
 #include "bench/moe_layer_time.h"
 #include "bench/report.h"
 #include "bench/shapes.h"
+#include "bench/attention_probe.h"
 #include "bench/stream_probe.h"
 #include "runtime/speculative.h"
 #include "server/concurrency_bench.h"
@@ -56,6 +57,9 @@ struct BenchOptions {
   std::string stream_shape = "2816x1024";
   int stream_calls = 400;
   int64_t stream_task_rows = 0;
+  bool attention = false;              // one decode step's attention against a plain read of the cache
+  std::string attention_shape = "4x4x64";
+  std::string caches = "bf16,f32";
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -307,6 +311,52 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
   return 0;
 }
 
+// --attention: one decode step's attention over a deep cache against a plain read of it.
+int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, int threads, ReportFormat format) {
+  AttentionProbeOptions ao;
+  long long kv_heads = 0, group = 0, head_dim = 0;
+  char tail = 0;
+  if (std::sscanf(o.attention_shape.c_str(), "%lldx%lldx%lld%c", &kv_heads, &group, &head_dim, &tail) != 3)
+    return fail(Status::Error("--attention-shape: expected KV_HEADSxGROUPxHEAD_DIM (e.g. 4x4x64), got '" +
+                              o.attention_shape + "'"));
+  ao.kv_heads = kv_heads;
+  ao.group = group;
+  ao.head_dim = head_dim;
+  ao.threads = threads;
+  ao.seed = o.seed;
+  for (const std::string& c : split(o.caches))  // before the header, so a bad list prints only the error
+    if (c != "bf16" && c != "f32") return fail(Status::Error("--cache: expected bf16 or f32, got '" + c + "'"));
+  if (format == ReportFormat::kMarkdown)
+    std::printf("| cache | depth | threads | kv heads x group x head_dim | layer MiB | copies | us / layer | kernel GB/s | read GB/s | kernel / read |\n"
+                "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n");
+  if (format == ReportFormat::kCsv)
+    std::printf("cache,depth,threads,kv_heads,group,head_dim,layer_bytes,copies,us_per_layer,kernel_gb_s,read_gb_s,ratio\n");
+  for (int64_t depth : depths) {
+    ao.depth = depth;
+    auto rows = probe_decode_attention(split(o.caches), ao);
+    if (!rows.ok()) return fail(rows.status());
+    for (const AttentionProbeRow& r : *rows) {
+      const double ratio = r.read_gb_s > 0 ? r.kernel_gb_s / r.read_gb_s : 0;
+      if (format == ReportFormat::kJson) {
+        nlohmann::json j = {{"test", "attention"}, {"cache", r.cache}, {"depth", depth}, {"threads", threads},
+                            {"kv_heads", kv_heads}, {"group", group}, {"head_dim", head_dim},
+                            {"layer_bytes", r.layer_bytes}, {"copies", r.copies}, {"us_per_layer", r.us_per_layer},
+                            {"kernel_gb_s", r.kernel_gb_s}, {"read_gb_s", r.read_gb_s}, {"ratio", ratio}};
+        std::printf("%s\n", j.dump().c_str());
+      } else if (format == ReportFormat::kCsv) {
+        std::printf("%s,%lld,%d,%lld,%lld,%lld,%lld,%d,%.2f,%.2f,%.2f,%.3f\n", r.cache.c_str(), static_cast<long long>(depth),
+                    threads, kv_heads, group, head_dim, static_cast<long long>(r.layer_bytes), r.copies, r.us_per_layer,
+                    r.kernel_gb_s, r.read_gb_s, ratio);
+      } else {
+        std::printf("| %s | %lld | %d | %lld x %lld x %lld | %.2f | %d | %.1f | %.2f | %.2f | %.3f |\n", r.cache.c_str(),
+                    static_cast<long long>(depth), threads, kv_heads, group, head_dim, r.layer_bytes / 1048576.0, r.copies,
+                    r.us_per_layer, r.kernel_gb_s, r.read_gb_s, ratio);
+      }
+    }
+  }
+  return 0;
+}
+
 // --stream: the one-token kernels' stream against a plain read, on huge and on small pages.
 int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, int threads, ReportFormat format) {
   StreamProbeOptions so;
@@ -386,6 +436,12 @@ int run_bench(const BenchOptions& o) {
     config.zc_shares = *shares;
   }
   if (o.stream) return run_stream(o, weight_formats, o.threads.empty() ? 1 : config.threads[0], format);
+  if (o.attention) {
+    std::vector<int64_t> attention_depths = config.depths;  // -d left at its default 0: 2048
+    attention_depths.erase(std::remove(attention_depths.begin(), attention_depths.end(), 0), attention_depths.end());
+    if (attention_depths.empty()) attention_depths = {2048};
+    return run_attention(o, attention_depths, o.threads.empty() ? 1 : config.threads[0], format);
+  }
   std::vector<std::string> shapes;
   if (!o.shapes.empty()) shapes = split(o.shapes);
   for (const std::string& s : shapes) {
@@ -461,6 +517,7 @@ Runner add_bench_command(CLI::App& app) {
       "Examples:\n"
       "  moepp bench --machine\n"
       "  moepp bench --stream --weights bf16,q8,q4\n"
+      "  moepp bench --attention -d 512,2048,8192 -t 2\n"
       "  moepp bench --model-shape mixtral-1.8b,moepp-1b -t 1,2 -p 128 -n 32 --layers 4\n"
       "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json");
   sub->add_flag("--machine", o->machine,
@@ -477,6 +534,16 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--stream-task-rows", o->stream_task_rows,
                   "--stream: run the kernel over tasks of this many rows, pulled by the threads from a counter as "
                   "decode's (expert, row block) tasks are (default 0: one block per thread)");
+  sub->add_flag("--attention", o->attention,
+                "Measure one decode step's attention (the engine's per-kv-head step: q.k, softmax, times V) over a "
+                "cache of -d positions (default 2048) against a plain read of the same keys and values, for each "
+                "--cache type: cold copies of one layer's cache, the two taking turns call by call; -t N (the first "
+                "value; default 1) shares each layer's kv heads between N pool threads as decode does. Alone, runs "
+                "nothing else");
+  sub->add_option("--attention-shape", o->attention_shape,
+                  "--attention: KV_HEADSxGROUPxHEAD_DIM, kv heads per layer, query heads per kv head and head size "
+                  "(default 4x4x64, mixtral-1.8b's)");
+  sub->add_option("--cache", o->caches, "--attention: comma-separated KV cache types, bf16 and/or f32 (default both)");
   sub->add_option("-m,--model", o->model_dir, "Model directory (a checkpoint) to benchmark");
   sub->add_option("--model-shape", o->shapes,
                   "Comma-separated named shapes built with random weights: moepp-0.6b, moepp-1b, moepp-2b, moepp-7b, "

@@ -1,0 +1,115 @@
+// One decode step's attention (layers/attention.h: attend_kv_head, the engine's own step) over
+// cold copies of a layer's KV cache, against a plain read of the same bytes.
+#include "bench/attention_probe.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <type_traits>
+
+#include "bench/machine.h"
+#include "layers/attention.h"
+#include "platform/thread_pool.h"
+#include "tensor/dtype.h"
+#include "tensor/random_fill.h"
+
+namespace moepp {
+namespace {
+
+volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not optimised away
+
+// One cache type's row. A layer's cache is head-major as in KvCache: [k, v][kv head][position]
+// [head_dim]; copies of it lie back to back.
+template <class T>
+AttentionProbeRow probe_cache(const std::string& name, const AttentionProbeOptions& o) {
+  const int64_t head_elems = o.depth * o.head_dim;             // one kv head's keys (or values)
+  const int64_t layer_elems = 2 * o.kv_heads * head_elems;     // [k, v][kv head][depth][head_dim]
+  const int64_t layer_bytes = layer_elems * static_cast<int64_t>(sizeof(T));
+  const int copies = static_cast<int>(std::clamp<int64_t>((o.copies_bytes + layer_bytes - 1) / layer_bytes, 2, 4096));
+  constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
+  std::vector<T> cache(static_cast<size_t>(layer_elems * copies));  // [copies, layer]
+  fill_random_normal(o.seed, 0.0f, 1.0f, kBf16 ? DType::kBF16 : DType::kF32, cache.data(), layer_elems * copies);
+  // Queries as a bf16 forward has them; a bf16 cache belongs to a bf16 forward.
+  const int64_t q_width = o.kv_heads * o.group * o.head_dim;
+  std::vector<float> q(static_cast<size_t>(q_width)), out(q.size());  // [kv head][group][head_dim]
+  fill_random_normal(o.seed + 1, 0.0f, 1.0f, DType::kF32, q.data(), q_width);
+  for (float& v : q) v = round_bf16(v);
+  Precision p;
+  if constexpr (kBf16) p.dtype = ComputeDType::kBF16;
+
+  ThreadPool pool(o.threads);
+  auto attend = [&](int c) {
+    const T* layer = cache.data() + static_cast<int64_t>(c) * layer_elems;
+    pool.parallel_for(o.kv_heads, [&](int64_t h) {
+      CacheSlice keys, values;
+      keys.stride = values.stride = o.head_dim;
+      const T* k = layer + h * head_elems;
+      const T* v = layer + (o.kv_heads + h) * head_elems;
+      if constexpr (kBf16) {
+        keys.bf16 = k;
+        values.bf16 = v;
+      } else {
+        keys.f32 = k;
+        values.f32 = v;
+      }
+      const int64_t offset = h * o.group * o.head_dim;
+      attend_kv_head(keys, values, &q[offset], o.group, o.head_dim, o.head_dim, o.depth, &out[offset], o.head_dim, p);
+    });
+  };
+  std::vector<uint64_t> sums(static_cast<size_t>(o.kv_heads));
+  auto read = [&](int c) {
+    const uint8_t* layer = reinterpret_cast<const uint8_t*>(cache.data() + static_cast<int64_t>(c) * layer_elems);
+    const size_t head_bytes = static_cast<size_t>(head_elems) * sizeof(T);
+    pool.parallel_for(o.kv_heads, [&](int64_t h) {  // each task a kv head's keys and values, as above
+      sums[static_cast<size_t>(h)] += read_memory(layer + h * head_bytes, head_bytes) +
+                                      read_memory(layer + (o.kv_heads + h) * head_bytes, head_bytes);
+    });
+  };
+  // The two take turns call by call, each on the next copy; the read starts half the copies away
+  // so that neither finds the other's copy in the last-level cache.
+  const std::vector<std::function<void(int)>> variants = {attend, read};
+  std::vector<double> seconds(variants.size(), 0.0);
+  std::vector<int> next = {0, copies / 2};
+  for (int call = 0; call < o.calls; ++call)
+    for (size_t i = 0; i < variants.size(); ++i) {
+      const size_t v = (i + static_cast<size_t>(call)) % variants.size();
+      const auto t0 = std::chrono::steady_clock::now();
+      variants[v](next[v]);
+      seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      next[v] = (next[v] + 1) % copies;
+    }
+  for (uint64_t v : sums) g_read_sink = g_read_sink + v;
+
+  AttentionProbeRow row;
+  row.cache = name;
+  row.layer_bytes = layer_bytes;
+  row.copies = copies;
+  row.us_per_layer = seconds[0] / o.calls * 1e6;
+  const double gb = static_cast<double>(layer_bytes) * o.calls / 1e9;
+  row.kernel_gb_s = gb / seconds[0];
+  row.read_gb_s = gb / seconds[1];
+  return row;
+}
+
+}  // namespace
+
+Result<std::vector<AttentionProbeRow>> probe_decode_attention(const std::vector<std::string>& caches,
+                                                              const AttentionProbeOptions& o) {
+  if (o.kv_heads < 1 || o.kv_heads > 256 || o.group < 1 || o.group > 64 || o.head_dim < 1 || o.head_dim > 1024)
+    return Status::Error("--attention-shape: expected 1-256 kv heads, 1-64 query heads each and a head_dim of 1-1024, got " +
+                         std::to_string(o.kv_heads) + "x" + std::to_string(o.group) + "x" + std::to_string(o.head_dim));
+  if (o.depth < 1 || o.depth > (int64_t{1} << 20))
+    return Status::Error("-d: bench --attention needs a depth of 1 to 2^20 cached positions, got " + std::to_string(o.depth));
+  if (o.threads < 1 || o.threads > 1024)
+    return Status::Error("-t: expected 1 to 1024 threads, got " + std::to_string(o.threads));
+  if (o.calls < 1) return Status::Error("bench --attention: expected at least one call per variant");
+  std::vector<AttentionProbeRow> rows;
+  for (const std::string& c : caches) {
+    if (c == "bf16") rows.push_back(probe_cache<uint16_t>(c, o));
+    else if (c == "f32") rows.push_back(probe_cache<float>(c, o));
+    else return Status::Error("--cache: expected bf16 or f32, got '" + c + "'");
+  }
+  return rows;
+}
+
+}  // namespace moepp
