@@ -631,10 +631,14 @@ inline __m512 row_pair8(const float* a, const float* b) {
   return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1);
 }
 inline __m512 row_pair8(const uint16_t* a, const uint16_t* b) {
+  // Word j of the two rows to the high half of lane j, the low halves zeroed: one permute.
+  const __m512i to_high = _mm512_setr_epi32(0, 1 << 16, 2 << 16, 3 << 16, 4 << 16, 5 << 16, 6 << 16, 7 << 16,
+                                            8 << 16, 9 << 16, 10 << 16, 11 << 16, 12 << 16, 13 << 16, 14 << 16, 15 << 16);
   const __m256i both = _mm256_inserti128_si256(
       _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(both), 16));
+  return _mm512_castsi512_ps(
+      _mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, to_high, _mm512_castsi256_si512(both)));
 }
 inline __m512 row16(const float* p, __mmask16 live) { return _mm512_maskz_loadu_ps(live, p); }
 inline __m512 row16(const uint16_t* p, __mmask16 live) {
