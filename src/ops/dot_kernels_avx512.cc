@@ -765,26 +765,37 @@ void axpy_rows_block_bf16_chunk(const float* c, int64_t ldc, const uint16_t* row
     }
 }
 
-// A whole 64-wide chunk of f32 rows, with plain loads: under masked loads a cold 2048-row head
-// streamed at 9 GB/s against 31 for the bf16 rows' plain ones (the prefetcher does not seem to
-// follow masked loads).
-template <int A>
-void axpy_rows_block_f32_chunk(const float* c, int64_t ldc, const float* rows, int64_t stride, int64_t count,
-                               float* y /*64 wide*/, int64_t ldy) {
-  __m512 acc[A][4];
-  for (int a = 0; a < A; ++a)
-    for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_loadu_ps(y + a * ldy + 16 * b);
-  for (int64_t j = 0; j < count; ++j) {
-    const float* r = rows + j * stride;
-    __m512 v[4];
-    for (int b = 0; b < 4; ++b) v[b] = _mm512_loadu_ps(r + 16 * b);
+// 16 * P whole columns of f32 or bf16 rows, with plain loads: under masked loads a cold 2048-row
+// f32 head streamed at 9 GB/s against 31 for the bf16 rows' plain ones (the prefetcher does not
+// seem to follow masked loads).
+inline __m512 row16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 row16(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+template <int A, int P, class T>
+void axpy_rows_block_columns(const float* c, int64_t ldc, const T* rows, int64_t stride, int64_t count,
+                             float* y /*16 * P wide*/, int64_t ldy) {
+  if (count == 0) return;
+  __m512 acc[A][P];
+  // Row 0 adds to y as loaded: accumulators that start as plain loads GCC 12 kept in memory
+  // (stored every row) in some instances.
+  auto step = [&](int64_t j, auto first) {
+    const T* r = rows + j * stride;
+    __m512 v[P];
+    for (int b = 0; b < P; ++b) v[b] = row16(r + 16 * b);
     for (int a = 0; a < A; ++a) {
       const __m512 cj = _mm512_set1_ps(c[a * ldc + j]);
-      for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_add_ps(acc[a][b], _mm512_mul_ps(cj, v[b]));
+      for (int b = 0; b < P; ++b) {
+        const __m512 base = decltype(first)::value ? _mm512_loadu_ps(y + a * ldy + 16 * b) : acc[a][b];
+        acc[a][b] = _mm512_add_ps(base, _mm512_mul_ps(cj, v[b]));
+      }
     }
-  }
+  };
+  step(0, std::true_type{});
+  for (int64_t j = 1; j < count; ++j) step(j, std::false_type{});
   for (int a = 0; a < A; ++a)
-    for (int b = 0; b < 4; ++b) _mm512_storeu_ps(y + a * ldy + 16 * b, acc[a][b]);
+    for (int b = 0; b < P; ++b) _mm512_storeu_ps(y + a * ldy + 16 * b, acc[a][b]);
 }
 
 // axpy_rows for A queries at once: each value row's 64 elements are loaded once for all of them.
@@ -793,10 +804,15 @@ void axpy_rows_block(const float* c, int64_t ldc, const T* rows, int64_t stride,
                      int64_t ldy, int64_t n) {
   for (int64_t i = 0; i < n; i += 64) {
     const int64_t width = std::min<int64_t>(64, n - i);
-    if (width == 64) {
-      if constexpr (std::is_same_v<T, uint16_t>) axpy_rows_block_bf16_chunk<A>(c, ldc, rows + i, stride, count, y + i, ldy);
-      else axpy_rows_block_f32_chunk<A>(c, ldc, rows + i, stride, count, y + i, ldy);
-      continue;
+    switch (width % 16 == 0 ? width / 16 : 0) {  // whole 16-column pieces: plain loads
+      case 4:
+        if constexpr (std::is_same_v<T, uint16_t>) axpy_rows_block_bf16_chunk<A>(c, ldc, rows + i, stride, count, y + i, ldy);
+        else axpy_rows_block_columns<A, 4>(c, ldc, rows + i, stride, count, y + i, ldy);
+        continue;
+      case 3: axpy_rows_block_columns<A, 3>(c, ldc, rows + i, stride, count, y + i, ldy); continue;
+      case 2: axpy_rows_block_columns<A, 2>(c, ldc, rows + i, stride, count, y + i, ldy); continue;
+      case 1: axpy_rows_block_columns<A, 1>(c, ldc, rows + i, stride, count, y + i, ldy); continue;
+      default: break;
     }
     __mmask16 live[4];
     __m512 acc[A][4];
