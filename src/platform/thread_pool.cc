@@ -51,11 +51,11 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
+    wake_.notify_all();
   }
-  wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
@@ -72,17 +72,20 @@ void ThreadPool::worker_loop() {
   for (;;) {
     // Decode runs a few parallel_for calls per layer, microseconds apart: a worker that polls
     // for a while before sleeping joins the next one at once instead of after a futex wake-up.
-    for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_relaxed) == seen; ++i) cpu_relax();
-    {
+    for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stop_.load(); ++i)
+      cpu_relax();
+    if (generation_.load(std::memory_order_acquire) == seen && !stop_.load()) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
-      if (stop_) return;
-      seen = generation_.load(std::memory_order_relaxed);
+      sleepers_.fetch_add(1);
+      wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+      sleepers_.fetch_sub(1);
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     run_tasks();
-    {
+    if (busy_.fetch_sub(1) == 1 && caller_sleeps_.load()) {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_all();
+      done_.notify_all();
     }
   }
 }
@@ -93,20 +96,26 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
     for (int64_t i = 0; i < n_tasks; ++i) fn(i);
     return;
   }
-  {
+  // The previous job has ended (busy_ reached 0), so no worker reads these until the new
+  // generation publishes them.
+  job_ = &fn;
+  n_tasks_ = n_tasks;
+  next_.store(0, std::memory_order_relaxed);
+  busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);  // every worker joins, then reports
+  generation_.fetch_add(1);
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);  // every worker joins, then reports
-    generation_.fetch_add(1, std::memory_order_relaxed);
+    wake_.notify_all();
   }
-  wake_.notify_all();
   run_tasks();
-  // Workers that woke late find no task left and report at once; poll before sleeping (above).
+  // Workers that joined late find no task left and report at once; poll before sleeping.
   for (int i = 0; i < kSpinIterations && busy_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return busy_.load(std::memory_order_acquire) == 0; });
+  if (busy_.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    caller_sleeps_.store(true);
+    done_.wait(lock, [&] { return busy_.load() == 0; });
+    caller_sleeps_.store(false);
+  }
   job_ = nullptr;
 }
 
