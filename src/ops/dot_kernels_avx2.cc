@@ -335,6 +335,51 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
 
 // Tile shapes: one token x {1..4, 8} rows (8 memory streams, as tile()), batches 4 x {1, 2} (8
 // accumulators leave registers for the weights and the input).
+// One token x one aligned block of 8 interleaved rows (n % 8 == 0): decode's q8/q4 product. The
+// general tile held all 8 rows' weights and accumulators at once, more than the 16 registers, and
+// kept most accumulators in memory; here a row's (or q4's pair of rows') weights are used as they
+// are loaded, the 8 weight scales times the input's come from one vector multiply, and each row's
+// is spread from it. Same bits as quant_tile: the same integer sums and products, in order.
+template <bool kQ4>
+void quant_block8_one_token(const QuantizedRows& a, int64_t m, const Weight& w, int64_t n, float* y) {
+  const int64_t G = a.groups;
+  constexpr int64_t kStride = kInterleavedStride<kQ4>;
+  constexpr int64_t kValues = 8 * (kQ4 ? kQuantGroup / 2 : kQuantGroup);  // then the 8 rows' scales
+  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * w.groups_per_row() * kStride;
+  const __m256i ones = _mm256_set1_epi16(1), low_nibbles = _mm256_set1_epi8(0x0f);
+  __m256 acc[8];
+  for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* group = block + g * kStride;
+    for (int64_t b = 0; b < kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
+    const int64_t row = m * G + g;
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup));
+    const __m256 scales = _mm256_mul_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(group + kValues)),
+                                        _mm256_set1_ps(a.scale[row]));
+    auto add_row = [&](int r, __m256i isum) {
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(r)), acc[r]);
+    };
+    if constexpr (kQ4) {
+      // 8 * (sum of x_int per lane): nibble - 8 without a signed weight.
+      const __m256i offset =
+          _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)), 3);
+      for (int p = 0; p < 4; ++p) {  // rows 2p (low nibbles) and 2p + 1 (high) share 32 bytes
+        const __m256i pair = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * p));
+        const __m256i lo = _mm256_and_si256(pair, low_nibbles);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(pair, 4), low_nibbles);
+        add_row(2 * p, _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xv), ones), offset));
+        add_row(2 * p + 1, _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, xv), ones), offset));
+      }
+    } else {
+      for (int r = 0; r < 8; ++r) {  // vpmaddubsw multiplies unsigned by signed bytes: the weight's sign moves onto x
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * r));
+        add_row(r, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)), ones));
+      }
+    }
+  }
+  for (int r = 0; r < 8; ++r) y[r] = lane_sum(acc[r]);
+}
+
 template <int MR, bool kQ4, bool kIL>
 void quant_tile_nr(int nr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
   switch (nr) {
@@ -359,6 +404,11 @@ void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, 
       int nr = static_cast<int>(std::min<int64_t>(nr_max, n1 - n));
       if (nr > 4 && nr < 8) nr = 4;
       float* out = y + m * ldy + (n - n0);
+      if (kIL && mr == 1 && nr == 8 && n % 8 == 0) {
+        quant_block8_one_token<kQ4>(a, m0 + m, w, n, out);
+        n += nr;
+        continue;
+      }
       switch (mr) {
         case 1:
           quant_tile_nr<1, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
