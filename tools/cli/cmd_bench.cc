@@ -312,7 +312,8 @@ int run_draft_bench(const BenchOptions& o, const BenchConfig& config, const std:
 }
 
 // --attention: one decode step's attention over a deep cache against a plain read of it.
-int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, int threads, ReportFormat format) {
+int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, const std::vector<int>& thread_counts,
+                  ReportFormat format) {
   AttentionProbeOptions ao;
   long long kv_heads = 0, group = 0, head_dim = 0;
   char tail = 0;
@@ -322,7 +323,6 @@ int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, int
   ao.kv_heads = kv_heads;
   ao.group = group;
   ao.head_dim = head_dim;
-  ao.threads = threads;
   ao.seed = o.seed;
   for (const std::string& c : split(o.caches))  // before the header, so a bad list prints only the error
     if (c != "bf16" && c != "f32") return fail(Status::Error("--cache: expected bf16 or f32, got '" + c + "'"));
@@ -331,7 +331,9 @@ int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, int
                 "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n");
   if (format == ReportFormat::kCsv)
     std::printf("cache,depth,threads,kv_heads,group,head_dim,layer_bytes,copies,us_per_layer,kernel_gb_s,read_gb_s,ratio\n");
+  for (int threads : thread_counts)
   for (int64_t depth : depths) {
+    ao.threads = threads;
     ao.depth = depth;
     auto rows = probe_decode_attention(split(o.caches), ao);
     if (!rows.ok()) return fail(rows.status());
@@ -440,7 +442,7 @@ int run_bench(const BenchOptions& o) {
     std::vector<int64_t> attention_depths = config.depths;  // -d left at its default 0: 2048
     attention_depths.erase(std::remove(attention_depths.begin(), attention_depths.end(), 0), attention_depths.end());
     if (attention_depths.empty()) attention_depths = {2048};
-    return run_attention(o, attention_depths, o.threads.empty() ? 1 : config.threads[0], format);
+    return run_attention(o, attention_depths, o.threads.empty() ? std::vector<int>{1} : config.threads, format);
   }
   std::vector<std::string> shapes;
   if (!o.shapes.empty()) shapes = split(o.shapes);
@@ -537,9 +539,9 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_flag("--attention", o->attention,
                 "Measure one decode step's attention (the engine's per-kv-head step: q.k, softmax, times V) over a "
                 "cache of -d positions (default 2048) against a plain read of the same keys and values, for each "
-                "--cache type: cold copies of one layer's cache, the two taking turns call by call; -t N (the first "
-                "value; default 1) shares each layer's kv heads between N pool threads as decode does. Alone, runs "
-                "nothing else");
+                "--cache type: cold copies of one layer's cache, the two taking turns call by call; -t N ("
+                "comma-separated; default 1) shares each layer's kv heads between N pool threads as decode does. "
+                "Alone, runs nothing else");
   sub->add_option("--attention-shape", o->attention_shape,
                   "--attention: KV_HEADSxGROUPxHEAD_DIM, kv heads per layer, query heads per kv head and head size "
                   "(default 4x4x64, mixtral-1.8b's)");
