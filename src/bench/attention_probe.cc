@@ -3,11 +3,11 @@
 #include "bench/attention_probe.h"
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <type_traits>
 
 #include "bench/machine.h"
+#include "bench/turns.h"
 #include "layers/attention.h"
 #include "platform/thread_pool.h"
 #include "tensor/dtype.h"
@@ -65,19 +65,9 @@ AttentionProbeRow probe_cache(const std::string& name, const AttentionProbeOptio
                                       read_memory(layer + (o.kv_heads + h) * head_bytes, head_bytes);
     });
   };
-  // The two take turns call by call, each on the next copy; the read starts half the copies away
-  // so that neither finds the other's copy in the last-level cache.
-  const std::vector<std::function<void(int)>> variants = {attend, read};
-  std::vector<double> seconds(variants.size(), 0.0);
-  std::vector<int> next = {0, copies / 2};
-  for (int call = 0; call < o.calls; ++call)
-    for (size_t i = 0; i < variants.size(); ++i) {
-      const size_t v = (i + static_cast<size_t>(call)) % variants.size();
-      const auto t0 = std::chrono::steady_clock::now();
-      variants[v](next[v]);
-      seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      next[v] = (next[v] + 1) % copies;
-    }
+  // The read starts half the copies away, so that neither finds the other's copy in the
+  // last-level cache.
+  const std::vector<double> seconds = time_in_turns({attend, read}, {0, copies / 2}, copies, o.calls);
   for (uint64_t v : sums) g_read_sink = g_read_sink + v;
 
   AttentionProbeRow row;

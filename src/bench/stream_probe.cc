@@ -5,13 +5,13 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "bench/machine.h"
+#include "bench/turns.h"
 #include "ops/dot_kernels.h"
 #include "ops/matmul.h"
 #include "platform/thread_pool.h"
@@ -121,19 +121,10 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
       [&](int c) { read(huge[c]); },
       [&](int c) { read(small[c]); },
   };
-  std::vector<double> seconds(variants.size(), 0.0);
   // The read of a set starts half the set away from its product: a copy read by one variant
   // and then, a call or two later, by the other would come from the last-level cache (hundreds
   // of MiB on some machines) and flatter whichever variant came second.
-  std::vector<int> next = {0, 0, copies / 2, copies / 2};
-  for (int call = 0; call < o.calls; ++call)
-    for (size_t i = 0; i < variants.size(); ++i) {
-      const size_t v = (i + static_cast<size_t>(call)) % variants.size();
-      const auto t0 = std::chrono::steady_clock::now();
-      variants[v](next[v]);
-      seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      next[v] = (next[v] + 1) % copies;
-    }
+  const std::vector<double> seconds = time_in_turns(variants, {0, 0, copies / 2, copies / 2}, copies, o.calls);
   for (uint64_t v : sums) g_read_sink = g_read_sink + v;  // keeps the reads
 
   StreamProbeRow row;

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/weight.h"
@@ -66,6 +67,20 @@ using DotRowsBlockBf16Kernel = void (*)(const float* q /*[A, ldq]*/, int64_t A, 
                                         int64_t stride, int64_t count, int64_t n, float* y /*[A, ldy]*/, int64_t ldy);
 using AxpyRowsBlockBf16Kernel = void (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const uint16_t* rows,
                                          int64_t stride, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
+
+// Calls block(std::integral_constant<int, B>{}, a0) for a0 = 0, 4, 8, .. < A with B = min(4, A - a0):
+// the sets' attention kernels take up to 4 queries at once, B a template argument.
+template <class Block>
+void for_query_blocks_of_4(int64_t A, Block&& block) {
+  for (int64_t a0 = 0; a0 < A; a0 += 4) {
+    switch (A - a0) {
+      case 1: block(std::integral_constant<int, 1>{}, a0); break;
+      case 2: block(std::integral_constant<int, 2>{}, a0); break;
+      case 3: block(std::integral_constant<int, 3>{}, a0); break;
+      default: block(std::integral_constant<int, 4>{}, a0); break;
+    }
+  }
+}
 
 // A cache row's element as f32: itself, or the value of its bf16 bits (the sets' scalar tails).
 inline float row_value(const float* row, int64_t i) { return row[i]; }

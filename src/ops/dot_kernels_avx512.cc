@@ -838,16 +838,9 @@ void axpy_rows_block(const float* c, int64_t ldc, const T* rows, int64_t stride,
 template <class T>
 void axpy_rows_block_of(const float* c, int64_t A, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
                         int64_t ldy, int64_t n) {
-  for (int64_t a0 = 0; a0 < A; a0 += 4) {
-    const float* ca = c + a0 * ldc;
-    float* ya = y + a0 * ldy;
-    switch (std::min<int64_t>(4, A - a0)) {
-      case 1: axpy_rows_block<1>(ca, ldc, rows, stride, count, ya, ldy, n); break;
-      case 2: axpy_rows_block<2>(ca, ldc, rows, stride, count, ya, ldy, n); break;
-      case 3: axpy_rows_block<3>(ca, ldc, rows, stride, count, ya, ldy, n); break;
-      default: axpy_rows_block<4>(ca, ldc, rows, stride, count, ya, ldy, n); break;
-    }
-  }
+  for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
+    axpy_rows_block<decltype(queries)::value>(c + a0 * ldc, ldc, rows, stride, count, y + a0 * ldy, ldy, n);
+  });
 }
 
 void avx512_axpy_rows_block(const float* c, int64_t A, int64_t ldc, const float* rows, int64_t stride, int64_t count,
