@@ -17,6 +17,7 @@
 #include "bench/shapes.h"
 #include "bench/zc_bias.h"
 #include "moe/moe_layer.h"
+#include "platform/heap_tuning.h"
 #include "platform/memory_usage.h"
 
 namespace moepp {
@@ -274,7 +275,9 @@ Status run_model_bench(const BenchModel& bm, const BenchConfig& config, const Ma
     if (n < 1) return Status::Error("-n: expected positive generation lengths, got " + std::to_string(n));
   if (!config.zc_shares.empty() && bm.shape.empty())
     return Status::Error("--zc-share: only with --model-shape (it edits the random router weights)");
-  reset_peak_resident_bytes();  // the rows' peak memory starts with this model's load
+  // The rows' peak memory starts with this model's load, without the heap an earlier model freed.
+  return_free_heap_to_system();
+  reset_peak_resident_bytes();
   auto built = build_model(bm, config);
   if (!built.ok()) return built.status().with_context(bm.label());
   std::unique_ptr<Model> model = std::move(built).value();

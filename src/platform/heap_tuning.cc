@@ -19,4 +19,10 @@ void keep_freed_buffers_for_reuse() {
 #endif
 }
 
+void return_free_heap_to_system() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace moepp

@@ -11,4 +11,9 @@ namespace moepp {
 // their own (tensor/weight.cc). Call once, before the first large allocation.
 void keep_freed_buffers_for_reuse();
 
+// Returns the free heap kept above to the system (glibc's malloc_trim): where one process runs
+// several models one after another (`moepp bench`), so that one model's peak memory does not
+// include the buffers another one freed.
+void return_free_heap_to_system();
+
 }  // namespace moepp
