@@ -219,10 +219,10 @@ __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   size_t i = 0;
   for (; i + 128 <= n; i += 128) {
-    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
-    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
-    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
-    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
   }
   a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
   uint64_t out[4];
@@ -232,9 +232,12 @@ __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
 
 uint64_t read_scalar(const uint8_t* p, size_t n) {
   uint64_t acc[4] = {0, 0, 0, 0};
-  const uint64_t* q = reinterpret_cast<const uint64_t*>(p);
   for (size_t i = 0; i + 4 <= n / 8; i += 4)
-    for (int j = 0; j < 4; ++j) acc[j] += q[i + j];
+    for (int j = 0; j < 4; ++j) {
+      uint64_t word;  // memcpy: p may be unaligned
+      std::memcpy(&word, p + (i + j) * 8, sizeof word);
+      acc[j] += word;
+    }
   return acc[0] + acc[1] + acc[2] + acc[3];
 }
 
