@@ -470,20 +470,27 @@ inline __m512i load_halves(const uint8_t* p) {
 
 // Group g of a block of 8 interleaved rows as four registers of two rows' 32 unsigned weights in
 // column order: q8 + 128, or q4 nibbles. Interleaved q4 stores rows 2i and 2i + 1 of a column in
-// one byte (low, high nibble), so register i is those 32 bytes in both halves, the high half
-// shifted by 4, masked: no unpacking or permutes.
+// one byte (low, high nibble), so register i is those 32 bytes in both halves, masked to the low
+// nibble in the low half and to the high nibble in the high half, left in place: that half holds
+// 16 x (w + 8), whose products vpdpbusd still sums exactly (4 x 240 x 127 < 2^31), and its
+// accumulators 16 x the true sums, scaled back once per block (kQ4HighHalf). No shift, no unpacking.
 template <bool kQ4>
 inline void load_group(const uint8_t* group /*8 rows x group bytes*/, __m512i wv[4]) {
   if constexpr (!kQ4) {
     const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
     for (int i = 0; i < 4; ++i) wv[i] = _mm512_xor_si512(load_halves(group + 64 * i), bias);
   } else {
-    const __m512i mask = _mm512_set1_epi8(0x0f);
-    for (int i = 0; i < 4; ++i) {
-      const __m512i pair = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * i)));
-      wv[i] = _mm512_and_si512(_mm512_mask_srli_epi16(pair, 0xffff0000u, pair, 4), mask);
-    }
+    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0f), _mm256_set1_epi8(static_cast<char>(0xf0)), 1);
+    for (int i = 0; i < 4; ++i)
+      wv[i] = _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * i))), mask);
   }
+}
+
+// q4's odd rows (the high halves above) come out 16 x their value. Every step on them (int32 to
+// float, the fma with the scale, the lane sums) scales exactly by a power of two, so one multiply
+// by 1/16 at the end gives the same bits as unscaled sums (outside subnormal magnitudes).
+inline __m256 q4_unscale_odd_rows(__m256 y) {
+  return _mm256_mul_ps(y, _mm256_setr_ps(1.0f, 0.0625f, 1.0f, 0.0625f, 1.0f, 0.0625f, 1.0f, 0.0625f));
 }
 
 // MR tokens (rows m0.. of a) x one block of 8 interleaved q8/q4 rows starting at row n (n % 8 == 0).
@@ -493,7 +500,9 @@ void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n
   const int64_t G = a.groups;
   constexpr int64_t kGroupBytes = kQ4 ? kQuantGroup / 2 : kQuantGroup;
   constexpr int64_t kStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
-  constexpr int kOffsetShift = kQ4 ? 3 : 7;  // the unsigned weight is w_int + 8 (q4) or + 128 (q8)
+  // The unsigned weight is w_int + 128 (q8), w_int + 8 (q4 even rows) or 16 x (w_int + 8) (q4 odd
+  // rows, load_group): the offset to take off is the input's lane sum times 2^7, 2^3 or 2^7.
+  const __m512i offset_shift = kQ4 ? _mm512_inserti64x4(_mm512_set1_epi32(3), _mm256_set1_epi32(7), 1) : _mm512_set1_epi32(7);
   const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * G * kStride;
   __m512i pair_index[4];  // scale of row 2i in the low half, of row 2i + 1 in the high half
   for (int i = 0; i < 4; ++i)
@@ -519,7 +528,7 @@ void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n
       const int64_t row = (m0 + m) * G + g;
       const __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup)));
       const __m512i lane_sum = _mm512_broadcast_i32x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)));
-      const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(lane_sum, kOffsetShift));
+      const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sllv_epi32(lane_sum, offset_shift));
       const __m512 sx = _mm512_set1_ps(a.scale[row]);
       // One token: the 8 rows' scales times the input's, then spread to pairs of rows (one
       // multiply instead of four; the same products w_scale * x_scale as the twin's).
@@ -531,8 +540,10 @@ void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n
       }
     }
   }
-  for (int m = 0; m < MR; ++m)
-    _mm256_storeu_ps(y + m * ldy, sum_lanes8(acc[m]));
+  for (int m = 0; m < MR; ++m) {
+    const __m256 sums = sum_lanes8(acc[m]);
+    _mm256_storeu_ps(y + m * ldy, kQ4 ? q4_unscale_odd_rows(sums) : sums);
+  }
 }
 
 template <bool kQ4>
