@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "bench/forward_cost.h"
+#include "bench/weights_read.h"
 #include "bench/shapes.h"
 #include "bench/zc_bias.h"
 #include "moe/moe_layer.h"
@@ -51,9 +52,10 @@ std::pair<double, std::string> flop_peak(const BenchConfig& config, const Machin
   return {m.fp32_gflop_s, "fp32"};
 }
 
-// Fills the timing and rate fields of a row from per-repetition seconds and the cost of one run.
+// Fills the timing and rate fields of a row from per-repetition seconds and the cost of one run;
+// `reads`: GB/s of the plain weight reads taken between the repetitions (may be empty).
 void fill_rates(const BenchConfig& config, const MachineTable& limits, const std::vector<double>& seconds,
-                const ForwardCost& cost, BenchRow* row) {
+                const ForwardCost& cost, BenchRow* row, const std::vector<double>& reads = {}) {
   std::vector<double> rates;
   for (double s : seconds) rates.push_back(static_cast<double>(row->n_tokens) / s);
   row->repetitions = static_cast<int>(seconds.size());
@@ -66,12 +68,16 @@ void fill_rates(const BenchConfig& config, const MachineTable& limits, const std
   auto it = limits.find(row->threads);
   if (it != limits.end()) {
     const auto [peak, name] = flop_peak(config, it->second);
-    row->bw_share = it->second.read_gb_s > 0 ? row->gb_s / it->second.read_gb_s : 0;
+    row->machine_bw_share = it->second.read_gb_s > 0 ? row->gb_s / it->second.read_gb_s : 0;
+    row->bw_share = row->machine_bw_share;
     row->flop_share = peak > 0 ? row->gflop_s / peak : 0;
     row->peak = name;
     row->limit_gb_s = it->second.read_gb_s;
     row->limit_gflop_s = peak;
   }
+  // The best read, as the machine's limit is the best of its passes.
+  if (!reads.empty()) row->read_gb_s = *std::max_element(reads.begin(), reads.end());
+  if (row->read_gb_s > 0) row->bw_share = row->gb_s / row->read_gb_s;
 }
 
 int64_t available_memory_bytes() {
@@ -185,6 +191,7 @@ double needed_bytes(const Model& model, int64_t n) {
 Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, const MachineTable& limits,
                  double zc_target, const RowSink& sink) {
   CostCounter counter(model);
+  const WeightsRead weights_read(model);
   int64_t longest = 0;  // the longest context run so far: its KV cache counts as needed memory
   const bool has_zc = std::any_of(model.config().layers.begin(), model.config().layers.end(), [](const MoeLayerSpec& s) {
     return s.count(ExpertKind::kFfn) < s.n_experts();
@@ -243,15 +250,16 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       cache.truncate(seq, 0);
       MOEPP_RETURN_IF_ERROR(fill_context(model, pool, test.depth, config.seed + 3 * test.depth, cache, seq, config));
       MOEPP_RETURN_IF_ERROR(run(model, pool, warm, test.depth, cache, seq, &counter, &s, &cost));
-      std::vector<double> seconds;
+      std::vector<double> seconds, reads;
       for (int r = 0; r < config.repetitions; ++r) {
         progress(config, str_format("%s %s t=%d rep %d/%d", row.model.c_str(), row.test.c_str(), threads, r + 1,
                                     config.repetitions));
         MOEPP_RETURN_IF_ERROR(run(model, pool, tokens, test.depth, cache, seq, &counter, &s, &cost));
         seconds.push_back(s);
+        if (weights_read.usable()) reads.push_back(weights_read.read_gb_s(pool));
       }
       progress_done(config);
-      fill_rates(config, limits, seconds, cost, &row);
+      fill_rates(config, limits, seconds, cost, &row, reads);
       if (has_zc) row.zc_share = cost.zc_share();
       longest = std::max(longest, test.depth + test.n);
       if (const int64_t peak = peak_resident_bytes(); peak > 0) {

@@ -39,7 +39,11 @@ struct BenchRow {
   int64_t depth = 0;        // positions already in the KV cache when the test starts
   int repetitions = 0;
   double tok_s = 0, tok_s_min = 0, tok_s_max = 0;  // median and range over repetitions
-  double gb_s = 0, bw_share = 0;        // bytes read / time; share of the measured read bandwidth
+  double gb_s = 0, bw_share = 0;        // bytes read / time; share of the measured read bandwidth:
+                                        // read_gb_s where measured, else the machine's limit_gb_s
+  double read_gb_s = 0;                 // a plain read of the model's weights between repetitions
+                                        // (bench/weights_read.h), best pass; 0: not measured
+  double machine_bw_share = 0;          // gb_s / limit_gb_s
   double gflop_s = 0, flop_share = 0;   // FLOPs / time; share of the measured peak named below
   std::string peak;                     // "fp32" or "bf16": which measured peak flop_share uses
   double limit_gb_s = 0;                // the measured limits the shares refer to

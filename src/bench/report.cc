@@ -45,6 +45,8 @@ nlohmann::ordered_json to_json(const BenchRow& r) {
   j["flop_share"] = r.flop_share;
   j["peak"] = r.peak;
   j["machine_read_gb_s"] = r.limit_gb_s;
+  j["machine_bw_share"] = r.machine_bw_share;
+  j["read_gb_s"] = r.read_gb_s;  // 0: not measured, bw_share is machine_bw_share
   j["machine_peak_gflop_s"] = r.limit_gflop_s;
   if (r.zc_share >= 0) j["zc_share"] = r.zc_share;
   if (r.zc_target >= 0) j["zc_target"] = r.zc_target;
@@ -145,16 +147,18 @@ void RowPrinter::print(const BenchRow& r) {
                      r.flop_share);
       } else {
         if (!header_done_) {
-          std::fprintf(out_, "| model | weights | layers | threads | test | t/s | GB/s | bw_share | GFLOP/s | flop_share | "
-                             "zc_share | peak mem GB | over weights+KV |\n");
-          std::fprintf(out_, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+          std::fprintf(out_, "| model | weights | layers | threads | test | t/s | GB/s | read GB/s | bw_share | GFLOP/s | "
+                             "flop_share | zc_share | peak mem GB | over weights+KV |\n");
+          std::fprintf(out_, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
           header_done_ = true;
         }
         const std::string mem = r.peak_mem_gb > 0 ? str_format("%.3f | %+.1f%%", r.peak_mem_gb, 100 * r.mem_overhead)
                                                   : std::string("- | -");
-        std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %.3f | %.2f | %.3f (%s) | %s | %s |\n", r.model.c_str(),
+        // The read bw_share divides by: the one beside the row, else the machine's (marked).
+        const std::string read = r.read_gb_s > 0 ? str_format("%.2f", r.read_gb_s) : str_format("%.2f (machine)", r.limit_gb_s);
+        std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %s | %.3f | %.2f | %.3f (%s) | %s | %s |\n", r.model.c_str(),
                      r.weights.c_str(), layers_text(r).c_str(), r.threads, r.test.c_str(), tok_s_text(r).c_str(), r.gb_s,
-                     r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str(), mem.c_str());
+                     read.c_str(), r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str(), mem.c_str());
       }
       break;
   }

@@ -40,10 +40,27 @@ for r in rows:
         expect(key in r, f"row {r.get('test')}: missing {key}")
     expect(r.get("weights") == "bf16" and r.get("threads") == 1 and r.get("layers") == 1, f"row fields: {r}")
     expect(r.get("tok_s", 0) > 0 and r.get("gb_s", 0) > 0 and r.get("gflop_s", 0) > 0, f"rates: {r}")
+    # bw_share divides by the read of the weights taken beside the row where there is one (this
+    # one layer is too small to leave the cache: read_gb_s 0), else by the machine's read.
+    read, machine_read = r.get("read_gb_s", -1), r.get("machine_read_gb_s", 0)
+    expect(read == 0 and machine_read > 0, f"read fields: {r}")
+    if machine_read > 0:
+        expect(abs(r["bw_share"] - r["gb_s"] / machine_read) < 1e-9 and abs(r["machine_bw_share"] - r["bw_share"]) < 1e-12,
+               f"bw_share against the machine's read: {r}")
     # The random weights are written, so all resident: the peak holds at least (most of) them.
     peak, needed = r.get("peak_mem_gb", 0), r.get("needed_mem_gb", 0)
     expect(needed > 0 and peak >= 0.9 * needed and abs(r.get("mem_overhead", 0) - (peak / needed - 1)) < 1e-9,
            f"memory fields: {r}")
+
+# Two layers of the shape (about 0.26 GB of bf16 weights) are past any last-level cache: the row
+# reads them beside its repetitions and divides by that read.
+big = run("--model-shape", "moepp-0.6b", "--layers", "2", "-p", "0", "-n", "2", "-r", "2", "-t", "1", "--json",
+          "--read-mib", "32")
+expect(len(big) == 1 and big[0].get("read_gb_s", 0) > 0, f"read beside the row: {big}")
+if big and big[0].get("read_gb_s", 0) > 0:
+    r = big[0]
+    expect(abs(r["bw_share"] - r["gb_s"] / r["read_gb_s"]) < 1e-9, f"bw_share against the read beside the row: {r}")
+    expect(abs(r["machine_bw_share"] - r["gb_s"] / r["machine_read_gb_s"]) < 1e-9, f"machine_bw_share: {r}")
 
 # -d: the same tests after a context already in the cache, named as llama-bench names them; the
 # needed memory counts the context's KV rows.
