@@ -680,8 +680,34 @@ void dot_rows_block8(const float* q, int64_t ldq, const T* r /*8 keys*/, int64_t
       for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(xv, kv[i], acc[a][i]);
     }
   };
+  int64_t k = 0;
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    // bf16 keys 16 dims at a time: one 32-byte load per key, and one two-source word permute per
+    // 8 dims puts both keys' words in the high halves of the lanes, where row_pair8 took two
+    // 16-byte loads, an insert and a permute. The same products in the same order.
+    const __m512i first8 = _mm512_setr_epi32(0, 1 << 16, 2 << 16, 3 << 16, 4 << 16, 5 << 16, 6 << 16, 7 << 16,
+                                             32 << 16, 33 << 16, 34 << 16, 35 << 16, 36 << 16, 37 << 16, 38 << 16,
+                                             39 << 16);
+    const __m512i second8 = _mm512_add_epi32(first8, _mm512_set1_epi32(8 << 16));
+    for (; k + 16 <= n; k += 16) {
+      __m512 lo[4], hi[4];  // dims k .. k + 7 and k + 8 .. k + 15 of keys 2i (low half), 2i + 1
+      for (int i = 0; i < 4; ++i) {
+        const T* first = r + 2 * i * stride + k;
+        const __m512i a = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
+        const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + stride)));
+        lo[i] = _mm512_castsi512_ps(_mm512_maskz_permutex2var_epi16(0xAAAAAAAAu, a, first8, b));
+        hi[i] = _mm512_castsi512_ps(_mm512_maskz_permutex2var_epi16(0xAAAAAAAAu, a, second8, b));
+      }
+      for (int a = 0; a < A; ++a) {
+        const __m512 x0 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q + a * ldq + k));
+        for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(x0, lo[i], acc[a][i]);
+        const __m512 x1 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q + a * ldq + k + 8));
+        for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(x1, hi[i], acc[a][i]);
+      }
+    }
+  }
   const int64_t n_full = n & ~int64_t{7};
-  for (int64_t k = 0; k < n_full; k += 8) step(k, std::true_type{}, 0xff);
+  for (; k < n_full; k += 8) step(k, std::true_type{}, 0xff);
   if (n_full < n) step(n_full, std::false_type{}, static_cast<__mmask8>((1u << (n - n_full)) - 1));
   for (int a = 0; a < A; ++a)
     _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
@@ -759,7 +785,7 @@ void axpy_rows_block_bf16_chunk(const float* c, int64_t ldc, const uint16_t* row
     const uint16_t* r = rows + j * stride;
     __m512 v[4];
     for (int h = 0; h < 2; ++h) {
-      const __m512i bits = _mm512_loadu_si512(r + 32 * h);
+      const __m512i bits = load_halves(reinterpret_cast<const uint8_t*>(r + 32 * h));
       v[2 * h] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, bits));
       v[2 * h + 1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, bits));
     }

@@ -343,7 +343,7 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
 // reading the rows from a misaligned buffer.
 void check_row_blocks(uint32_t seed, bool bf16_cache) {
   std::mt19937 rng(seed);
-  for (int64_t n : {7, 64, 100}) {
+  for (int64_t n : {7, 40, 64, 100}) {  // 40: bf16 keys 16 dims a step, then 8
     for (int64_t count : {1, 8, 19, 45}) {  // 45: past the kernels' prefetch distance
       for (int64_t A : {1, 3, 4, 9}) {
         const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
