@@ -493,66 +493,132 @@ inline __m256 q4_unscale_odd_rows(__m256 y) {
   return _mm256_mul_ps(y, _mm256_setr_ps(1.0f, 0.0625f, 1.0f, 0.0625f, 1.0f, 0.0625f, 1.0f, 0.0625f));
 }
 
-// MR tokens (rows m0.. of a) x one block of 8 interleaved q8/q4 rows starting at row n (n % 8 == 0).
-// A group of the block is its 8 rows' values, then their 8 scales (Weight::group_offset).
+// What a q8/q4 group step needs besides the weights. The unsigned weight is w_int + 128 (q8),
+// w_int + 8 (q4 even rows) or 16 x (w_int + 8) (q4 odd rows, load_group): the offset to take off
+// is the input's lane sum times 2^7, 2^3 or 2^7.
+template <bool kQ4>
+struct QuantGroupConstants {
+  static constexpr int64_t kGroupBytes = kQ4 ? kQuantGroup / 2 : kQuantGroup;
+  static constexpr int64_t kStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
+  __m512i offset_shift, pair_index[4];  // pair_index: scale of row 2i in the low half, of 2i + 1 in the high
+  QuantGroupConstants() {
+    offset_shift = kQ4 ? _mm512_inserti64x4(_mm512_set1_epi32(3), _mm256_set1_epi32(7), 1) : _mm512_set1_epi32(7);
+    for (int i = 0; i < 4; ++i)
+      pair_index[i] = _mm512_inserti64x4(_mm512_set1_epi32(2 * i), _mm256_set1_epi32(2 * i + 1), 1);
+  }
+  // The input's start value for vpdpbusd: minus the offset, per lane.
+  __m512i start(const QuantizedRows& a, int64_t row) const {
+    const __m512i lane_sum = _mm512_broadcast_i32x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)));
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sllv_epi32(lane_sum, offset_shift));
+  }
+  __m512i input(const QuantizedRows& a, int64_t row) const {
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup)));
+  }
+  static __m512 weight_scales(const uint8_t* group) {
+    return _mm512_zextps256_ps512(_mm256_loadu_ps(reinterpret_cast<const float*>(group + 8 * kGroupBytes)));
+  }
+};
+
+template <bool kQ4>
+inline void store_block(const __m512 acc[4], float* y) {
+  const __m256 sums = sum_lanes8(acc);
+  _mm256_storeu_ps(y, kQ4 ? q4_unscale_odd_rows(sums) : sums);
+}
+
+// One token (row m of a) x NB blocks of 8 interleaved q8/q4 rows starting at rows n[b] (n[b] % 8
+// == 0), group by group through all NB at once. Blocks from NB distant places of a matrix are NB
+// memory streams: with two, one thread streamed q8 and q4 at 1.02-1.04 and 0.99-1.01 of a plain
+// read, against 0.88-0.90 and 0.82-0.85 with one (`bench --stream`, alternated). The hardware
+// prefetcher keeps more lines in flight for two streams than for one; software prefetch only
+// slowed the one stream down (0.52-0.82 at distances of 1-8 KB).
+// A group of a block is its 8 rows' values, then their 8 scales (Weight::group_offset).
+template <int NB, bool kQ4>
+void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
+                      float* const* y /*[NB]*/) {
+  using C = QuantGroupConstants<kQ4>;
+  const C c;
+  const int64_t G = a.groups;
+  const uint8_t* block[NB];
+  for (int b = 0; b < NB; ++b) block[b] = static_cast<const uint8_t*>(w.data) + (n[b] / 8) * G * C::kStride;
+  __m512 acc[NB][4];
+  for (int b = 0; b < NB; ++b)
+    for (int i = 0; i < 4; ++i) acc[b][i] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t row = m * G + g;
+    const __m512i xv = c.input(a, row), start = c.start(a, row);
+    const __m512 sx = _mm512_set1_ps(a.scale[row]);
+    for (int b = 0; b < NB; ++b) {
+      const uint8_t* group = block[b] + g * C::kStride;
+      __m512i wv[4];
+      load_group<kQ4>(group, wv);
+      // The 8 rows' scales times the input's, then spread to pairs of rows (one multiply
+      // instead of four; the same products w_scale * x_scale as the twin's).
+      const __m512 sws = _mm512_mul_ps(C::weight_scales(group), sx);
+      for (int i = 0; i < 4; ++i) {
+        const __m512i isum = _mm512_dpbusd_epi32(start, wv[i], xv);
+        acc[b][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(c.pair_index[i], sws), acc[b][i]);
+      }
+    }
+  }
+  for (int b = 0; b < NB; ++b) store_block<kQ4>(acc[b], y[b]);
+}
+
+// MR tokens (rows m0.. of a, 2 <= MR <= 4) x one block of 8 interleaved q8/q4 rows starting at
+// row n, as one_token_blocks per token.
 template <int MR, bool kQ4>
 void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  using C = QuantGroupConstants<kQ4>;
+  const C c;
   const int64_t G = a.groups;
-  constexpr int64_t kGroupBytes = kQ4 ? kQuantGroup / 2 : kQuantGroup;
-  constexpr int64_t kStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
-  // The unsigned weight is w_int + 128 (q8), w_int + 8 (q4 even rows) or 16 x (w_int + 8) (q4 odd
-  // rows, load_group): the offset to take off is the input's lane sum times 2^7, 2^3 or 2^7.
-  const __m512i offset_shift = kQ4 ? _mm512_inserti64x4(_mm512_set1_epi32(3), _mm256_set1_epi32(7), 1) : _mm512_set1_epi32(7);
-  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * G * kStride;
-  __m512i pair_index[4];  // scale of row 2i in the low half, of row 2i + 1 in the high half
-  for (int i = 0; i < 4; ++i)
-    pair_index[i] = _mm512_inserti64x4(_mm512_set1_epi32(2 * i), _mm256_set1_epi32(2 * i + 1), 1);
+  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * G * C::kStride;
   __m512 acc[MR][4];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    const uint8_t* group = block + g * kStride;
-    // One token streams the weights faster without software prefetch: on huge pages, q8 matrices
-    // of mixtral-1.8b alternated in one process read at 19.0-20.4 GB/s against 15.9-17.6 with it
-    // (another run 22.5-24.2 against 19.7-21.4; q4 +3-7%): the hardware prefetcher follows the
-    // one sequential stream alone.
-    if constexpr (MR > 1)
-      for (int b = 0; b < kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
+    const uint8_t* group = block + g * C::kStride;
+    for (int b = 0; b < C::kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
     __m512i wv[4];
     load_group<kQ4>(group, wv);
-    const __m512 s = _mm512_zextps256_ps512(_mm256_loadu_ps(reinterpret_cast<const float*>(group + 8 * kGroupBytes)));
-    __m512 sw[4];  // batches: the weight scales spread to pairs of rows once for all tokens
-    if constexpr (MR > 1)
-      for (int i = 0; i < 4; ++i) sw[i] = _mm512_permutexvar_ps(pair_index[i], s);
+    const __m512 s = C::weight_scales(group);
+    __m512 sw[4];  // the weight scales spread to pairs of rows once for all tokens
+    for (int i = 0; i < 4; ++i) sw[i] = _mm512_permutexvar_ps(c.pair_index[i], s);
     for (int m = 0; m < MR; ++m) {
       const int64_t row = (m0 + m) * G + g;
-      const __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup)));
-      const __m512i lane_sum = _mm512_broadcast_i32x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)));
-      const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sllv_epi32(lane_sum, offset_shift));
+      const __m512i xv = c.input(a, row), start = c.start(a, row);
       const __m512 sx = _mm512_set1_ps(a.scale[row]);
-      // One token: the 8 rows' scales times the input's, then spread to pairs of rows (one
-      // multiply instead of four; the same products w_scale * x_scale as the twin's).
-      const __m512 sws = MR == 1 ? _mm512_mul_ps(s, sx) : s;
       for (int i = 0; i < 4; ++i) {
-        const __m512 scale = MR == 1 ? _mm512_permutexvar_ps(pair_index[i], sws) : _mm512_mul_ps(sw[i], sx);
         const __m512i isum = _mm512_dpbusd_epi32(start, wv[i], xv);
-        acc[m][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[m][i]);
+        acc[m][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(sw[i], sx), acc[m][i]);
       }
     }
   }
-  for (int m = 0; m < MR; ++m) {
-    const __m256 sums = sum_lanes8(acc[m]);
-    _mm256_storeu_ps(y + m * ldy, kQ4 ? q4_unscale_odd_rows(sums) : sums);
-  }
+  for (int m = 0; m < MR; ++m) store_block<kQ4>(acc[m], y + m * ldy);
 }
 
 template <bool kQ4>
 void quant_block8_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
   switch (mr) {
-    case 1: return quant_block8<1, kQ4>(a, m0, w, n, y, ldy);
+    case 1: return one_token_blocks<1, kQ4>(a, m0, w, &n, &y);
     case 2: return quant_block8<2, kQ4>(a, m0, w, n, y, ldy);
     case 3: return quant_block8<3, kQ4>(a, m0, w, n, y, ldy);
     default: return quant_block8<4, kQ4>(a, m0, w, n, y, ldy);
+  }
+}
+
+// One token over whole blocks [first, last): block k of the first half with block k of the
+// second, two streams (one_token_blocks); an odd block out alone.
+template <bool kQ4>
+void one_token_rows(const QuantizedRows& a, int64_t m, const Weight& w, int64_t first, int64_t last, float* y) {
+  const int64_t blocks = (last - first) / 8, half = blocks / 2;
+  for (int64_t k = 0; k < half; ++k) {
+    const int64_t n[2] = {first + 8 * k, first + 8 * (k + half)};
+    float* const out[2] = {y + 8 * k, y + 8 * (k + half)};
+    one_token_blocks<2, kQ4>(a, m, w, n, out);
+  }
+  if (blocks % 2) {
+    const int64_t n = last - 8;
+    float* out = y + (n - first);
+    one_token_blocks<1, kQ4>(a, m, w, &n, &out);
   }
 }
 
@@ -563,13 +629,18 @@ void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const 
   const auto [first, last] = whole_blocks(n0, n1);
   if (first > n0) avx2.quantized_rows(a, m0, M, w, n0, first, y, ldy);
   const bool q4 = w.quant == WeightQuant::kQ4;
-  for (int64_t n = first; n < last; n += 8)
-    for (int64_t m = 0; m < M; m += 4) {
-      const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
-      float* out = y + m * ldy + (n - n0);
-      if (q4) quant_block8_any<true>(mr, a, m0 + m, w, n, out, ldy);
-      else quant_block8_any<false>(mr, a, m0 + m, w, n, out, ldy);
-    }
+  if (M == 1) {
+    if (q4) one_token_rows<true>(a, m0, w, first, last, y + (first - n0));
+    else one_token_rows<false>(a, m0, w, first, last, y + (first - n0));
+  } else {
+    for (int64_t n = first; n < last; n += 8)
+      for (int64_t m = 0; m < M; m += 4) {
+        const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
+        float* out = y + m * ldy + (n - n0);
+        if (q4) quant_block8_any<true>(mr, a, m0 + m, w, n, out, ldy);
+        else quant_block8_any<false>(mr, a, m0 + m, w, n, out, ldy);
+      }
+  }
   if (last < n1) avx2.quantized_rows(a, m0, M, w, last, n1, y + (last - n0), ldy);
 }
 
