@@ -341,15 +341,15 @@ inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int6
 // are loaded, the 8 weight scales times the input's come from one vector multiply, and each row's
 // is spread from it. Same bits as quant_tile: the same integer sums and products, in order.
 template <bool kQ4>
-void quant_block8_one_token(const QuantizedRows& a, int64_t m, const Weight& w, int64_t n, float* y) {
+__attribute__((always_inline)) inline void one_token_groups(const QuantizedRows& a, int64_t m, const uint8_t* block,
+                                                            int64_t g0, int64_t g1, __m256 acc_io[8]) {
   const int64_t G = a.groups;
   constexpr int64_t kStride = kInterleavedStride<kQ4>;
   constexpr int64_t kValues = 8 * (kQ4 ? kQuantGroup / 2 : kQuantGroup);  // then the 8 rows' scales
-  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * w.groups_per_row() * kStride;
   const __m256i ones = _mm256_set1_epi16(1), low_nibbles = _mm256_set1_epi8(0x0f);
-  __m256 acc[8];
-  for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < G; ++g) {
+  __m256 acc[8];  // a local copy, so that GCC keeps it in registers through the loop
+  for (int r = 0; r < 8; ++r) acc[r] = acc_io[r];
+  for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* group = block + g * kStride;
     for (int64_t b = 0; b < kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
     const int64_t row = m * G + g;
@@ -377,7 +377,28 @@ void quant_block8_one_token(const QuantizedRows& a, int64_t m, const Weight& w, 
       }
     }
   }
-  for (int r = 0; r < 8; ++r) y[r] = lane_sum(acc[r]);
+  for (int r = 0; r < 8; ++r) acc_io[r] = acc[r];
+}
+
+// One token x NB blocks of 8 interleaved rows from rows n[b] (n[b] % 8 == 0). With two blocks
+// from two places of a matrix, two memory streams, as the AVX-512 set's one_token_blocks; 8
+// rows' accumulators fill half the ymm registers, so the blocks take turns every kChunk groups
+// (1.3-2.3 KB of weights) instead of sharing the loop.
+template <int NB, bool kQ4>
+void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
+                      float* const* y /*[NB]*/) {
+  constexpr int64_t kChunk = 8;
+  const int64_t G = a.groups;
+  __m256 acc[NB][8];
+  const uint8_t* block[NB];
+  for (int b = 0; b < NB; ++b) {
+    block[b] = static_cast<const uint8_t*>(w.data) + (n[b] / 8) * w.groups_per_row() * kInterleavedStride<kQ4>;
+    for (int r = 0; r < 8; ++r) acc[b][r] = _mm256_setzero_ps();
+  }
+  for (int64_t g0 = 0; g0 < G; g0 += kChunk)
+    for (int b = 0; b < NB; ++b) one_token_groups<kQ4>(a, m, block[b], g0, std::min(G, g0 + kChunk), acc[b]);
+  for (int b = 0; b < NB; ++b)
+    for (int r = 0; r < 8; ++r) y[b][r] = lane_sum(acc[b][r]);
 }
 
 template <int MR, bool kQ4, bool kIL>
@@ -405,7 +426,17 @@ void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, 
       if (nr > 4 && nr < 8) nr = 4;
       float* out = y + m * ldy + (n - n0);
       if (kIL && mr == 1 && nr == 8 && n % 8 == 0) {
-        quant_block8_one_token<kQ4>(a, m0 + m, w, n, out);
+        if (M == 1 && n + 16 <= n1) {  // two streams: this block and the one half the rest on
+          const int64_t blocks = (n1 - n) / 8, half = blocks / 2;
+          for (int64_t k = 0; k < half; ++k) {
+            const int64_t pair[2] = {n + 8 * k, n + 8 * (k + half)};
+            float* const outs[2] = {out + 8 * k, out + 8 * (k + half)};
+            one_token_blocks<2, kQ4>(a, m0 + m, w, pair, outs);
+          }
+          n += 16 * half;
+          continue;
+        }
+        one_token_blocks<1, kQ4>(a, m0 + m, w, &n, &out);
         n += nr;
         continue;
       }
