@@ -362,15 +362,20 @@ bool bf16_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
 // f32 GEMV (split each pair, two FMAs): the out-of-order window then covers enough of the stream
 // to keep memory busy (mixtral-1.8b shapes read at 0.82-0.93 of the machine's streaming read,
 // against 0.62-0.66). No software prefetch: the hardware's streamer does better on one stream.
-void gemv_block8_paired(const uint32_t* xp, int64_t Q, const uint16_t* block, float* y) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+// NB blocks at once, from NB places of the matrix: NB memory streams (see one_token_blocks).
+template <int NB>
+void gemv_block8_paired(const uint32_t* xp, int64_t Q, const uint16_t* const* block /*[NB]*/, float* const* y /*[NB]*/) {
+  __m512 acc[NB][4];
+  for (int b = 0; b < NB; ++b)
+    for (int i = 0; i < 4; ++i) acc[b][i] = _mm512_setzero_ps();
   for (int64_t q = 0; q < Q; ++q) {
     const __m512bh xv =
         (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + q * 8)));
-    for (int i = 0; i < 4; ++i)
-      acc[i] = _mm512_dpbf16_ps(acc[i], xv, (__m512bh)_mm512_loadu_si512(block + q * 128 + 32 * i));
+    for (int b = 0; b < NB; ++b)
+      for (int i = 0; i < 4; ++i)
+        acc[b][i] = _mm512_dpbf16_ps(acc[b][i], xv, (__m512bh)_mm512_loadu_si512(block[b] + q * 128 + 32 * i));
   }
-  _mm256_storeu_ps(y, sum_lanes8(acc));
+  for (int b = 0; b < NB; ++b) _mm256_storeu_ps(y[b], sum_lanes8(acc[b]));
 }
 
 // One token against bf16 rows [n0, n1) of an interleaved weight: false, computing nothing, when
@@ -382,8 +387,19 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   if (!pair_bf16_inputs(x, 1, w.cols, w.cols, xp.data())) return false;
   const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
   if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
-  for (int64_t n = first; n < last; n += 8)
-    gemv_block8_paired(xp.data(), Q, w.bf16() + (n / 8) * 8 * w.padded_cols(), y + (n - n0));
+  auto block = [&](int64_t n) { return w.bf16() + (n / 8) * 8 * w.padded_cols(); };
+  const int64_t blocks = (last - first) / 8, half = blocks / 2;
+  for (int64_t k = 0; k < half; ++k) {  // block k of the first half with block k of the second
+    const int64_t na = first + 8 * k, nb = first + 8 * (k + half);
+    const uint16_t* const pair[2] = {block(na), block(nb)};
+    float* const out[2] = {y + (na - n0), y + (nb - n0)};
+    gemv_block8_paired<2>(xp.data(), Q, pair, out);
+  }
+  if (blocks % 2) {
+    const uint16_t* const one[1] = {block(last - 8)};
+    float* const out[1] = {y + (last - 8 - n0)};
+    gemv_block8_paired<1>(xp.data(), Q, one, out);
+  }
   if (last < n1) bf16_panels(xp.data(), 1, w, last, n1, y + (last - n0), n1 - n0);
   return true;
 }
