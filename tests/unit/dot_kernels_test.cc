@@ -129,14 +129,17 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
   std::mt19937 rng(35);
   for (int64_t K : {3, 40, 96, 131}) {
     for (int64_t M : {1, 2, 6, 7, 13}) {
-      const int64_t N = 43, ldx = K + 1, ldy = N + 5;
+      const int64_t N = 91, ldx = K + 1, ldy = N + 5;
       for (const Weight& w : weights_in_every_format(rng, N, K)) {
         for (bool bf16_inputs : {false, true}) {
           std::vector<float> xbuf = testing::random_vector(rng, static_cast<size_t>(M * ldx + 3));
           if (bf16_inputs)
             for (float& v : xbuf) v = round_bf16(v);
           const float* x = xbuf.data() + 3;
-          for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}})
+          // One token's blocks as four streams (blocks_as_streams): 0..N has 11 whole blocks (four
+          // streams of two, three left over), 3..N - 4 has 9 from row 8 (one left over), 0..40 has 5.
+          for (auto [n0, n1] :
+               {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}, {3, N - 4}, {0, 40}})
             ASSERT_TRUE(every_set_equals_the_scalar_reference(x, M, ldx, w, n0, n1, ldy,
                                                               bf16_inputs ? " bf16 inputs" : ""));
         }
