@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/block_streams.h"
 #include "ops/dot_kernels.h"
 #include "ops/exp_f32.h"
 
@@ -426,14 +427,12 @@ void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, 
       if (nr > 4 && nr < 8) nr = 4;
       float* out = y + m * ldy + (n - n0);
       if (kIL && mr == 1 && nr == 8 && n % 8 == 0) {
-        if (M == 1 && n + 16 <= n1) {  // two streams: this block and the one half the rest on
-          const int64_t blocks = (n1 - n) / 8, half = blocks / 2;
-          for (int64_t k = 0; k < half; ++k) {
-            const int64_t pair[2] = {n + 8 * k, n + 8 * (k + half)};
-            float* const outs[2] = {out + 8 * k, out + 8 * (k + half)};
-            one_token_blocks<2, kQ4>(a, m0 + m, w, pair, outs);
-          }
-          n += 16 * half;
+        if (M == 1) {  // every whole block from n on, as two streams
+          const int64_t blocks = (n1 - n) / 8;
+          row_blocks_as_streams<2>(n, blocks, out, [&](const int64_t* rows, float* const* outs, auto streams) {
+            one_token_blocks<decltype(streams)::value, kQ4>(a, m0 + m, w, rows, outs);
+          });
+          n += 8 * blocks;
           continue;
         }
         one_token_blocks<1, kQ4>(a, m0 + m, w, &n, &out);

@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/block_streams.h"
 #include "ops/dot_kernels.h"
 #include "ops/exp_f32.h"
 
@@ -229,22 +230,6 @@ const void* stored_panel(const Weight& w, int64_t n0, int64_t n1, int64_t p) {
 
 #pragma GCC pop_options
 
-// Blocks 0 .. blocks - 1 of a thread's range as S memory streams: the range cut into S equal
-// parts, and multi(k[S]) called on block i of every part together, i = 0, 1, ..; the blocks
-// the cut leaves over go one at a time to one(k). The hardware prefetcher keeps more lines in
-// flight for several streams than for one (see one_token_blocks for the measurements). Every
-// block still gets its own sums in its own order, so the order of the calls changes no bits.
-template <int S, class Multi, class One>
-inline void blocks_as_streams(int64_t blocks, Multi multi, One one) {
-  const int64_t part = blocks / S;
-  for (int64_t i = 0; i < part; ++i) {
-    int64_t k[S];
-    for (int s = 0; s < S; ++s) k[s] = i + s * part;
-    multi(k);
-  }
-  for (int64_t k = S * part; k < blocks; ++k) one(k);
-}
-
 // ---- bf16 x bf16 on vdpbf16ps (CPUs with AVX512_BF16) ----
 //
 // vdpbf16ps adds two exact bf16 products to each f32 lane, the high half's first, rounding after
@@ -407,19 +392,13 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
   if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
   auto block = [&](int64_t n) { return w.bf16() + (n / 8) * 8 * w.padded_cols(); };
-  auto blocks_at = [&](const int64_t* k, auto streams) {
-    constexpr int S = decltype(streams)::value;
-    const uint16_t* rows[S];
-    float* out[S];
-    for (int s = 0; s < S; ++s) {
-      rows[s] = block(first + 8 * k[s]);
-      out[s] = y + (first + 8 * k[s] - n0);
-    }
-    gemv_block8_paired<S>(xp.data(), Q, rows, out);
-  };
-  blocks_as_streams<kBf16Streams>(
-      (last - first) / 8, [&](const int64_t* k) { blocks_at(k, std::integral_constant<int, kBf16Streams>{}); },
-      [&](int64_t k) { blocks_at(&k, std::integral_constant<int, 1>{}); });
+  row_blocks_as_streams<kBf16Streams>(first, (last - first) / 8, y + (first - n0),
+                                      [&](const int64_t* rows, float* const* outs, auto streams) {
+                                        constexpr int S = decltype(streams)::value;
+                                        const uint16_t* blocks[S];
+                                        for (int s = 0; s < S; ++s) blocks[s] = block(rows[s]);
+                                        gemv_block8_paired<S>(xp.data(), Q, blocks, outs);
+                                      });
   if (last < n1) bf16_panels(xp.data(), 1, w, last, n1, y + (last - n0), n1 - n0);
   return true;
 }
@@ -563,8 +542,9 @@ inline void store_block(const __m512 acc[4], float* y) {
 
 // One token (row m of a) x NB blocks of 8 interleaved q8/q4 rows starting at rows n[b] (n[b] % 8
 // == 0), group by group through all NB at once. Blocks from NB distant places of a matrix are NB
-// memory streams: with two, one thread streamed q8 and q4 at 1.02-1.04 and 0.99-1.01 of a plain
-// read, against 0.88-0.90 and 0.82-0.85 with one (`bench --stream`, alternated). The hardware
+// memory streams (one_token_rows takes kQuantStreams): with two, one thread streamed q8 and q4 at
+// 1.02-1.04 and 0.99-1.01 of the then one-stream plain read, against 0.88-0.90 and 0.82-0.85 with
+// one (`bench --stream`, alternated). The hardware
 // prefetcher keeps more lines in flight for two streams than for one; software prefetch only
 // slowed the one stream down (0.52-0.82 at distances of 1-8 KB).
 // A group of a block is its 8 rows' values, then their 8 scales (Weight::group_offset).
@@ -647,19 +627,10 @@ void quant_block8_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& 
 constexpr int kQuantStreams = 4;
 template <bool kQ4>
 void one_token_rows(const QuantizedRows& a, int64_t m, const Weight& w, int64_t first, int64_t last, float* y) {
-  auto blocks_at = [&](const int64_t* k, auto streams) {
-    constexpr int S = decltype(streams)::value;
-    int64_t n[S];
-    float* out[S];
-    for (int s = 0; s < S; ++s) {
-      n[s] = first + 8 * k[s];
-      out[s] = y + 8 * k[s];
-    }
-    one_token_blocks<S, kQ4>(a, m, w, n, out);
-  };
-  blocks_as_streams<kQuantStreams>(
-      (last - first) / 8, [&](const int64_t* k) { blocks_at(k, std::integral_constant<int, kQuantStreams>{}); },
-      [&](int64_t k) { blocks_at(&k, std::integral_constant<int, 1>{}); });
+  row_blocks_as_streams<kQuantStreams>(first, (last - first) / 8, y,
+                                       [&](const int64_t* rows, float* const* outs, auto streams) {
+                                         one_token_blocks<decltype(streams)::value, kQ4>(a, m, w, rows, outs);
+                                       });
 }
 
 void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
@@ -860,10 +831,12 @@ void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, in
     // queries a kv head (4x4x64) bf16 went 127-131 -> 138-142, so grouped queries keep one stream.
     // Four streams measured the same as two.
     const int64_t blocks = count / 8;
-    auto one = [&](int64_t k) { keys8(8 * k); };
-    if (block == 1) blocks_as_streams<2>(blocks, [&](const int64_t* k) { one(k[0]), one(k[1]); }, one);
+    if (block == 1)
+      blocks_as_streams<2>(blocks, [&](const int64_t* k, auto streams) {
+        for (int s = 0; s < decltype(streams)::value; ++s) keys8(8 * k[s]);
+      });
     else
-      for (int64_t k = 0; k < blocks; ++k) one(k);
+      for (int64_t k = 0; k < blocks; ++k) keys8(8 * k);
     const int64_t j = 8 * blocks;
     if (j == count) continue;  // the last count % 8 keys: the AVX2 set's dot per query and key
     if constexpr (std::is_same_v<T, float>)

@@ -1,0 +1,43 @@
+// How the one-token kernels walk a thread's rows: as several memory streams at once.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+namespace moepp::kernels {
+
+// Blocks 0 .. blocks - 1 of a thread's range as S memory streams: the range cut into S equal
+// parts, and fn(k, std::integral_constant<int, S>) called on block i of every part together
+// (k[s] = i + s * part), i = 0, 1, ..; the blocks the cut leaves over go one at a time, as
+// fn(&k, std::integral_constant<int, 1>). The hardware prefetcher keeps more lines in flight for
+// several streams than for one (docs/performance.md, "Two streams per thread" and "Four streams
+// per thread"). Every block still gets its own sums in its own order, so the order of the calls
+// changes no bits.
+template <int S, class Fn>
+inline void blocks_as_streams(int64_t blocks, Fn fn) {
+  const int64_t part = blocks / S;
+  for (int64_t i = 0; i < part; ++i) {
+    int64_t k[S];
+    for (int s = 0; s < S; ++s) k[s] = i + s * part;
+    fn(static_cast<const int64_t*>(k), std::integral_constant<int, S>{});
+  }
+  for (int64_t k = S * part; k < blocks; ++k) fn(static_cast<const int64_t*>(&k), std::integral_constant<int, 1>{});
+}
+
+// blocks_as_streams over the whole 8-row blocks from row `first`, whose outputs start at y (row r
+// at y[r - first]): fn(rows, outs, streams) gets each block's first row and its 8 outputs.
+template <int S, class Fn>
+inline void row_blocks_as_streams(int64_t first, int64_t blocks, float* y, Fn fn) {
+  blocks_as_streams<S>(blocks, [&](const int64_t* k, auto streams) {
+    constexpr int N = decltype(streams)::value;
+    int64_t rows[N];
+    float* outs[N];
+    for (int s = 0; s < N; ++s) {
+      rows[s] = first + 8 * k[s];
+      outs[s] = y + 8 * k[s];
+    }
+    fn(static_cast<const int64_t*>(rows), static_cast<float* const*>(outs), streams);
+  });
+}
+
+}  // namespace moepp::kernels
