@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -78,10 +79,11 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
   const int64_t hd = shape.head_dim;
   const int64_t q_width = shape.n_heads * hd;
   const int64_t kv_width = shape.n_kv_heads * hd;
-  std::vector<float> q(static_cast<size_t>(n * q_width));   // [n, n_heads*hd]
-  std::vector<float> k(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
-  std::vector<float> v(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
-  matmul_many(pool, x, n, {{&w.q, q.data()}, {&w.k, k.data()}, {&w.v, v.data()}}, p);
+  // Not zero-filled: the matmuls and the attention tasks write every element.
+  const auto q = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n * q_width));   // [n, n_heads*hd]
+  const auto k = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
+  const auto v = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n * kv_width));  // [n, n_kv*hd]
+  matmul_many(pool, x, n, {{&w.q, q.get()}, {&w.k, k.get()}, {&w.v, v.get()}}, p);
   // RoPE and the cache rows, token by token (tokens are independent: the same bits however split).
   pool.parallel_for(n, [&](int64_t t) {
     thread_local std::vector<float> cos_sin;  // [hd]: this token's RoPE table, for every head
@@ -106,7 +108,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     }
   });
 
-  std::vector<float> attn(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
+  const auto attn = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n * q_width));  // [n, n_heads*hd]
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   auto first_key = [&](int64_t t) {
     const int64_t pos = batch.positions[t];
@@ -164,7 +166,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
       }
     });
   }
-  matmul(pool, attn.data(), n, w.o, y, p);
+  matmul(pool, attn.get(), n, w.o, y, p);
 }
 
 }  // namespace moepp

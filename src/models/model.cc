@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 
@@ -364,32 +365,37 @@ Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std:
   const int64_t d = c.d_model;
   for (int64_t t = 0; t < n; ++t) cache.reserve(batch.seq_ids[t], batch.positions[t] + 1);
 
-  std::vector<float> h(static_cast<size_t>(n * d));       // [n, d] residual stream
-  std::vector<float> normed(static_cast<size_t>(n * d));  // [n, d]
-  std::vector<float> branch(static_cast<size_t>(n * d));  // [n, d] attention or MoE output
+  // Every element is written before it is read: no zero-fill (a memset of each, every forward).
+  const size_t n_values = static_cast<size_t>(n * d);
+  const std::unique_ptr<float[]> h = std::make_unique_for_overwrite<float[]>(n_values);       // [n, d] residual stream
+  const std::unique_ptr<float[]> normed = std::make_unique_for_overwrite<float[]>(n_values);  // [n, d]
+  const std::unique_ptr<float[]> branch = std::make_unique_for_overwrite<float[]>(n_values);  // [n, d] attention or MoE output
   for (int64_t t = 0; t < n; ++t) weights_.embed.row_to_f32(batch.tokens[t], &h[t * d]);
 
   const AttentionShape shape{d, c.n_heads, c.n_kv_heads, c.head_dim, c.sliding_window};
   std::vector<float> prev_logits, raw_logits;  // gating residual [n, n_experts]
   RoutingPlan plan;
+  // Each residual add runs fused with the norm that follows it (add_rms_norm).
+  if (c.n_layers > 0) rms_norm(pool, h.get(), n, d, weights_.layers[0].input_norm, c.rms_norm_eps, normed.get(), p);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = weights_.layers[l];
-    rms_norm(pool, h.data(), n, d, lw.input_norm, c.rms_norm_eps, normed.data(), p);
-    attention_forward(pool, shape, lw.attention, inv_freq_, batch, l, cache, normed.data(), branch.data(), p);
-    for (size_t i = 0; i < h.size(); ++i) h[i] = p.round(h[i] + branch[i]);
+    attention_forward(pool, shape, lw.attention, inv_freq_, batch, l, cache, normed.get(), branch.get(), p);
+    add_rms_norm(pool, h.get(), branch.get(), n, d, lw.post_norm, c.rms_norm_eps, normed.get(), p);
 
-    rms_norm(pool, h.data(), n, d, lw.post_norm, c.rms_norm_eps, normed.data(), p);
     const MoeLayerSpec& spec = c.layers[l];
     raw_logits.assign(static_cast<size_t>(n * spec.n_experts()), 0.0f);
     const bool has_prev = l > 0 && prev_logits.size() == raw_logits.size();
-    if (observer != nullptr) observer->on_moe_input(l, batch, normed.data(), has_prev ? prev_logits.data() : nullptr);
-    moe_forward(pool, spec, lw.moe, normed.data(), n, d, has_prev ? prev_logits.data() : nullptr,
-                raw_logits.data(), &plan, branch.data(), p);
+    if (observer != nullptr) observer->on_moe_input(l, batch, normed.get(), has_prev ? prev_logits.data() : nullptr);
+    moe_forward(pool, spec, lw.moe, normed.get(), n, d, has_prev ? prev_logits.data() : nullptr,
+                raw_logits.data(), &plan, branch.get(), p);
     std::swap(prev_logits, raw_logits);
-    for (size_t i = 0; i < h.size(); ++i) h[i] = p.round(h[i] + branch[i]);
+    if (l + 1 < c.n_layers)
+      add_rms_norm(pool, h.get(), branch.get(), n, d, weights_.layers[l + 1].input_norm, c.rms_norm_eps, normed.get(), p);
+    else
+      parallel_ranges(pool, n, 16, [&](int64_t r0, int64_t r1) { add_inplace(&h[r0 * d], &branch[r0 * d], (r1 - r0) * d, p); });
     if (observer != nullptr) {
       observer->on_routing(l, batch, plan);
-      observer->on_layer_output(l, batch, h.data());
+      observer->on_layer_output(l, batch, h.get());
     }
   }
 
@@ -398,7 +404,7 @@ Status Model::forward(ThreadPool& pool, const Batch& batch, KvCache& cache, std:
   if (logits == nullptr) return Status::Ok();  // a pass for the cache or the observer only
   std::vector<float> rows(static_cast<size_t>(n_out * d));
   for (int64_t t = 0, r = 0; t < n; ++t)
-    if (batch.want_logits[t]) std::copy(h.begin() + t * d, h.begin() + (t + 1) * d, rows.begin() + (r++) * d);
+    if (batch.want_logits[t]) std::copy(&h[t * d], &h[(t + 1) * d], rows.begin() + (r++) * d);
   std::vector<float> rows_normed(rows.size());
   rms_norm(rows.data(), n_out, d, weights_.final_norm, c.rms_norm_eps, rows_normed.data(), p);
   logits->resize(static_cast<size_t>(n_out * c.vocab_size));

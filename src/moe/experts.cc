@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -52,23 +53,26 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   const int64_t n_rows = static_cast<int64_t>(dispatch.slots.size());
   if (n_rows == 0) return;
   // Gather each expert's input rows once: xs[offsets[e] + i] = x[token of slot i].
-  std::vector<float> xs(static_cast<size_t>(n_rows * d_model));  // [n_rows, d_model]
-  for (int64_t i = 0; i < n_rows; ++i) {
-    const int64_t token = dispatch.slots[i] / top_k;
-    std::copy(x + token * d_model, x + (token + 1) * d_model, xs.begin() + i * d_model);
-  }
+  // Neither xs nor act is zero-filled: every row is written before it is read.
+  const auto xs = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n_rows * d_model));  // [n_rows, d_model]
+  parallel_ranges(pool, n_rows, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t token = dispatch.slots[i] / top_k;
+      std::copy(x + token * d_model, x + (token + 1) * d_model, &xs[i * d_model]);
+    }
+  });
   // SiLU(gate) * up per expert, experts back to back: act_offset[e] + i * d_expert(e).
   std::vector<int64_t> act_offset(static_cast<size_t>(n_experts + 1), 0);
   for (int64_t e = 0; e < n_experts; ++e)
     act_offset[e + 1] = act_offset[e] + (dispatch.offsets[e + 1] - dispatch.offsets[e]) * spec.ffn_width[e];
-  std::vector<float> act(static_cast<size_t>(act_offset[n_experts]));
+  const auto act = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(act_offset[n_experts]));
   // q8/q4 experts take inputs quantised once per token (ops/dot_kernels.h), not once per task.
   auto quantized = [](const Weight& m) { return m.quant != WeightQuant::kNone; };
   bool any_gate_up_quantized = false;
   for (int64_t e = 0; e < n_experts; ++e)
     any_gate_up_quantized |= dispatch.offsets[e + 1] > dispatch.offsets[e] && quantized(w.experts[e].gate_up);
   kernels::QuantizedRows xs_q;  // [n_rows, d_model] quantised
-  if (any_gate_up_quantized) kernels::quantize_activations(xs.data(), n_rows, d_model, d_model, &xs_q);
+  if (any_gate_up_quantized) kernels::quantize_activations(xs.get(), n_rows, d_model, d_model, &xs_q);
   // bf16 experts with several tokens likewise take inputs paired once for vdpbf16ps, where the
   // kernels have that path (matmul.h: pair_inputs_for).
   const Weight* bf16_gate_up = nullptr;
@@ -76,7 +80,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     if (dispatch.offsets[e + 1] - dispatch.offsets[e] > 1 && !quantized(w.experts[e].gate_up))
       bf16_gate_up = &w.experts[e].gate_up;
   kernels::PairedRows xs_pairs;
-  const bool xs_paired = bf16_gate_up != nullptr && pair_inputs_for(xs.data(), n_rows, d_model, *bf16_gate_up, &xs_pairs);
+  const bool xs_paired = bf16_gate_up != nullptr && pair_inputs_for(xs.get(), n_rows, d_model, *bf16_gate_up, &xs_pairs);
   auto pairs_fit = [](bool paired, int64_t m, const Weight& m_w) {
     return paired && m > 1 && m_w.quant == WeightQuant::kNone && m_w.dtype == DType::kBF16;
   };
@@ -88,7 +92,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     const int64_t m = dispatch.offsets[t.expert + 1] - dispatch.offsets[t.expert];
     const int64_t de = spec.ffn_width[t.expert];
     const int64_t width = t.row_end - t.row_begin;
-    const float* xe = xs.data() + dispatch.offsets[t.expert] * d_model;
+    const float* xe = xs.get() + dispatch.offsets[t.expert] * d_model;
     const Weight& gate_up = w.experts[t.expert].gate_up;
     thread_local std::vector<float> gate, up;  // [m, width]
     gate.resize(static_cast<size_t>(m * width));
@@ -105,7 +109,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
       matmul_rows(xe, m, gate_up, t.row_begin, t.row_end, gate.data(), width, p);
       matmul_rows(xe, m, gate_up, de + t.row_begin, de + t.row_end, up.data(), width, p);
     }
-    float* out = act.data() + act_offset[t.expert] + t.row_begin;
+    float* out = act.get() + act_offset[t.expert] + t.row_begin;
     for (int64_t r = 0; r < m; ++r) silu_times(&gate[r * width], &up[r * width], width, out + r * de, p);
   };
 
@@ -115,7 +119,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   std::vector<char> act_paired(static_cast<size_t>(n_experts), 0);
   auto prepare_down_inputs = [&](int64_t e) {
     const int64_t m = dispatch.offsets[e + 1] - dispatch.offsets[e];
-    const float* a = act.data() + act_offset[e];
+    const float* a = act.get() + act_offset[e];
     if (quantized(w.experts[e].down)) kernels::quantize_activations(a, m, spec.ffn_width[e], spec.ffn_width[e], &act_q[e]);
     else if (m > 1) act_paired[e] = pair_inputs_for(a, m, spec.ffn_width[e], w.experts[e].down, &act_pairs[e]);
   };
@@ -133,7 +137,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     else if (pairs_fit(act_paired[t.expert] != 0, m, down))
       matmul_rows_paired(act_pairs[t.expert], 0, m, down, t.row_begin, t.row_end, ys.data(), width, p);
     else
-      matmul_rows(act.data() + act_offset[t.expert], m, down, t.row_begin, t.row_end, ys.data(), width, p);
+      matmul_rows(act.get() + act_offset[t.expert], m, down, t.row_begin, t.row_end, ys.data(), width, p);
     for (int64_t r = 0; r < m; ++r) {
       float* out = slot_out + static_cast<int64_t>(dispatch.slots[first + r]) * d_model + t.row_begin;
       std::copy(ys.begin() + r * width, ys.begin() + (r + 1) * width, out);

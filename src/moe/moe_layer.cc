@@ -1,7 +1,7 @@
 // The MoE layer's data flow, kept as four separate steps (docs/architecture.md).
 #include "moe/moe_layer.h"
 
-#include <vector>
+#include <memory>
 
 #include "moe/combine.h"
 #include "moe/dispatch.h"
@@ -14,11 +14,14 @@ void moe_forward(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerWeigh
                  RoutingPlan* plan, float* y, Precision p) {
   route(pool, spec, w.router, x, n_tokens, prev_logits, raw_logits, plan, p);
   if (spec.input_scale != 1.0f)  // MoE++: after routing, before every expert kind
-    for (int64_t i = 0; i < n_tokens * d_model; ++i) x[i] = p.round(x[i] * spec.input_scale);
+    parallel_ranges(pool, n_tokens, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t i = t0 * d_model; i < t1 * d_model; ++i) x[i] = p.round(x[i] * spec.input_scale);
+    });
   const Dispatch dispatch = dispatch_by_expert(spec, *plan);
-  std::vector<float> slot_out(static_cast<size_t>(n_tokens * plan->top_k * d_model));
-  run_ffn_experts(pool, spec, w, dispatch, plan->top_k, x, d_model, slot_out.data(), p);
-  combine(spec, w, *plan, x, slot_out.data(), d_model, y, p);
+  // [n_tokens * top_k, d_model]: only FFN experts' slots are written, and only they are read.
+  const auto slot_out = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n_tokens * plan->top_k * d_model));
+  run_ffn_experts(pool, spec, w, dispatch, plan->top_k, x, d_model, slot_out.get(), p);
+  combine(pool, spec, w, *plan, x, slot_out.get(), d_model, y, p);
 }
 
 }  // namespace moepp

@@ -11,6 +11,12 @@
 #include "platform/simd_clones.h"
 
 namespace moepp {
+namespace {
+
+// Rows per pool task of the row-wise passes: a task's rows stay in L1/L2 between the add and the norm.
+constexpr int64_t kNormRowsPerTask = 16;
+
+}  // namespace
 
 MOEPP_SIMD_CLONES
 void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y, Precision p) {
@@ -37,13 +43,35 @@ void rms_norm(const float* x, int64_t n, int64_t d, const Weight& weight, float 
 
 void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t d, const Weight& weight, float eps, float* y,
               Precision p) {
-  constexpr int64_t kRowsPerTask = 16;
-  const int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
-  if (tasks <= 1 || pool.size() <= 1) return rms_norm(x, n, d, weight, eps, y, p);
-  pool.parallel_for(tasks, [&](int64_t t) {
-    const int64_t r0 = t * kRowsPerTask;
-    rms_norm(x + r0 * d, std::min(kRowsPerTask, n - r0), d, weight, eps, y + r0 * d, p);
+  parallel_ranges(pool, n, kNormRowsPerTask, [&](int64_t r0, int64_t r1) {
+    rms_norm(x + r0 * d, r1 - r0, d, weight, eps, y + r0 * d, p);
   });
+}
+
+void add_rms_norm(ThreadPool& pool, float* h, const float* branch, int64_t n, int64_t d, const Weight& weight,
+                  float eps, float* y, Precision p) {
+  parallel_ranges(pool, n, kNormRowsPerTask, [&](int64_t r0, int64_t r1) {
+    add_inplace(h + r0 * d, branch + r0 * d, (r1 - r0) * d, p);
+    rms_norm(h + r0 * d, r1 - r0, d, weight, eps, y + r0 * d, p);
+  });
+}
+
+MOEPP_SIMD_CLONES
+void add_inplace(float* h, const float* branch, int64_t n, Precision p) {
+  if (!p.bf16()) {
+    for (int64_t i = 0; i < n; ++i) h[i] += branch[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) h[i] = round_bf16(h[i] + branch[i]);
+}
+
+MOEPP_SIMD_CLONES
+void add_weighted(float* y, const float* x, float weight, int64_t n, Precision p) {
+  if (!p.bf16()) {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i] * weight;
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = round_bf16(y[i] + round_bf16(x[i] * weight));
 }
 
 MOEPP_SIMD_CLONES

@@ -18,6 +18,16 @@ void rms_norm(const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& wei
 void rms_norm(ThreadPool& pool, const float* x /*[n, d]*/, int64_t n, int64_t d, const Weight& weight /*[1, d]*/,
               float eps, float* y /*[n, d]*/, Precision p);
 
+// h = round(h + branch) on each row (the residual add), then y = rms_norm(h): one pass over the
+// rows split over the pool, the same bits as the two steps apart.
+void add_rms_norm(ThreadPool& pool, float* h /*[n, d]*/, const float* branch /*[n, d]*/, int64_t n, int64_t d,
+                  const Weight& weight /*[1, d]*/, float eps, float* y /*[n, d]*/, Precision p);
+
+// h[i] = round(h[i] + branch[i]): a residual add in the activation dtype.
+void add_inplace(float* h, const float* branch, int64_t n, Precision p);
+// y[i] = round(y[i] + round(x[i] * weight)): one weighted term of a sum, as torch's y += x * w.
+void add_weighted(float* y, const float* x, float weight, int64_t n, Precision p);
+
 // In-place softmax over n values, computed in f32 with exp_f32 and a double sum (the caller
 // rounds if needed). The same bits with every kernel set.
 void softmax_inplace(float* x, int64_t n);

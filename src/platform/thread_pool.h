@@ -2,6 +2,7 @@
 // process (or per test) and passed explicitly; no thread is created per operation.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -57,5 +58,17 @@ class ThreadPool {
   std::atomic<bool> caller_sleeps_{false};  // the caller waits on done_
   std::atomic<bool> stop_{false};
 };
+
+// Runs fn(begin, end) over [0, n) in ranges of `chunk` items spread over the pool (inline when
+// there is one range or one thread). For passes over independent rows: the same bits however split.
+template <class Fn>
+void parallel_ranges(ThreadPool& pool, int64_t n, int64_t chunk, Fn&& fn) {
+  const int64_t ranges = (n + chunk - 1) / chunk;
+  if (ranges <= 1 || pool.size() <= 1) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
+  }
+  pool.parallel_for(ranges, [&](int64_t r) { fn(r * chunk, std::min(n, (r + 1) * chunk)); });
+}
 
 }  // namespace moepp

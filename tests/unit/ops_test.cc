@@ -100,6 +100,45 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_EQ(s[3], 0.0f);
 }
 
+// The fused residual add + norm against its two steps written out per element, in f32 and bf16,
+// with 1 and 2 threads over 37 rows (ranges of 16 rows and a short last one): the same bits.
+TEST(Ops, AddRmsNormEqualsTheAddThenTheNorm) {
+  std::mt19937 rng(7);
+  const int64_t n = 37, d = 21;
+  const Weight g = testing::random_weight(rng, 1, d, 1.0f);
+  const std::vector<float> h0 = testing::random_vector(rng, n * d), branch = testing::random_vector(rng, n * d);
+  for (Precision p : {Precision{}, Precision{ComputeDType::kBF16}}) {
+    std::vector<float> want_h(h0), want_y(n * d);
+    for (int64_t i = 0; i < n * d; ++i) want_h[i] = p.round(h0[i] + branch[i]);
+    rms_norm(want_h.data(), n, d, g, 1e-5f, want_y.data(), p);
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      std::vector<float> h(h0), y(n * d, NAN);
+      add_rms_norm(pool, h.data(), branch.data(), n, d, g, 1e-5f, y.data(), p);
+      for (int64_t i = 0; i < n * d; ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(h[i]), std::bit_cast<uint32_t>(want_h[i])) << "h " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want_y[i])) << "y " << i;
+      }
+    }
+  }
+}
+
+// y += round(x * w) in the activation dtype, as combine sums the experts' weighted outputs.
+TEST(Ops, AddWeightedRoundsTheProductThenTheSum) {
+  std::mt19937 rng(8);
+  const int64_t n = 45;  // a vector body and a tail in every clone
+  const std::vector<float> x = testing::random_vector(rng, n), y0 = testing::random_vector(rng, n);
+  const float w = 0.3712f;
+  for (Precision p : {Precision{}, Precision{ComputeDType::kBF16}}) {
+    std::vector<float> y(y0);
+    add_weighted(y.data(), x.data(), w, n, p);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = p.bf16() ? round_bf16(y0[i] + round_bf16(x[i] * w)) : y0[i] + x[i] * w;
+      ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(want)) << i;
+    }
+  }
+}
+
 TEST(Ops, ExpF32IsWithinAnUlpOfTheExactValue) {
   // Against exp in double, rounded: at most 1.01 ulp over a grid of bit patterns covering
   // [-110, 90] (every 40009th float), exactly 0 where the true value rounds to 0, inf past the
