@@ -80,7 +80,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     if (dispatch.offsets[e + 1] - dispatch.offsets[e] > 1 && !quantized(w.experts[e].gate_up))
       bf16_gate_up = &w.experts[e].gate_up;
   kernels::PairedRows xs_pairs;
-  const bool xs_paired = bf16_gate_up != nullptr && pair_inputs_for(xs.get(), n_rows, d_model, *bf16_gate_up, &xs_pairs);
+  const bool xs_paired = bf16_gate_up != nullptr && pair_inputs_for(pool, xs.get(), n_rows, d_model, *bf16_gate_up, &xs_pairs);
   auto pairs_fit = [](bool paired, int64_t m, const Weight& m_w) {
     return paired && m > 1 && m_w.quant == WeightQuant::kNone && m_w.dtype == DType::kBF16;
   };

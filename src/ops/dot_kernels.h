@@ -121,7 +121,9 @@ struct PairedRows;
 // an expert), instead of once per call: pair_rows returns false, leaving nothing usable, where the
 // set has no such path or an input is not a bf16 value; paired_rows then multiplies rows
 // [m0, m0 + M) of them by unquantised bf16 weight rows [n0, n1), with the bits of `rows`.
-using PairRowsKernel = bool (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, PairedRows* out);
+// pair_rows writes M rows of paired_row_words(K) words each.
+using PairRowsKernel = bool (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K,
+                                uint32_t* pairs /*[M, paired_row_words(K)]*/);
 using PairedRowsKernel = void (*)(const PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0,
                                   int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
 
@@ -176,6 +178,7 @@ struct PairedRows {
   int64_t K = 0;                // 0 when pairing failed
   std::vector<uint32_t> pairs;  // [M, Q, 8]
 };
+inline int64_t paired_row_words(int64_t K) { return (K + 15) / 16 * 8; }
 
 // The active set's quantize_rows.
 void quantize_activations(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);

@@ -403,14 +403,9 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   return true;
 }
 
-bool avx512_pair_rows(const float* x, int64_t M, int64_t ldx, int64_t K, PairedRows* out) {
+bool avx512_pair_rows(const float* x, int64_t M, int64_t ldx, int64_t K, uint32_t* pairs) {
   static const bool bf16_native = __builtin_cpu_supports("avx512bf16");
-  out->K = 0;
-  if (!bf16_native) return false;
-  out->pairs.resize(static_cast<size_t>(M * ((K + 15) / 16) * 8));
-  if (!pair_bf16_inputs(x, M, ldx, K, out->pairs.data())) return false;
-  out->K = K;
-  return true;
+  return bf16_native && pair_bf16_inputs(x, M, ldx, K, pairs);
 }
 
 void avx512_paired_rows(const PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,

@@ -3,6 +3,7 @@
 #include "ops/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "ops/dot_kernels.h"
 
@@ -35,11 +36,40 @@ void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, con
   for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
 }
 
-bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out) {
+namespace {
+
+// Pairs x for w into out, running pair_ranges(M, fn(m0, m1)) over its rows.
+template <class PairRanges>
+bool pair_inputs_with(const float* x, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out,
+                      PairRanges pair_ranges) {
   const kernels::KernelSet& kern = kernels::active_kernels();
+  out->K = 0;
   // One token takes the GEMV path, which reads f32 inputs.
   if (kern.pair_rows == nullptr || M < 2 || w.quant != WeightQuant::kNone || w.dtype != DType::kBF16) return false;
-  return kern.pair_rows(x, M, ldx, w.cols, out);
+  const int64_t words = kernels::paired_row_words(w.cols);
+  out->pairs.resize(static_cast<size_t>(M * words));
+  std::atomic<bool> all_bf16{true};  // f32 inputs fail on their first row: the other ranges stop early
+  pair_ranges(M, [&](int64_t m0, int64_t m1) {
+    if (all_bf16.load(std::memory_order_relaxed) &&
+        !kern.pair_rows(x + m0 * ldx, m1 - m0, ldx, w.cols, out->pairs.data() + m0 * words))
+      all_bf16.store(false, std::memory_order_relaxed);
+  });
+  if (!all_bf16.load()) return false;
+  out->K = w.cols;
+  return true;
+}
+
+}  // namespace
+
+bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out) {
+  return pair_inputs_with(x, M, ldx, w, out, [](int64_t rows, auto&& fn) { fn(int64_t{0}, rows); });
+}
+
+bool pair_inputs_for(ThreadPool& pool, const float* x, int64_t M, int64_t ldx, const Weight& w,
+                     kernels::PairedRows* out) {
+  // 64 rows of up to a few thousand columns a task: enough to cover the pool's handover.
+  return pair_inputs_with(x, M, ldx, w, out,
+                          [&](int64_t rows, auto&& fn) { parallel_ranges(pool, rows, 64, fn); });
 }
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
@@ -80,7 +110,7 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
   kernels::PairedRows& pairs = pairs_buffer;
   const bool quant = w0.quant != WeightQuant::kNone;
   if (quant) kernels::quantize_activations(x, M, w0.cols, w0.cols, &quantized);
-  const bool paired = !quant && pair_inputs_for(x, M, w0.cols, w0, &pairs);
+  const bool paired = !quant && pair_inputs_for(pool, x, M, w0.cols, w0, &pairs);
   pool.parallel_for(first_task[count], [&](int64_t task) {
     size_t i = 0;
     while (task >= first_task[i + 1]) ++i;

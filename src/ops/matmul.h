@@ -47,6 +47,9 @@ void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, con
 // The paired inputs of x for weight w where the active kernels have such a path (bf16 weights, a
 // batch of bf16-valued inputs): true and *out filled, else false.
 bool pair_inputs_for(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out);
+// The same with ranges of rows paired over the pool (the same bits).
+bool pair_inputs_for(ThreadPool& pool, const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, const Weight& w,
+                     kernels::PairedRows* out);
 
 // One dot product of an f32 vector with row r of W.
 float dot_row(const float* x, const Weight& w, int64_t r);

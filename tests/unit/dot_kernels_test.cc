@@ -208,10 +208,10 @@ TEST(DotKernels, PairedInputsOfABatchEqualTheScalarReference) {
   for (int64_t K : {5, 16, 40, 131}) {
     const int64_t N = 43, M = 13, m0 = 3, ldx = K + 2;
     std::vector<float> x = testing::random_vector(rng, static_cast<size_t>((M + m0) * ldx));
-    kernels::PairedRows f32_pairs;
+    std::vector<uint32_t> f32_pairs(static_cast<size_t>((M + m0) * kernels::paired_row_words(K)));
     for (const auto* set : kernels::available_kernels()) {
       if (set->pair_rows != nullptr) {
-        EXPECT_FALSE(set->pair_rows(x.data(), M + m0, ldx, K, &f32_pairs)) << set->isa;
+        EXPECT_FALSE(set->pair_rows(x.data(), M + m0, ldx, K, f32_pairs.data())) << set->isa;
       }
     }
     for (float& v : x) v = round_bf16(v);
@@ -223,7 +223,9 @@ TEST(DotKernels, PairedInputsOfABatchEqualTheScalarReference) {
         kernels::scalar_kernels().rows(x.data() + m0 * ldx, M, ldx, w, n0, n1, want.data(), width);
         for (const auto* set : kernels::available_kernels()) {
           kernels::PairedRows pairs;
-          if (set->pair_rows == nullptr || !set->pair_rows(x.data(), M + m0, ldx, K, &pairs)) continue;
+          pairs.pairs.resize(static_cast<size_t>((M + m0) * kernels::paired_row_words(K)));
+          if (set->pair_rows == nullptr || !set->pair_rows(x.data(), M + m0, ldx, K, pairs.pairs.data())) continue;
+          pairs.K = K;
           ++checked;
           set->paired_rows(pairs, m0, M, w, n0, n1, got.data(), width);
           for (size_t i = 0; i < got.size(); ++i)

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "ops/dot_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "tensor/quantize.h"
@@ -98,6 +99,28 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_NEAR(s[0], std::exp(-2.0) / z, 1e-6);
   EXPECT_NEAR(s[2], 1.0 / z, 1e-6);
   EXPECT_EQ(s[3], 0.0f);
+}
+
+// Inputs paired over the pool (ranges of 64 rows) equal those paired in one call, and f32
+// inputs are refused either way (where the active set has the path at all).
+TEST(Ops, InputsPairedOverThePoolEqualOneCall) {
+  std::mt19937 rng(9);
+  const int64_t M = 150, K = 70, ldx = 73;
+  const Weight w = testing::random_weight(rng, 8, K, 1.0f, DType::kBF16);
+  std::vector<float> x = testing::random_vector(rng, M * ldx);
+  ThreadPool pool(2);
+  kernels::PairedRows serial, pooled;
+  EXPECT_FALSE(pair_inputs_for(pool, x.data(), M, ldx, w, &pooled));
+  EXPECT_EQ(pooled.K, 0);
+  for (float& v : x) v = round_bf16(v);
+  x[120 * ldx + 5] = 1.0f + std::ldexp(1.0f, -12);  // one f32 value in the second range
+  EXPECT_FALSE(pair_inputs_for(pool, x.data(), M, ldx, w, &pooled));
+  x[120 * ldx + 5] = 1.0f;
+  const bool has_path = pair_inputs_for(x.data(), M, ldx, w, &serial);
+  ASSERT_EQ(pair_inputs_for(pool, x.data(), M, ldx, w, &pooled), has_path);
+  if (!has_path) GTEST_SKIP() << "the active kernel set pairs no inputs";
+  EXPECT_EQ(pooled.K, K);
+  EXPECT_EQ(pooled.pairs, serial.pairs);
 }
 
 // The fused residual add + norm against its two steps written out per element, in f32 and bf16,
