@@ -72,7 +72,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   for (int64_t e = 0; e < n_experts; ++e)
     any_gate_up_quantized |= dispatch.offsets[e + 1] > dispatch.offsets[e] && quantized(w.experts[e].gate_up);
   kernels::QuantizedRows xs_q;  // [n_rows, d_model] quantised
-  if (any_gate_up_quantized) kernels::quantize_activations(xs.get(), n_rows, d_model, d_model, &xs_q);
+  if (any_gate_up_quantized) quantize_inputs(pool, xs.get(), n_rows, d_model, d_model, &xs_q);
   // bf16 experts with several tokens likewise take inputs paired once for vdpbf16ps, where the
   // kernels have that path (matmul.h: pair_inputs_for).
   const Weight* bf16_gate_up = nullptr;

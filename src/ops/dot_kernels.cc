@@ -20,17 +20,16 @@ int weight_integer(const Weight& w, int64_t n, int64_t c) {
 
 namespace {
 
-void scalar_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
-  const int64_t G = (K + kQuantGroup - 1) / kQuantGroup;
-  out->groups = G;
-  out->q.assign(static_cast<size_t>(M * G * kQuantGroup), 0);
-  out->scale.resize(static_cast<size_t>(M * G));
-  out->lane_sum.assign(static_cast<size_t>(M * G * 8), 0);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t g = 0; g < G; ++g) {
+void scalar_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out, int64_t m0) {
+  const int64_t G = out->groups;
+  // Padding columns past K stay 0, and the lane sums start from 0.
+  std::fill(out->q.begin() + m0 * G * kQuantGroup, out->q.begin() + (m0 + M) * G * kQuantGroup, int8_t{0});
+  std::fill(out->lane_sum.begin() + m0 * G * 8, out->lane_sum.begin() + (m0 + M) * G * 8, 0);
+  for (int64_t m = m0; m < m0 + M; ++m)
+    for (int64_t g = 0; g < G; ++g) {  // row m of out is row m - m0 of x
       const int64_t c0 = g * kQuantGroup, c1 = std::min(K, c0 + kQuantGroup);
       float amax = 0.0f;
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[m * ldx + c]));
+      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[(m - m0) * ldx + c]));
       const float sx = amax / 127.0f;
       const float inv = amax > 0.0f ? 1.0f / sx : 0.0f;
       out->scale[m * G + g] = sx;
@@ -39,7 +38,7 @@ void scalar_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, Qua
       for (int64_t c = c0; c < c1; ++c) {
         // Round to nearest even by the 1.5 * 2^23 trick (exact for |v| < 2^22): the same as
         // nearbyint, without its library call (this runs for every input of every matmul).
-        const float v = std::clamp(x[m * ldx + c] * inv, -127.0f, 127.0f);
+        const float v = std::clamp(x[(m - m0) * ldx + c] * inv, -127.0f, 127.0f);
         q[c - c0] = static_cast<int8_t>((v + 0x1.8p23f) - 0x1.8p23f);
         lanes[(c - c0) / 4] += q[c - c0];
       }
@@ -155,8 +154,21 @@ const KernelSet& choose() {
 
 const KernelSet& scalar_kernels() { return kScalar; }
 
+void size_quantized_rows(int64_t M, int64_t K, QuantizedRows* out) {
+  const int64_t G = (K + kQuantGroup - 1) / kQuantGroup;
+  out->groups = G;
+  out->q.resize(static_cast<size_t>(M * G * kQuantGroup));
+  out->scale.resize(static_cast<size_t>(M * G));
+  out->lane_sum.resize(static_cast<size_t>(M * G * 8));
+}
+
+void quantize_all_rows(const KernelSet& set, const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
+  size_quantized_rows(M, K, out);
+  set.quantize_rows(x, M, ldx, K, out, 0);
+}
+
 void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
-  active_kernels().quantize_rows(x, M, ldx, K, out);
+  quantize_all_rows(active_kernels(), x, M, ldx, K, out);
 }
 
 const KernelSet& active_kernels() {

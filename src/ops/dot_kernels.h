@@ -38,7 +38,10 @@ using QuantizedRowsKernel = void (*)(const QuantizedRows& a, int64_t m0, int64_t
                                      int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
 // Those inputs: x quantised per group of 32 columns (QuantizedRows below), the same bits in every
 // set for finite x.
-using QuantizeRowsKernel = void (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
+// quantize_rows writes rows [m0, m0 + M) of `out`, which size_quantized_rows sized (so that ranges
+// of rows can be quantised on several threads).
+using QuantizeRowsKernel = void (*)(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K,
+                                    QuantizedRows* out, int64_t m0);
 
 // Vector kernels for attention: dot(a, b) over n floats by the same 8-lane contract as above,
 // and y[i] = y[i] + a * x[i] (a multiply, then an add: two roundings, as the scalar loop).
@@ -180,6 +183,11 @@ struct PairedRows {
 };
 inline int64_t paired_row_words(int64_t K) { return (K + 15) / 16 * 8; }
 
+// Sizes `out` for M rows of K columns.
+void size_quantized_rows(int64_t M, int64_t K, QuantizedRows* out);
+// All M rows of x quantised by `set` into `out`.
+void quantize_all_rows(const KernelSet& set, const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K,
+                       QuantizedRows* out);
 // The active set's quantize_rows.
 void quantize_activations(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
 

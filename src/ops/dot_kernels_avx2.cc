@@ -678,18 +678,14 @@ double avx2_exp_sum(const float* x, float shift, float* y, int64_t n) {
 // bytes packed in order and each lane's 4 bytes summed by vpmaddubsw + vpmaddwd (exact). Decode
 // quantises every matmul's input on one thread: scalar, this was a twentieth of a two-thread
 // q4 decode's time on the calling thread.
-void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
-  const int64_t G = (K + kQuantGroup - 1) / kQuantGroup;
-  out->groups = G;
-  out->q.resize(static_cast<size_t>(M * G * kQuantGroup));  // every byte, padding included, is written
-  out->scale.resize(static_cast<size_t>(M * G));
-  out->lane_sum.resize(static_cast<size_t>(M * G * 8));
+void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out, int64_t m0) {
+  const int64_t G = out->groups;  // every byte of the rows, padding included, is written
   const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
   const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i byte_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes the packs' lane interleave
-  for (int64_t m = 0; m < M; ++m)
+  for (int64_t m = m0; m < m0 + M; ++m)
     for (int64_t g = 0; g < G; ++g) {
-      const float* xg = x + m * ldx + g * kQuantGroup;
+      const float* xg = x + (m - m0) * ldx + g * kQuantGroup;  // row m of out is row m - m0 of x
       const int64_t live = std::min<int64_t>(kQuantGroup, K - g * kQuantGroup);
       __m256 v[4];
       __m256 amax = _mm256_setzero_ps();

@@ -61,6 +61,13 @@ bool pair_inputs_with(const float* x, int64_t M, int64_t ldx, const Weight& w, k
 
 }  // namespace
 
+void quantize_inputs(ThreadPool& pool, const float* x, int64_t M, int64_t ldx, int64_t K,
+                     kernels::QuantizedRows* out) {
+  kernels::size_quantized_rows(M, K, out);
+  const kernels::KernelSet& kern = kernels::active_kernels();
+  parallel_ranges(pool, M, 64, [&](int64_t m0, int64_t m1) { kern.quantize_rows(x + m0 * ldx, m1 - m0, ldx, K, out, m0); });
+}
+
 bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out) {
   return pair_inputs_with(x, M, ldx, w, out, [](int64_t rows, auto&& fn) { fn(int64_t{0}, rows); });
 }
@@ -109,7 +116,7 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
   kernels::QuantizedRows& quantized = quantized_buffer;
   kernels::PairedRows& pairs = pairs_buffer;
   const bool quant = w0.quant != WeightQuant::kNone;
-  if (quant) kernels::quantize_activations(x, M, w0.cols, w0.cols, &quantized);
+  if (quant) quantize_inputs(pool, x, M, w0.cols, w0.cols, &quantized);
   const bool paired = !quant && pair_inputs_for(pool, x, M, w0.cols, w0, &pairs);
   pool.parallel_for(first_task[count], [&](int64_t task) {
     size_t i = 0;

@@ -44,6 +44,10 @@ void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t 
 void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t row_begin,
                         int64_t row_end, float* y /*[M, ldy]*/, int64_t ldy, Precision p);
 
+// kernels::quantize_activations with ranges of rows quantised over the pool (the same bits).
+void quantize_inputs(ThreadPool& pool, const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K,
+                     kernels::QuantizedRows* out);
+
 // The paired inputs of x for weight w where the active kernels have such a path (bf16 weights, a
 // batch of bf16-valued inputs): true and *out filled, else false.
 bool pair_inputs_for(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out);

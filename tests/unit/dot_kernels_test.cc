@@ -62,7 +62,7 @@ TEST(DotKernels, ScalarReferenceIsADotProduct) {
       kernels::scalar_kernels().rows(x.data(), 1, K, w, 0, 3, y, 3);
       // Quantised weights multiply the input as quantised per group of 32 (x_int * sx).
       kernels::QuantizedRows xq;
-      kernels::scalar_kernels().quantize_rows(x.data(), 1, K, K, &xq);
+      kernels::quantize_all_rows(kernels::scalar_kernels(), x.data(), 1, K, K, &xq);
       auto input = [&](int64_t k) -> double {
         if (w.quant == WeightQuant::kNone) return x[k];
         const float sx = xq.scale[k / 32];
@@ -180,12 +180,12 @@ TEST(DotKernels, QuantizedInputsOfEverySetEqualTheScalarReference) {
     x[2 * ldx + K / 2] = 1e4f;                                 // row 2: one large value
     x[3 * ldx] = -x[3 * ldx] * 1e-30f;                         // row 3: a tiny value
     kernels::QuantizedRows want;
-    kernels::scalar_kernels().quantize_rows(x, M, ldx, K, &want);
+    kernels::quantize_all_rows(kernels::scalar_kernels(), x, M, ldx, K, &want);
     for (const auto* set : kernels::available_kernels()) {
       kernels::QuantizedRows got;
       got.q.assign(7 * 32 * M * 64, 99);  // stale contents from a larger call must not leak
       for (int pass = 0; pass < 2; ++pass) {
-        set->quantize_rows(x, M, ldx, K, &got);
+        kernels::quantize_all_rows(*set, x, M, ldx, K, &got);
         ASSERT_EQ(got.groups, want.groups) << set->isa;
         ASSERT_EQ(got.q.size(), want.q.size()) << set->isa << " K " << K;
         EXPECT_EQ(got.q, want.q) << set->isa << " K " << K;

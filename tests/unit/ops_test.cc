@@ -101,6 +101,27 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_EQ(s[3], 0.0f);
 }
 
+// Inputs quantised over the pool (ranges of 64 rows, each written at its own offset) equal one
+// call over all rows, padding columns and lane sums included. K = 70: a group of 6 columns.
+TEST(Ops, InputsQuantisedOverThePoolEqualOneCall) {
+  std::mt19937 rng(10);
+  const int64_t M = 150, K = 70, ldx = 73;
+  const std::vector<float> x = testing::random_vector(rng, M * ldx);
+  kernels::QuantizedRows serial, pooled;
+  kernels::quantize_activations(x.data(), M, ldx, K, &serial);
+  ThreadPool pool(2);
+  pooled.q.assign(serial.q.size(), 99);  // stale bytes a range must overwrite
+  pooled.lane_sum.assign(serial.lane_sum.size(), 99);
+  quantize_inputs(pool, x.data(), M, ldx, K, &pooled);
+  EXPECT_EQ(pooled.groups, serial.groups);
+  EXPECT_EQ(pooled.q, serial.q);
+  EXPECT_EQ(pooled.scale, serial.scale);
+  EXPECT_EQ(pooled.lane_sum, serial.lane_sum);
+  int nonzero = 0;
+  for (int8_t q : serial.q) nonzero += q != 0;
+  EXPECT_GT(nonzero, M * K / 2);
+}
+
 // Inputs paired over the pool (ranges of 64 rows) equal those paired in one call, and f32
 // inputs are refused either way (where the active set has the path at all).
 TEST(Ops, InputsPairedOverThePoolEqualOneCall) {
