@@ -413,6 +413,47 @@ void avx512_paired_rows(const PairedRows& a, int64_t m0, int64_t M, const Weight
   bf16_panels(a.pairs.data() + m0 * ((a.K + 15) / 16) * 8, M, w, n0, n1, y, ldy);
 }
 
+
+// Attention scores of A bf16-valued queries (paired, Q = n / 16 chunks a query, ldqp words apart)
+// against 8 bf16 keys: a key pair's 16 dims take one word permute into lanes of (dim k + j high,
+// dim k + 8 + j low) pairs, key 2i in lanes 0-7 and key 2i + 1 in 8-15, and each query one
+// vdpbf16ps per key pair: the FMA path's order (dim k + j, then k + 8 + j, per lane), half its
+// multiplies and half its permutes. Subnormal values as the section's note says.
+template <int A>
+void dot_keys8_paired(const uint32_t* qp, int64_t ldqp, const uint16_t* r /*8 keys*/, int64_t stride, int64_t Q,
+                      float* y, int64_t ldy) {
+  __m512 acc[A][4];
+  for (int a = 0; a < A; ++a)
+    for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_setzero_ps();
+  // Word 2l + 1 (high) of lane l < 8 takes a[l], word 2l (low) a[8 + l]; lanes 8-15 take b's.
+  alignas(64) static constexpr uint16_t kPairIndex[32] = {
+      8,  0,  9,  1,  10, 2,  11, 3,  12, 4,  13, 5,  14, 6,  15, 7,
+      40, 32, 41, 33, 42, 34, 43, 35, 44, 36, 45, 37, 46, 38, 47, 39};
+  const __m512i index = _mm512_load_si512(kPairIndex);
+  for (int64_t q = 0; q < Q; ++q) {
+    __m512bh kv[4];
+    for (int i = 0; i < 4; ++i) {
+      const uint16_t* first = r + 2 * i * stride + 16 * q;
+      const __m512i a = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
+      const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + stride)));
+      kv[i] = (__m512bh)_mm512_permutex2var_epi16(a, index, b);
+    }
+    for (int a = 0; a < A; ++a) {
+      const __m512bh xv =
+          (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qp + a * ldqp + 8 * q)));
+      for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_dpbf16_ps(acc[a][i], xv, kv[i]);
+    }
+  }
+  for (int a = 0; a < A; ++a) _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
+}
+
+// Up to 4 queries of n dims (n a multiple of 16, at most 256) paired for dot_keys8_paired: false
+// where the CPU lacks vdpbf16ps or a query is not bf16-valued.
+bool pair_queries(const float* q, int64_t A, int64_t ldq, int64_t n, uint32_t* qp /*[A][n / 2]*/) {
+  static const bool bf16_native = __builtin_cpu_supports("avx512bf16");
+  return bf16_native && pair_bf16_inputs(q, A, ldq, n, qp);
+}
+
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
@@ -809,9 +850,22 @@ void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, in
     const int64_t block = std::min<int64_t>(4, A - a0);
     const float* qa = q + a0 * ldq;
     float* ya = y + a0 * ldy;
+    // Several bf16-valued queries on bf16 keys (a bf16 prefill): vdpbf16ps, the same bits.
+    alignas(64) uint32_t qp[4 * 128];
+    bool paired = false;
+    if constexpr (std::is_same_v<T, uint16_t>)
+      paired = block > 1 && n % 16 == 0 && n <= 256 && pair_queries(qa, block, ldq, n, qp);
     auto keys8 = [&](int64_t j) {  // keys j .. j + 7, the 8 keys kAhead blocks on requested
       const T* r = rows + j * stride;
       if (j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * stride, stride, n);
+      if constexpr (std::is_same_v<T, uint16_t>)
+        if (paired) {
+          switch (block) {
+            case 2: dot_keys8_paired<2>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
+            case 3: dot_keys8_paired<3>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
+            default: dot_keys8_paired<4>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
+          }
+        }
       switch (block) {
         case 1: dot_rows_block8<1>(qa, ldq, r, stride, n, ya + j, ldy); break;
         case 2: dot_rows_block8<2>(qa, ldq, r, stride, n, ya + j, ldy); break;

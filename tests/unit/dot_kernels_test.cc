@@ -346,9 +346,9 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
 // row): per query, the bits of the scalar dot and axpy, for every set. With bf16_cache, the rows
 // are bf16 values and the sets' bf16-row kernels (a bf16 KV cache) must give those bits too,
 // reading the rows from a misaligned buffer.
-void check_row_blocks(uint32_t seed, bool bf16_cache) {
+void check_row_blocks(uint32_t seed, bool bf16_cache, bool bf16_queries = false) {
   std::mt19937 rng(seed);
-  for (int64_t n : {7, 40, 64, 100}) {  // 40: bf16 keys 16 dims a step, then 8
+  for (int64_t n : {7, 40, 64, 100, 128}) {  // 40: bf16 keys 16 dims a step, then 8; 64, 128: paired queries
     for (int64_t count : {1, 8, 19, 45}) {  // 45: past the kernels' prefetch distance
       for (int64_t A : {1, 3, 4, 9}) {
         const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
@@ -359,7 +359,9 @@ void check_row_blocks(uint32_t seed, bool bf16_cache) {
             rows_bf16[i + 1] = f32_to_bf16(rows[i]);
             rows[i] = bf16_to_f32(rows_bf16[i + 1]);
           }
-        const std::vector<float> q = testing::random_vector(rng, static_cast<size_t>(A * ldq));
+        std::vector<float> q = testing::random_vector(rng, static_cast<size_t>(A * ldq));
+        if (bf16_queries)  // as a bf16 forward's queries: the AVX-512 set's vdpbf16ps path
+          for (float& v : q) v = round_bf16(v);
         const std::vector<float> c = testing::random_vector(rng, static_cast<size_t>(A * ldc));
         const std::vector<float> y0 = testing::random_vector(rng, static_cast<size_t>(A * ldy));
         std::vector<float> dots_want(static_cast<size_t>(A * count)), y_want = y0;
@@ -392,6 +394,8 @@ void check_row_blocks(uint32_t seed, bool bf16_cache) {
 TEST(DotKernels, AttentionRowBlocksEqualOneQueryAtATime) { check_row_blocks(47, false); }
 
 TEST(DotKernels, AttentionRowBlocksOnBf16CacheRowsEqualTheF32Kernels) { check_row_blocks(53, true); }
+
+TEST(DotKernels, AttentionRowBlocksOfBf16QueriesOnBf16RowsEqualTheF32Kernels) { check_row_blocks(59, true, true); }
 
 }  // namespace
 }  // namespace moepp
