@@ -128,6 +128,10 @@ double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+void scalar_silu(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + exp_f32(-x[i]));
+}
+
 const KernelSet kScalar{"scalar",
                         scalar_rows,
                         scalar_quantized_rows,
@@ -140,7 +144,10 @@ const KernelSet kScalar{"scalar",
                         axpy_rows_each_query<scalar_axpy_rows>,
                         scalar_exp_sum,
                         dot_bf16_rows_each_query<scalar_dot_of<uint16_t>>,
-                        axpy_bf16_rows_each_query<scalar_axpy_of<uint16_t>>};
+                        axpy_bf16_rows_each_query<scalar_axpy_of<uint16_t>>,
+                        nullptr,
+                        nullptr,
+                        scalar_silu};
 
 const KernelSet& choose() {
   const std::vector<const KernelSet*> sets = available_kernels();

@@ -119,6 +119,10 @@ void axpy_bf16_rows_each_query(const float* c, int64_t A, int64_t ldc, const uin
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). Softmax and SiLU's exponentials.
 using ExpSumKernel = double (*)(const float* x, float shift, float* y /*[n]*/, int64_t n);
 
+// y[i] = x[i] / (1 + exp_f32(-x[i])): SiLU as ops/elementwise.h's silu() computes it, the same bits
+// in every set (y may be x). The experts' SwiGLU, without exp_sum's sum it does not need.
+using SiluKernel = void (*)(const float* x, float* y /*[n]*/, int64_t n);
+
 struct PairedRows;
 // Batch inputs converted once for many calls on the same inputs (every row task of a matmul or of
 // an expert), instead of once per call: pair_rows returns false, leaving nothing usable, where the
@@ -146,6 +150,7 @@ struct KernelSet {
   AxpyRowsBlockBf16Kernel axpy_rows_block_bf16;
   PairRowsKernel pair_rows = nullptr;  // null in sets whose batch kernels read f32 inputs directly
   PairedRowsKernel paired_rows = nullptr;
+  SiluKernel silu = nullptr;
 };
 
 // The scalar reference (always present), the AVX2+FMA set and the AVX-512 set (F, BW, DQ, VL,

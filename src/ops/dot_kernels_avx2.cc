@@ -673,6 +673,16 @@ double avx2_exp_sum(const float* x, float shift, float* y, int64_t n) {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
+void avx2_silu(const float* x, float* y, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, n - i))),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 v = _mm256_maskload_ps(x + i, live);
+    _mm256_maskstore_ps(y + i, live, _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_xor_ps(v, sign)))));
+  }
+}
+
 // A group of 32 inputs at a time: the scalar reference's steps on 8 lanes (the absolute maximum
 // is exact in any order; cvtps rounds to nearest even as its 1.5 * 2^23 trick does), then the
 // bytes packed in order and each lane's 4 bytes summed by vpmaddubsw + vpmaddwd (exact). Decode
@@ -725,7 +735,10 @@ const KernelSet kAvx2{"avx2",
                       avx2_axpy_rows_block,
                       avx2_exp_sum,
                       avx2_dot_rows_block_bf16,
-                      avx2_axpy_rows_block_bf16};
+                      avx2_axpy_rows_block_bf16,
+                      nullptr,
+                      nullptr,
+                      avx2_silu};
 
 }  // namespace
 

@@ -1084,6 +1084,22 @@ double avx512_exp_sum(const float* x, float shift, float* y, int64_t n) {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
+void avx512_silu(const float* x, float* y, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f), sign = _mm512_set1_ps(-0.0f);  // -x flips the sign bit, NaN too
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {  // two at a time, as exp_sum: the exponentials overlap
+    const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+    const __m512 e0 = exp16(_mm512_xor_ps(v0, sign)), e1 = exp16(_mm512_xor_ps(v1, sign));
+    _mm512_storeu_ps(y + i, _mm512_div_ps(v0, _mm512_add_ps(one, e0)));
+    _mm512_storeu_ps(y + i + 16, _mm512_div_ps(v1, _mm512_add_ps(one, e1)));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 live = n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+    _mm512_mask_storeu_ps(y + i, live, _mm512_div_ps(v, _mm512_add_ps(one, exp16(_mm512_xor_ps(v, sign)))));
+  }
+}
+
 void avx512_any_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                      int64_t ldy) {
   if (w.quant == WeightQuant::kNone) return avx512_rows(x, M, ldx, w, n0, n1, y, ldy);
@@ -1109,7 +1125,7 @@ const KernelSet* avx512_kernels() {
   static const KernelSet set{"avx512",         avx512_any_rows,  avx512_quantized_rows, avx2_kernels()->quantize_rows, avx2_kernels()->dot,
                              avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows,     avx512_dot_rows_block,
                              avx512_axpy_rows_block, avx512_exp_sum, avx512_dot_rows_block_bf16, avx512_axpy_rows_block_bf16,
-                             avx512_pair_rows,       avx512_paired_rows};
+                             avx512_pair_rows,       avx512_paired_rows,    avx512_silu};
   return &set;
 }
 

@@ -102,9 +102,7 @@ void softmax_inplace(float* x, int64_t n) {
 
 MOEPP_SIMD_CLONES
 void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
-  for (int64_t i = 0; i < n; ++i) out[i] = -gate[i];
-  kernels::active_kernels().exp_sum(out, 0.0f, out, n);  // exp(-gate), as silu() computes it
-  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + out[i]);
+  kernels::active_kernels().silu(gate, out, n);  // silu(gate), as silu() computes it
   if (!p.bf16()) {
     for (int64_t i = 0; i < n; ++i) out[i] *= up[i];
     return;

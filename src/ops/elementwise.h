@@ -39,8 +39,8 @@ void scale_scores(float* s, int64_t n, float divisor, Precision p);
 inline float silu(float x) { return x / (1.0f + exp_f32(-x)); }
 
 // out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding
-// points. The same values as that loop; written as separate passes that vectorise (the exp
-// through the kernel set's exp_sum). out must not overlap gate or up.
+// points. The same values as that loop; silu through the kernel set's silu, then a pass that
+// vectorises. out must not overlap gate or up.
 void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p);
 
 // RoPE's cos and sin at `pos` for the head_dim/2 frequencies of inv_freq, computed in f32 and

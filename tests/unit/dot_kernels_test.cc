@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ops/dot_kernels.h"
+#include "ops/elementwise.h"
 #include "tensor/quantize.h"
 #include "test_util.h"
 
@@ -308,6 +309,36 @@ TEST(DotKernels, ExpSumOfEverySetEqualsTheScalarReference) {
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " n " << n << " at " << i;
       std::vector<float> inplace(x, x + n);
       set->exp_sum(inplace.data(), shift, inplace.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(inplace[i]), bits(want[i])) << set->isa << " in place, n " << n;
+    }
+  }
+}
+
+// The experts' SiLU per set against silu() itself (exp_f32 and a division), lanes and tails,
+// infinities, a NaN, zeros of both signs, misaligned, and in place: the same bits.
+TEST(DotKernels, SiluEqualsTheScalarFormula) {
+  std::mt19937 rng(41);
+  std::uniform_real_distribution<float> wide(-100.0f, 100.0f);
+  for (int64_t n : {0, 1, 7, 15, 16, 17, 31, 32, 33, 250}) {
+    std::vector<float> buf(static_cast<size_t>(n + 1));
+    for (float& v : buf) v = wide(rng) / (rng() % 2 == 0 ? 1.0f : 30.0f);
+    if (n > 5) {
+      buf[1] = -INFINITY;
+      buf[2] = INFINITY;
+      buf[3] = std::nanf("");
+      buf[4] = -0.0f;
+      buf[5] = 0.0f;
+    }
+    const float* x = buf.data() + 1;  // misaligned
+    std::vector<float> want(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) want[i] = silu(x[i]);
+    for (const auto* set : kernels::available_kernels()) {
+      ASSERT_NE(set->silu, nullptr) << set->isa;
+      std::vector<float> got(static_cast<size_t>(n), -1.0f);
+      set->silu(x, got.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " n " << n << " at " << i;
+      std::vector<float> inplace(x, x + n);
+      set->silu(inplace.data(), inplace.data(), n);
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(inplace[i]), bits(want[i])) << set->isa << " in place, n " << n;
     }
   }
