@@ -15,25 +15,34 @@ float dot_row(const float* x, const Weight& w, int64_t r) {
   return y;
 }
 
+namespace {
+
+// The outputs rounded to the activation dtype: one pass where the rows are contiguous (an expert
+// task's [M, width] block), not one call per row.
+void round_outputs(float* y, int64_t M, int64_t width, int64_t ldy, Precision p) {
+  if (!p.bf16()) return;
+  if (ldy == width) return p.round(y, static_cast<size_t>(M * width));
+  for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(width));
+}
+
+}  // namespace
+
 void matmul_rows(const float* x, int64_t M, const Weight& w, int64_t row_begin, int64_t row_end,
                  float* y, int64_t ldy, Precision p) {
   kernels::active_kernels().rows(x, M, w.cols, w, row_begin, row_end, y, ldy);
-  if (!p.bf16()) return;
-  for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
+  round_outputs(y, M, row_end - row_begin, ldy, p);
 }
 
 void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t M, const Weight& w,
                            int64_t row_begin, int64_t row_end, float* y, int64_t ldy, Precision p) {
   kernels::active_kernels().quantized_rows(a, m0, M, w, row_begin, row_end, y, ldy);
-  if (!p.bf16()) return;
-  for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
+  round_outputs(y, M, row_end - row_begin, ldy, p);
 }
 
 void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t row_begin,
                         int64_t row_end, float* y, int64_t ldy, Precision p) {
   kernels::active_kernels().paired_rows(a, m0, M, w, row_begin, row_end, y, ldy);
-  if (!p.bf16()) return;
-  for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(row_end - row_begin));
+  round_outputs(y, M, row_end - row_begin, ldy, p);
 }
 
 namespace {
