@@ -14,7 +14,6 @@ constexpr int64_t kTokensPerTask = 16;
 
 }  // namespace
 
-
 void combine(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerWeights& w, const RoutingPlan& plan,
              const float* x, const float* slot_out, int64_t d_model, float* y, Precision p) {
   const int k = plan.top_k;

@@ -129,7 +129,7 @@ double scalar_exp_sum(const float* x, float shift, float* y, int64_t n) {
 }
 
 void scalar_silu(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + exp_f32(-x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = silu(x[i]);
 }
 
 const KernelSet kScalar{"scalar",

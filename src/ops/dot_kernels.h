@@ -119,7 +119,7 @@ void axpy_bf16_rows_each_query(const float* c, int64_t A, int64_t ldc, const uin
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). Softmax and SiLU's exponentials.
 using ExpSumKernel = double (*)(const float* x, float shift, float* y /*[n]*/, int64_t n);
 
-// y[i] = x[i] / (1 + exp_f32(-x[i])): SiLU as ops/elementwise.h's silu() computes it, the same bits
+// y[i] = x[i] / (1 + exp_f32(-x[i])): SiLU as ops/exp_f32.h's silu() computes it, the same bits
 // in every set (y may be x). The experts' SwiGLU, without exp_sum's sum it does not need.
 using SiluKernel = void (*)(const float* x, float* y /*[n]*/, int64_t n);
 

@@ -36,8 +36,6 @@ void softmax_inplace(float* x, int64_t n);
 // to the activation dtype. One pass, vectorised (each element is independent).
 void scale_scores(float* s, int64_t n, float divisor, Precision p);
 
-inline float silu(float x) { return x / (1.0f + exp_f32(-x)); }
-
 // out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding
 // points. The same values as that loop; silu through the kernel set's silu, then a pass that
 // vectorises. out must not overlap gate or up.

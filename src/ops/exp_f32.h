@@ -43,4 +43,7 @@ inline float exp_f32(float x) {
   return (e_r * s1) * s2;
 }
 
+// SiLU with this exp: the scalar reference of KernelSet::silu and of the experts' SwiGLU.
+inline float silu(float x) { return x / (1.0f + exp_f32(-x)); }
+
 }  // namespace moepp

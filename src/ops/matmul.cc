@@ -17,6 +17,10 @@ float dot_row(const float* x, const Weight& w, int64_t r) {
 
 namespace {
 
+// Rows of inputs per pool task when they are quantised or paired: enough work (64 rows of up to a
+// few thousand columns) to cover the pool's handover.
+constexpr int64_t kInputRowsPerTask = 64;
+
 // The outputs rounded to the activation dtype: one pass where the rows are contiguous (an expert
 // task's [M, width] block), not one call per row.
 void round_outputs(float* y, int64_t M, int64_t width, int64_t ldy, Precision p) {
@@ -24,28 +28,6 @@ void round_outputs(float* y, int64_t M, int64_t width, int64_t ldy, Precision p)
   if (ldy == width) return p.round(y, static_cast<size_t>(M * width));
   for (int64_t m = 0; m < M; ++m) p.round(y + m * ldy, static_cast<size_t>(width));
 }
-
-}  // namespace
-
-void matmul_rows(const float* x, int64_t M, const Weight& w, int64_t row_begin, int64_t row_end,
-                 float* y, int64_t ldy, Precision p) {
-  kernels::active_kernels().rows(x, M, w.cols, w, row_begin, row_end, y, ldy);
-  round_outputs(y, M, row_end - row_begin, ldy, p);
-}
-
-void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t M, const Weight& w,
-                           int64_t row_begin, int64_t row_end, float* y, int64_t ldy, Precision p) {
-  kernels::active_kernels().quantized_rows(a, m0, M, w, row_begin, row_end, y, ldy);
-  round_outputs(y, M, row_end - row_begin, ldy, p);
-}
-
-void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t row_begin,
-                        int64_t row_end, float* y, int64_t ldy, Precision p) {
-  kernels::active_kernels().paired_rows(a, m0, M, w, row_begin, row_end, y, ldy);
-  round_outputs(y, M, row_end - row_begin, ldy, p);
-}
-
-namespace {
 
 // Pairs x for w into out, running pair_ranges(M, fn(m0, m1)) over its rows.
 template <class PairRanges>
@@ -70,11 +52,29 @@ bool pair_inputs_with(const float* x, int64_t M, int64_t ldx, const Weight& w, k
 
 }  // namespace
 
+void matmul_rows(const float* x, int64_t M, const Weight& w, int64_t row_begin, int64_t row_end,
+                 float* y, int64_t ldy, Precision p) {
+  kernels::active_kernels().rows(x, M, w.cols, w, row_begin, row_end, y, ldy);
+  round_outputs(y, M, row_end - row_begin, ldy, p);
+}
+
+void matmul_rows_quantized(const kernels::QuantizedRows& a, int64_t m0, int64_t M, const Weight& w,
+                           int64_t row_begin, int64_t row_end, float* y, int64_t ldy, Precision p) {
+  kernels::active_kernels().quantized_rows(a, m0, M, w, row_begin, row_end, y, ldy);
+  round_outputs(y, M, row_end - row_begin, ldy, p);
+}
+
+void matmul_rows_paired(const kernels::PairedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t row_begin,
+                        int64_t row_end, float* y, int64_t ldy, Precision p) {
+  kernels::active_kernels().paired_rows(a, m0, M, w, row_begin, row_end, y, ldy);
+  round_outputs(y, M, row_end - row_begin, ldy, p);
+}
+
 void quantize_inputs(ThreadPool& pool, const float* x, int64_t M, int64_t ldx, int64_t K,
                      kernels::QuantizedRows* out) {
   kernels::size_quantized_rows(M, K, out);
   const kernels::KernelSet& kern = kernels::active_kernels();
-  parallel_ranges(pool, M, 64, [&](int64_t m0, int64_t m1) { kern.quantize_rows(x + m0 * ldx, m1 - m0, ldx, K, out, m0); });
+  parallel_ranges(pool, M, kInputRowsPerTask, [&](int64_t m0, int64_t m1) { kern.quantize_rows(x + m0 * ldx, m1 - m0, ldx, K, out, m0); });
 }
 
 bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, kernels::PairedRows* out) {
@@ -83,9 +83,8 @@ bool pair_inputs_for(const float* x, int64_t M, int64_t ldx, const Weight& w, ke
 
 bool pair_inputs_for(ThreadPool& pool, const float* x, int64_t M, int64_t ldx, const Weight& w,
                      kernels::PairedRows* out) {
-  // 64 rows of up to a few thousand columns a task: enough to cover the pool's handover.
   return pair_inputs_with(x, M, ldx, w, out,
-                          [&](int64_t rows, auto&& fn) { parallel_ranges(pool, rows, 64, fn); });
+                          [&](int64_t rows, auto&& fn) { parallel_ranges(pool, rows, kInputRowsPerTask, fn); });
 }
 
 void matmul(ThreadPool& pool, const float* x, int64_t M, const Weight& w, float* y, Precision p) {
