@@ -186,6 +186,7 @@ const KernelSet& active_kernels() {
 std::vector<const KernelSet*> available_kernels() {
   std::vector<const KernelSet*> sets{&kScalar};
   if (const KernelSet* k = avx2_kernels()) sets.push_back(k);
+  if (const KernelSet* k = avx2vnni_kernels()) sets.push_back(k);
   if (const KernelSet* k = avx512_kernels()) sets.push_back(k);
   return sets;
 }

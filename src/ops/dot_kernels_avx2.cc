@@ -223,250 +223,15 @@ void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& 
   rows_with(x, M, ldx, K, PackedLoader{packed.data(), ld_packed}, 0, n1 - n0, y, ldy);
 }
 
-// ---- Integer path for q8/q4 weights (contract in dot_kernels.h) ----
-
-// The 32 integer weights of group g of row n, as bytes in column order: q8 as int8, q4 as unsigned
-// nibbles (0..15; the -8 is applied through the input's lane sums). `bytes` points at the group's
-// first byte; a short last group is first copied into a zeroed buffer.
-template <bool kQ4>
-inline __m256i group_from_bytes(const void* bytes) {
-  if constexpr (!kQ4) {
-    return _mm256_loadu_si256(static_cast<const __m256i*>(bytes));
-  } else {
-    const __m128i b = _mm_loadu_si128(static_cast<const __m128i*>(bytes));
-    const __m128i mask = _mm_set1_epi8(0x0f);
-    const __m128i lo = _mm_and_si128(b, mask);                     // even columns
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);  // odd columns
-    return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
-  }
-}
-
-// Group g of row n and its scale, row-major or interleaved8 (tensor/weight.h's group_offset and
-// scale_index with the layout a template parameter, so the address is linear in g in the loop).
-template <bool kQ4>
-constexpr int64_t kInterleavedStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
-
-template <bool kQ4, bool kInterleaved>
-inline const uint8_t* group_address(const Weight& w, int64_t n, int64_t g) {
-  constexpr int64_t gb = kQ4 ? kQuantGroup / 2 : kQuantGroup;
-  const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  if constexpr (kInterleaved) {
-    const int64_t in_block = kQ4 ? (n % 8) / 2 * kQuantGroup : (n % 8) * gb;  // q4: rows in pairs
-    return base + ((n / 8) * w.groups_per_row() + g) * kInterleavedStride<kQ4> + in_block;
-  }
-  return base + (kQ4 ? n * w.q4_row_bytes() : n * w.cols) + g * gb;
-}
-
-template <bool kQ4, bool kInterleaved>
-inline float group_scale(const Weight& w, int64_t n, int64_t g) {
-  constexpr int64_t stride = kInterleavedStride<kQ4> / 4;  // in floats
-  if constexpr (kInterleaved) return w.scales[((n / 8) * w.groups_per_row() + g) * stride + n % 8];
-  return w.scales[n * w.groups_per_row() + g];
-}
-
-// Group g of row n's 32 weights in column order, as group_from_bytes; interleaved q4 keeps row n's
-// nibbles beside row n ^ 1's (Weight::q4_nibble): one shift and a mask.
-template <bool kQ4, bool kInterleaved>
-inline __m256i group_values(const Weight& w, int64_t n, int64_t g) {
-  const uint8_t* bytes = group_address<kQ4, kInterleaved>(w, n, g);
-  if constexpr (!kQ4 || !kInterleaved) return group_from_bytes<kQ4>(bytes);
-  const __m256i pair = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes));
-  return _mm256_and_si256(_mm256_srl_epi16(pair, _mm_cvtsi32_si128(static_cast<int>(4 * (n % 2)))),
-                          _mm256_set1_epi8(0x0f));
-}
-
-template <bool kQ4>
-inline __m256i short_group(const Weight& w, int64_t n, int64_t g) {  // row-major only
-  alignas(32) uint8_t t[32] = {};
-  const int64_t cols = w.cols - g * kQuantGroup;
-  std::memcpy(t, group_address<kQ4, false>(w, n, g), static_cast<size_t>(kQ4 ? (cols + 1) / 2 : cols));
-  return group_from_bytes<kQ4>(t);
-}
-
-template <int MR, int NR, bool kQ4, bool kIL>
-inline void quant_tile(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
-  const int64_t G = a.groups;
-  const int64_t g_full = kIL ? G : w.cols / kQuantGroup;  // interleaved groups are padded to full size
-  const __m256i ones = _mm256_set1_epi16(1);
-  // The short last group's weights are read before the accumulators are live (see tile()).
-  __m256i w_short[NR] = {};
-  if (g_full < G)
-    for (int r = 0; r < NR; ++r) w_short[r] = short_group<kQ4>(w, n + r, g_full);
-  __m256 acc[MR][NR];
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < G; ++g) {
-    __m256i wv[NR];
-    float sw[NR];
-    if (g < g_full) {
-      if constexpr (kIL) {  // one stream: 2 KiB ahead of it, as InterleavedLoader
-        const char* p = reinterpret_cast<const char*>(group_address<kQ4, true>(w, n, g)) + 2048;
-        for (int b = 0; b < 8 * (kQ4 ? 16 : 32) + 32; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-      } else if (g % (kQ4 ? 4 : 2) == 0) {  // next tile's rows, one line per row per line consumed
-        for (int r = 0; r < NR; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(group_address<kQ4, false>(w, n + NR + r, g)), _MM_HINT_T0);
-      }
-      for (int r = 0; r < NR; ++r) wv[r] = group_values<kQ4, kIL>(w, n + r, g);
-    } else {
-      for (int r = 0; r < NR; ++r) wv[r] = w_short[r];
-    }
-    for (int r = 0; r < NR; ++r) sw[r] = group_scale<kQ4, kIL>(w, n + r, g);
-    for (int m = 0; m < MR; ++m) {
-      const int64_t row = (m0 + m) * G + g;
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup));
-      const float sx = a.scale[row];
-      __m256i offset = _mm256_setzero_si256();
-      if constexpr (kQ4)  // 8 * (sum of x_int per lane): nibble - 8 without a
-                          // signed weight
-        offset =
-            _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)), 3);
-      for (int r = 0; r < NR; ++r) {
-        // vpmaddubsw multiplies unsigned by signed bytes: q8 moves the weight's sign onto x.
-        const __m256i pairs = kQ4 ? _mm256_maddubs_epi16(wv[r], xv)
-                                  : _mm256_maddubs_epi16(_mm256_abs_epi8(wv[r]), _mm256_sign_epi8(xv, wv[r]));
-        __m256i isum = _mm256_madd_epi16(pairs, ones);
-        if constexpr (kQ4) isum = _mm256_sub_epi32(isum, offset);
-        acc[m][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(sw[r] * sx), acc[m][r]);
-      }
-    }
-  }
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) y[m * ldy + r] = lane_sum(acc[m][r]);
-}
-
-// Tile shapes: one token x {1..4, 8} rows (8 memory streams, as tile()), batches 4 x {1, 2} (8
-// accumulators leave registers for the weights and the input).
-// One token x one aligned block of 8 interleaved rows (n % 8 == 0): decode's q8/q4 product. The
-// general tile held all 8 rows' weights and accumulators at once, more than the 16 registers, and
-// kept most accumulators in memory; here a row's (or q4's pair of rows') weights are used as they
-// are loaded, the 8 weight scales times the input's come from one vector multiply, and each row's
-// is spread from it. Same bits as quant_tile: the same integer sums and products, in order.
-template <bool kQ4>
-__attribute__((always_inline)) inline void one_token_groups(const QuantizedRows& a, int64_t m, const uint8_t* block,
-                                                            int64_t g0, int64_t g1, __m256 acc_io[8]) {
-  const int64_t G = a.groups;
-  constexpr int64_t kStride = kInterleavedStride<kQ4>;
-  constexpr int64_t kValues = 8 * (kQ4 ? kQuantGroup / 2 : kQuantGroup);  // then the 8 rows' scales
-  const __m256i ones = _mm256_set1_epi16(1), low_nibbles = _mm256_set1_epi8(0x0f);
-  __m256 acc[8];  // a local copy, so that GCC keeps it in registers through the loop
-  for (int r = 0; r < 8; ++r) acc[r] = acc_io[r];
-  for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* group = block + g * kStride;
-    for (int64_t b = 0; b < kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
-    const int64_t row = m * G + g;
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup));
-    const __m256 scales = _mm256_mul_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(group + kValues)),
-                                        _mm256_set1_ps(a.scale[row]));
-    auto add_row = [&](int r, __m256i isum) {
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(r)), acc[r]);
-    };
-    if constexpr (kQ4) {
-      // 8 * (sum of x_int per lane): nibble - 8 without a signed weight.
-      const __m256i offset =
-          _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)), 3);
-      for (int p = 0; p < 4; ++p) {  // rows 2p (low nibbles) and 2p + 1 (high) share 32 bytes
-        const __m256i pair = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * p));
-        const __m256i lo = _mm256_and_si256(pair, low_nibbles);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(pair, 4), low_nibbles);
-        add_row(2 * p, _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xv), ones), offset));
-        add_row(2 * p + 1, _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, xv), ones), offset));
-      }
-    } else {
-      for (int r = 0; r < 8; ++r) {  // vpmaddubsw multiplies unsigned by signed bytes: the weight's sign moves onto x
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * r));
-        add_row(r, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)), ones));
-      }
-    }
-  }
-  for (int r = 0; r < 8; ++r) acc_io[r] = acc[r];
-}
-
-// One token x NB blocks of 8 interleaved rows from rows n[b] (n[b] % 8 == 0). With two blocks
-// from two places of a matrix, two memory streams, as the AVX-512 set's one_token_blocks; 8
-// rows' accumulators fill half the ymm registers, so the blocks take turns every kChunk groups
-// (1.3-2.3 KB of weights) instead of sharing the loop.
-template <int NB, bool kQ4>
-void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
-                      float* const* y /*[NB]*/) {
-  constexpr int64_t kChunk = 8;
-  const int64_t G = a.groups;
-  __m256 acc[NB][8];
-  const uint8_t* block[NB];
-  for (int b = 0; b < NB; ++b) {
-    block[b] = static_cast<const uint8_t*>(w.data) + (n[b] / 8) * w.groups_per_row() * kInterleavedStride<kQ4>;
-    for (int r = 0; r < 8; ++r) acc[b][r] = _mm256_setzero_ps();
-  }
-  for (int64_t g0 = 0; g0 < G; g0 += kChunk)
-    for (int b = 0; b < NB; ++b) one_token_groups<kQ4>(a, m, block[b], g0, std::min(G, g0 + kChunk), acc[b]);
-  for (int b = 0; b < NB; ++b)
-    for (int r = 0; r < 8; ++r) y[b][r] = lane_sum(acc[b][r]);
-}
-
-template <int MR, bool kQ4, bool kIL>
-void quant_tile_nr(int nr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
-  switch (nr) {
-    case 1: return quant_tile<MR, 1, kQ4, kIL>(a, m0, w, n, y, ldy);
-    case 2: return quant_tile<MR, 2, kQ4, kIL>(a, m0, w, n, y, ldy);
-  }
-  if constexpr (MR == 1) {
-    if (nr == 3) return quant_tile<1, 3, kQ4, kIL>(a, m0, w, n, y, ldy);
-    if (nr == 4) return quant_tile<1, 4, kQ4, kIL>(a, m0, w, n, y, ldy);
-    if (nr == 8) return quant_tile<1, 8, kQ4, kIL>(a, m0, w, n, y, ldy);
-  }
-  std::abort();
-}
-
-template <bool kQ4, bool kIL>
-void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,
-                int64_t ldy) {
-  const int nr_max = M == 1 ? 8 : 2;
-  for (int64_t m = 0; m < M; m += 4) {
-    const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
-    for (int64_t n = n0; n < n1;) {
-      int nr = static_cast<int>(std::min<int64_t>(nr_max, n1 - n));
-      if (nr > 4 && nr < 8) nr = 4;
-      float* out = y + m * ldy + (n - n0);
-      if (kIL && mr == 1 && nr == 8 && n % 8 == 0) {
-        if (M == 1) {  // every whole block from n on, as two streams
-          const int64_t blocks = (n1 - n) / 8;
-          row_blocks_as_streams<2>(n, blocks, out, [&](const int64_t* rows, float* const* outs, auto streams) {
-            one_token_blocks<decltype(streams)::value, kQ4>(a, m0 + m, w, rows, outs);
-          });
-          n += 8 * blocks;
-          continue;
-        }
-        one_token_blocks<1, kQ4>(a, m0 + m, w, &n, &out);
-        n += nr;
-        continue;
-      }
-      switch (mr) {
-        case 1:
-          quant_tile_nr<1, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
-          break;
-        case 2:
-          quant_tile_nr<2, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
-          break;
-        case 3:
-          quant_tile_nr<3, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
-          break;
-        default:
-          quant_tile_nr<4, kQ4, kIL>(nr, a, m0 + m, w, n, out, ldy);
-          break;
-      }
-      n += nr;
-    }
-  }
-}
+// The integer path for q8/q4 weights, without AVX-VNNI.
+namespace plain_integer {
+constexpr bool kVnni = false;
+#include "ops/dot_kernels_avx2_int.inc"
+}  // namespace plain_integer
 
 void avx2_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
                          float* y, int64_t ldy) {
-  const bool q4 = w.quant == WeightQuant::kQ4;
-  if (w.interleaved8) {
-    if (q4) return quant_rows<true, true>(a, m0, M, w, n0, n1, y, ldy);
-    return quant_rows<false, true>(a, m0, M, w, n0, n1, y, ldy);
-  }
-  if (q4) return quant_rows<true, false>(a, m0, M, w, n0, n1, y, ldy);
-  quant_rows<false, false>(a, m0, M, w, n0, n1, y, ldy);
+  plain_integer::quantized_rows(a, m0, M, w, n0, n1, y, ldy);
 }
 
 void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
@@ -723,6 +488,31 @@ void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, Quant
 
 #pragma GCC pop_options
 
+// The same integer path on AVX-VNNI, for the "avx2vnni" set. Its own target region: these
+// templates must be compiled with AVX-VNNI, and nothing of the plain set with it.
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avxvnni")
+
+namespace vnni_integer {
+constexpr bool kVnni = true;
+#include "ops/dot_kernels_avx2_int.inc"
+}  // namespace vnni_integer
+
+void avx2vnni_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
+                             float* y, int64_t ldy) {
+  vnni_integer::quantized_rows(a, m0, M, w, n0, n1, y, ldy);
+}
+
+void avx2vnni_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                   int64_t ldy) {
+  if (w.quant == WeightQuant::kNone) return avx2_rows(x, M, ldx, w, n0, n1, y, ldy);
+  thread_local QuantizedRows a;
+  quantize_activations(x, M, ldx, w.cols, &a);
+  avx2vnni_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
+}
+
+#pragma GCC pop_options
+
 const KernelSet kAvx2{"avx2",
                       avx2_rows,
                       avx2_quantized_rows,
@@ -740,11 +530,25 @@ const KernelSet kAvx2{"avx2",
                       nullptr,
                       avx2_silu};
 
+// The AVX2 set with the integer path on AVX-VNNI; everything else is the AVX2 set's.
+const KernelSet kAvx2Vnni = [] {
+  KernelSet set = kAvx2;
+  set.isa = "avx2vnni";
+  set.rows = avx2vnni_rows;
+  set.quantized_rows = avx2vnni_quantized_rows;
+  return set;
+}();
+
 }  // namespace
 
 const KernelSet* avx2_kernels() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok ? &kAvx2 : nullptr;
+}
+
+const KernelSet* avx2vnni_kernels() {
+  static const bool ok = avx2_kernels() != nullptr && __builtin_cpu_supports("avxvnni");
+  return ok ? &kAvx2Vnni : nullptr;
 }
 
 }  // namespace moepp::kernels
