@@ -23,7 +23,7 @@ struct TinyShape {
   LoadOptions load;
 };
 
-inline std::unique_ptr<Model> tiny_model(const TinyShape& t) {
+inline ModelConfig tiny_config(const TinyShape& t) {
   auto c = shape_config(t.shape, t.layers);
   EXPECT_TRUE(c.ok());
   c->vocab_size = t.vocab;
@@ -34,7 +34,11 @@ inline std::unique_ptr<Model> tiny_model(const TinyShape& t) {
   for (MoeLayerSpec& s : c->layers)
     for (int64_t& w : s.ffn_width)
       if (w > 0) w = t.ffn;
-  auto m = Model::random(*c, t.seed, t.load);
+  return *c;
+}
+
+inline std::unique_ptr<Model> tiny_model(const TinyShape& t) {
+  auto m = Model::random(tiny_config(t), t.seed, t.load);
   EXPECT_TRUE(m.ok()) << m.status().message();
   return m.ok() ? std::move(m).value() : nullptr;
 }

@@ -9,6 +9,7 @@
 #include "bench/machine.h"
 #include "bench/turns.h"
 #include "layers/attention.h"
+#include "ops/kv_quant.h"
 #include "platform/thread_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/random_fill.h"
@@ -18,51 +19,68 @@ namespace {
 
 volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not optimised away
 
-// One cache type's row. A layer's cache is head-major as in KvCache: [k, v][kv head][position]
-// [head_dim]; copies of it lie back to back.
+// One cache type's row (T: float, uint16_t for bf16, int8_t for q8). A layer's cache is
+// head-major as in KvCache: [k, v][kv head] blocks of [position][head_dim] values, followed in a
+// q8 block by their [position][kv_scale_groups(head_dim)] scales; copies of it lie back to back.
 template <class T>
 AttentionProbeRow probe_cache(const std::string& name, const AttentionProbeOptions& o) {
-  const int64_t head_elems = o.depth * o.head_dim;             // one kv head's keys (or values)
-  const int64_t layer_elems = 2 * o.kv_heads * head_elems;     // [k, v][kv head][depth][head_dim]
-  const int64_t layer_bytes = layer_elems * static_cast<int64_t>(sizeof(T));
+  constexpr bool kBf16 = std::is_same_v<T, uint16_t>, kQ8 = std::is_same_v<T, int8_t>;
+  const int64_t head_elems = o.depth * o.head_dim;  // one kv head's keys (or values)
+  const int64_t groups = kv_scale_groups(o.head_dim);
+  const int64_t head_bytes = head_elems * static_cast<int64_t>(sizeof(T)) + (kQ8 ? o.depth * groups * 4 : 0);
+  const int64_t layer_bytes = 2 * o.kv_heads * head_bytes;
   const int copies = static_cast<int>(std::clamp<int64_t>((o.copies_bytes + layer_bytes - 1) / layer_bytes, 2, 4096));
-  constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
-  std::vector<T> cache(static_cast<size_t>(layer_elems * copies));  // [copies, layer]
-  fill_random_normal(o.seed, 0.0f, 1.0f, kBf16 ? DType::kBF16 : DType::kF32, cache.data(), layer_elems * copies);
+  std::vector<uint8_t> cache(static_cast<size_t>(layer_bytes * copies));  // [copies, layer]
+  const int64_t blocks = 2 * o.kv_heads * copies;
+  if constexpr (kQ8) {  // random normal rows, quantised as the cache stores them
+    std::vector<float> rows(static_cast<size_t>(head_elems));
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t* block = cache.data() + b * head_bytes;
+      fill_random_normal(o.seed + static_cast<uint64_t>(b), 0.0f, 1.0f, DType::kF32, rows.data(), head_elems);
+      for (int64_t pos = 0; pos < o.depth; ++pos)
+        quantize_kv_row(&rows[pos * o.head_dim], o.head_dim, reinterpret_cast<int8_t*>(block) + pos * o.head_dim,
+                        reinterpret_cast<float*>(block + head_elems) + pos * groups);
+    }
+  } else {
+    fill_random_normal(o.seed, 0.0f, 1.0f, kBf16 ? DType::kBF16 : DType::kF32, cache.data(), head_elems * blocks);
+  }
   // Queries as a bf16 forward has them; a bf16 cache belongs to a bf16 forward.
   const int64_t q_width = o.kv_heads * o.group * o.head_dim;
   std::vector<float> q(static_cast<size_t>(q_width)), out(q.size());  // [kv head][group][head_dim]
   fill_random_normal(o.seed + 1, 0.0f, 1.0f, DType::kF32, q.data(), q_width);
   for (float& v : q) v = round_bf16(v);
   Precision p;
-  if constexpr (kBf16) p.dtype = ComputeDType::kBF16;
+  if constexpr (kBf16 || kQ8) p.dtype = ComputeDType::kBF16;  // q8 rows as the q8/q4 bench rows run: bf16
 
   ThreadPool pool(o.threads);
+  auto slice = [&](const uint8_t* block) {
+    CacheSlice s;
+    s.stride = o.head_dim;
+    if constexpr (kBf16) {
+      s.bf16 = reinterpret_cast<const uint16_t*>(block);
+    } else if constexpr (kQ8) {
+      s.q8 = reinterpret_cast<const int8_t*>(block);
+      s.scales = reinterpret_cast<const float*>(block + head_elems);
+    } else {
+      s.f32 = reinterpret_cast<const float*>(block);
+    }
+    return s;
+  };
   auto attend = [&](int c) {
-    const T* layer = cache.data() + static_cast<int64_t>(c) * layer_elems;
+    const uint8_t* layer = cache.data() + static_cast<int64_t>(c) * layer_bytes;
     pool.parallel_for(o.kv_heads, [&](int64_t h) {
-      CacheSlice keys, values;
-      keys.stride = values.stride = o.head_dim;
-      const T* k = layer + h * head_elems;
-      const T* v = layer + (o.kv_heads + h) * head_elems;
-      if constexpr (kBf16) {
-        keys.bf16 = k;
-        values.bf16 = v;
-      } else {
-        keys.f32 = k;
-        values.f32 = v;
-      }
+      const CacheSlice keys = slice(layer + h * head_bytes), values = slice(layer + (o.kv_heads + h) * head_bytes);
       const int64_t offset = h * o.group * o.head_dim;
       attend_kv_head(keys, values, &q[offset], o.group, o.head_dim, o.head_dim, o.depth, &out[offset], o.head_dim, p);
     });
   };
   std::vector<uint64_t> sums(static_cast<size_t>(o.kv_heads));
   auto read = [&](int c) {
-    const uint8_t* layer = reinterpret_cast<const uint8_t*>(cache.data() + static_cast<int64_t>(c) * layer_elems);
-    const size_t head_bytes = static_cast<size_t>(head_elems) * sizeof(T);
+    const uint8_t* layer = cache.data() + static_cast<int64_t>(c) * layer_bytes;
+    const size_t bytes = static_cast<size_t>(head_bytes);
     pool.parallel_for(o.kv_heads, [&](int64_t h) {  // each task a kv head's keys and values, as above
-      sums[static_cast<size_t>(h)] += read_memory(layer + h * head_bytes, head_bytes) +
-                                      read_memory(layer + (o.kv_heads + h) * head_bytes, head_bytes);
+      sums[static_cast<size_t>(h)] +=
+          read_memory(layer + h * head_bytes, bytes) + read_memory(layer + (o.kv_heads + h) * head_bytes, bytes);
     });
   };
   // The read starts half the copies away, so that neither finds the other's copy in the
@@ -97,7 +115,8 @@ Result<std::vector<AttentionProbeRow>> probe_decode_attention(const std::vector<
   for (const std::string& c : caches) {
     if (c == "bf16") rows.push_back(probe_cache<uint16_t>(c, o));
     else if (c == "f32") rows.push_back(probe_cache<float>(c, o));
-    else return Status::Error("--cache: expected bf16 or f32, got '" + c + "'");
+    else if (c == "q8") rows.push_back(probe_cache<int8_t>(c, o));
+    else return Status::Error("--cache: expected bf16, f32 or q8, got '" + c + "'");
   }
   return rows;
 }

@@ -26,7 +26,7 @@ struct AttentionProbeOptions {
 };
 
 struct AttentionProbeRow {
-  std::string cache;  // "bf16" or "f32"
+  std::string cache;  // "bf16", "f32" or "q8"
   int64_t layer_bytes = 0;  // keys and values of one layer at `depth`
   int copies = 0;
   double us_per_layer = 0;  // the attention step over all kv heads
@@ -34,7 +34,7 @@ struct AttentionProbeRow {
   double read_gb_s = 0;     // a plain read of the same copies
 };
 
-// Rows for each cache type named in `caches` (bf16, f32). Errors: an unknown type, a shape out
+// Rows for each cache type named in `caches` (bf16, f32, q8). Errors: an unknown type, a shape out
 // of range, no memory.
 Result<std::vector<AttentionProbeRow>> probe_decode_attention(const std::vector<std::string>& caches,
                                                               const AttentionProbeOptions& options);

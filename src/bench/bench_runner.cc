@@ -180,12 +180,11 @@ Status fill_context(const Model& model, ThreadPool& pool, int64_t depth, uint64_
 }
 
 // Weights plus a KV cache of n positions (keys and values of every layer, stored as the model's
-// make_cache() stores them: bf16 for a bf16 forward, else f32).
+// make_cache() stores them: f32, bf16 or q8).
 double needed_bytes(const Model& model, int64_t n) {
   const ModelConfig& c = model.config();
-  const double element_bytes = model.precision().bf16() ? 2.0 : 4.0;
-  return static_cast<double>(model.weight_bytes()) +
-         2.0 * element_bytes * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim * n);
+  const double row_bytes = KvCache(1, 1, c.head_dim, model.kv_storage()).row_bytes();
+  return static_cast<double>(model.weight_bytes()) + 2.0 * row_bytes * static_cast<double>(c.n_layers * c.n_kv_heads * n);
 }
 
 Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, const MachineTable& limits,
@@ -211,6 +210,8 @@ Status run_tests(Model& model, const BenchModel& bm, const BenchConfig& config, 
       BenchRow row;
       row.model = bm.label();
       row.weights = config.weights;
+      row.kv_cache = kv_storage_name(model.kv_storage());
+      row.kv_cache_chosen = config.load.kv_cache.has_value();
       row.layers = model.config().n_layers;
       row.full_layers = row.layers;
       if (!bm.shape.empty()) {

@@ -31,6 +31,8 @@ struct BenchConfig {
 struct BenchRow {
   std::string model;
   std::string weights;
+  std::string kv_cache;     // the KV cache's storage: "f32", "bf16" or "q8"
+  bool kv_cache_chosen = false;  // set by --kv-cache (the markdown shows it beside the weights)
   int64_t layers = 0;       // layers run
   int64_t full_layers = 0;  // layers of the shape or checkpoint
   int threads = 1;

@@ -73,7 +73,7 @@ void CostCounter::begin(const Batch& batch, const KvCache& cache) {
   }
   kv_rows_ = 0;
   for (const auto& [seq, rows] : context_after) kv_rows_ += static_cast<double>(rows);
-  kv_element_bytes_ = cache.bf16() ? 2.0 : 4.0;
+  kv_element_bytes_ = cache.row_bytes() / static_cast<double>(cache.head_dim());
 }
 
 void CostCounter::on_routing(int64_t layer, const Batch& batch, const RoutingPlan& plan) {

@@ -30,6 +30,7 @@ nlohmann::ordered_json to_json(const BenchRow& r) {
   j["model"] = r.model;
   j["test"] = r.test;
   j["weights"] = r.weights;
+  if (!r.kv_cache.empty()) j["kv_cache"] = r.kv_cache;
   j["threads"] = r.threads;
   j["layers"] = r.layers;
   j["full_layers"] = r.full_layers;
@@ -156,8 +157,9 @@ void RowPrinter::print(const BenchRow& r) {
                                                   : std::string("- | -");
         // The read bw_share divides by: the one beside the row, else the machine's (marked).
         const std::string read = r.read_gb_s > 0 ? str_format("%.2f", r.read_gb_s) : str_format("%.2f (machine)", r.limit_gb_s);
+        const std::string weights = r.kv_cache_chosen ? r.weights + ", kv " + r.kv_cache : r.weights;
         std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %s | %.3f | %.2f | %.3f (%s) | %s | %s |\n", r.model.c_str(),
-                     r.weights.c_str(), layers_text(r).c_str(), r.threads, r.test.c_str(), tok_s_text(r).c_str(), r.gb_s,
+                     weights.c_str(), layers_text(r).c_str(), r.threads, r.test.c_str(), tok_s_text(r).c_str(), r.gb_s,
                      read.c_str(), r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str(), mem.c_str());
       }
       break;

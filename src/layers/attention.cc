@@ -10,22 +10,48 @@
 #include <vector>
 
 #include "ops/elementwise.h"
+#include "ops/kv_quant.h"
 #include "ops/matmul.h"
 
 namespace moepp {
 namespace {
 
-// The kernel set's block kernels (ops/dot_kernels.h) on either storage: the same bits.
+// q8 rows are widened to f32 a chunk at a time into a buffer that stays in L1 (16 KiB), and the
+// f32 kernels run on it: each score is its own dot, and the values' axpy adds rows in order
+// whether in one call or in chunks, so the results are the f32 kernels' on the rows' values.
+constexpr int64_t kQ8ChunkFloats = 4096;
+
+template <class Fn>
+void for_q8_chunks(const CacheSlice& rows, int64_t count, int64_t n, Fn fn /*(j0, rows as f32, chunk rows)*/) {
+  thread_local std::vector<float> chunk;
+  const int64_t per_chunk = std::max<int64_t>(1, kQ8ChunkFloats / n);
+  chunk.resize(static_cast<size_t>(std::min(count, per_chunk) * n));
+  const int64_t groups = kv_scale_groups(n);
+  for (int64_t j0 = 0; j0 < count; j0 += per_chunk) {
+    const int64_t m = std::min(per_chunk, count - j0);
+    dequantize_kv_rows(rows.q8 + j0 * n, rows.scales + j0 * groups, m, n, chunk.data());
+    fn(j0, chunk.data(), m);
+  }
+}
+
+// The kernel set's block kernels (ops/dot_kernels.h) on any storage: the bits of the f32 kernels on
+// the values stored.
 void dot_block(const kernels::KernelSet& kern, const float* q, int64_t A, int64_t ldq, const CacheSlice& keys,
                int64_t count, int64_t n, float* y, int64_t ldy) {
-  if (keys.bf16) kern.dot_rows_block_bf16(q, A, ldq, keys.bf16, keys.stride, count, n, y, ldy);
-  else kern.dot_rows_block(q, A, ldq, keys.f32, keys.stride, count, n, y, ldy);
+  if (keys.bf16) return kern.dot_rows_block_bf16(q, A, ldq, keys.bf16, keys.stride, count, n, y, ldy);
+  if (!keys.q8) return kern.dot_rows_block(q, A, ldq, keys.f32, keys.stride, count, n, y, ldy);
+  for_q8_chunks(keys, count, n, [&](int64_t j0, const float* rows, int64_t m) {
+    kern.dot_rows_block(q, A, ldq, rows, n, m, n, y + j0, ldy);
+  });
 }
 
 void axpy_block(const kernels::KernelSet& kern, const float* c, int64_t A, int64_t ldc, const CacheSlice& values,
                 int64_t count, float* y, int64_t ldy, int64_t n) {
-  if (values.bf16) kern.axpy_rows_block_bf16(c, A, ldc, values.bf16, values.stride, count, y, ldy, n);
-  else kern.axpy_rows_block(c, A, ldc, values.f32, values.stride, count, y, ldy, n);
+  if (values.bf16) return kern.axpy_rows_block_bf16(c, A, ldc, values.bf16, values.stride, count, y, ldy, n);
+  if (!values.q8) return kern.axpy_rows_block(c, A, ldc, values.f32, values.stride, count, y, ldy, n);
+  for_q8_chunks(values, count, n, [&](int64_t j0, const float* rows, int64_t m) {
+    kern.axpy_rows_block(c + j0, A, ldc, rows, n, m, y, ldy, n);
+  });
 }
 
 // A queries against one kv head's keys and values from its first visible key on: query a at
@@ -67,6 +93,17 @@ void attend_queries(const CacheSlice& keys, const CacheSlice& values, const floa
 
 }  // namespace
 
+CacheSlice CacheSlice::from(int64_t row) const {
+  CacheSlice s = *this;
+  if (f32) s.f32 += row * stride;
+  if (bf16) s.bf16 += row * stride;
+  if (q8) {
+    s.q8 += row * stride;
+    s.scales += row * kv_scale_groups(stride);
+  }
+  return s;
+}
+
 void attend_kv_head(const CacheSlice& keys, const CacheSlice& values, const float* q, int64_t A, int64_t ldq,
                     int64_t head_dim, int64_t count, float* out, int64_t ldo, Precision p) {
   attend_queries(keys, values, q, A, ldq, head_dim, out, ldo, [count](int64_t) { return count; }, p);
@@ -101,6 +138,9 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
       if (cache.bf16()) {
         std::transform(kh, kh + hd, cache.k_bf16(layer, seq, h, pos), f32_to_bf16);
         std::transform(vh, vh + hd, cache.v_bf16(layer, seq, h, pos), f32_to_bf16);
+      } else if (cache.q8()) {
+        quantize_kv_row(kh, hd, cache.k_q8(layer, seq, h, pos), cache.k_scales(layer, seq, h, pos));
+        quantize_kv_row(vh, hd, cache.v_q8(layer, seq, h, pos), cache.v_scales(layer, seq, h, pos));
       } else {
         std::copy(kh, kh + hd, cache.k(layer, seq, h, pos));
         std::copy(vh, vh + hd, cache.v(layer, seq, h, pos));
@@ -121,6 +161,11 @@ void attention_forward(ThreadPool& pool, const AttentionShape& shape, const Atte
     if (cache.bf16()) {
       kv.first.bf16 = cache.k_bf16(layer, seq, kvh, first);
       kv.second.bf16 = cache.v_bf16(layer, seq, kvh, first);
+    } else if (cache.q8()) {
+      kv.first.q8 = cache.k_q8(layer, seq, kvh, first);
+      kv.first.scales = cache.k_scales(layer, seq, kvh, first);
+      kv.second.q8 = cache.v_q8(layer, seq, kvh, first);
+      kv.second.scales = cache.v_scales(layer, seq, kvh, first);
     } else {
       kv.first.f32 = cache.k(layer, seq, kvh, first);
       kv.second.f32 = cache.v(layer, seq, kvh, first);

@@ -23,15 +23,16 @@ struct AttentionWeights {
 };
 
 // A kv head's keys or values in the cache from some position on: head_dim-wide rows `stride`
-// elements apart, stored as f32 or as bf16 (layers/kv_cache.h); exactly one pointer is set.
+// elements apart, stored as f32, bf16 or q8 (layers/kv_cache.h); exactly one of f32, bf16 and
+// q8 is set, and q8 rows have their kv_scale_groups(stride) scales each in `scales`.
 struct CacheSlice {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;
+  const int8_t* q8 = nullptr;
+  const float* scales = nullptr;
   int64_t stride = 0;
 
-  CacheSlice from(int64_t row) const {
-    return {f32 ? f32 + row * stride : nullptr, bf16 ? bf16 + row * stride : nullptr, stride};
-  }
+  CacheSlice from(int64_t row) const;
 };
 
 // One decode step of one kv head: A query heads (query a at q + a * ldq, head_dim wide) against

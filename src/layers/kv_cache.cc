@@ -5,12 +5,36 @@
 #include <cstring>
 #include <new>
 
+#include "ops/kv_quant.h"
 #include "tensor/weight.h"
 
 namespace moepp {
 
-KvCache::KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, bool bf16)
-    : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), bf16_(bf16) {}
+const char* kv_storage_name(KvStorage s) {
+  switch (s) {
+    case KvStorage::kF32: return "f32";
+    case KvStorage::kBF16: return "bf16";
+    case KvStorage::kQ8: return "q8";
+  }
+  return "?";
+}
+
+KvCache::KvCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KvStorage storage)
+    : n_layers_(n_layers),
+      n_kv_heads_(n_kv_heads),
+      head_dim_(head_dim),
+      storage_(storage),
+      scale_groups_(kv_scale_groups(head_dim)) {}
+
+size_t KvCache::head_block_bytes(int64_t capacity) const {
+  if (storage_ != KvStorage::kQ8) return static_cast<size_t>(capacity * head_dim_) * element_bytes();
+  return static_cast<size_t>(scales_offset(capacity) + capacity * scale_groups_ * static_cast<int64_t>(sizeof(float)));
+}
+
+double KvCache::row_bytes() const {
+  return static_cast<double>(head_dim_) * static_cast<double>(element_bytes()) +
+         (storage_ == KvStorage::kQ8 ? static_cast<double>(scale_groups_ * sizeof(float)) : 0.0);
+}
 
 int32_t KvCache::add_sequence() {
   for (size_t i = 0; i < slots_.size(); ++i) {
@@ -46,16 +70,21 @@ void KvCache::reserve(int32_t seq, int64_t n) {
   if (n > s.capacity) {
     const int64_t cap = std::max<int64_t>(n, std::max<int64_t>(16, 2 * s.capacity));
     // Bytes of one head's keys or values in a layer, now and after.
-    const size_t block = static_cast<size_t>(cap * head_dim_) * element_bytes();
-    const size_t old_block = static_cast<size_t>(s.capacity * head_dim_) * element_bytes();
+    const size_t block = head_block_bytes(cap), old_block = head_block_bytes(s.capacity);
     const int64_t blocks = 2 * n_layers_ * n_kv_heads_;
     std::shared_ptr<void> bigger = allocate_aligned(static_cast<size_t>(blocks) * block);
     if (bigger == nullptr) throw std::bad_alloc();
     char* to = static_cast<char*>(bigger.get());
     const char* from = static_cast<const char*>(s.memory.get());
-    for (int64_t b = 0; b < blocks; ++b) {  // each head keeps its positions; the rest starts at zero
-      if (old_block > 0) std::memcpy(to + b * block, from + b * old_block, old_block);
-      std::memset(to + b * block + old_block, 0, block - old_block);
+    // Each head keeps its positions (values, and q8's scales after them); the rest starts at zero.
+    const size_t values = static_cast<size_t>(s.capacity * head_dim_) * element_bytes();
+    const size_t scales = static_cast<size_t>(s.capacity * scale_groups_) * sizeof(float);
+    for (int64_t b = 0; b < blocks; ++b) {
+      std::memset(to + b * block, 0, block);
+      if (old_block == 0) continue;
+      std::memcpy(to + b * block, from + b * old_block, values);
+      if (storage_ == KvStorage::kQ8)
+        std::memcpy(to + b * block + scales_offset(cap), from + b * old_block + scales_offset(s.capacity), scales);
     }
     s.memory = std::move(bigger);
     s.capacity = cap;
@@ -65,8 +94,7 @@ void KvCache::reserve(int32_t seq, int64_t n) {
 
 size_t KvCache::bytes() const {
   size_t b = 0;
-  for (const Slot& s : slots_)
-    b += 2 * static_cast<size_t>(s.capacity * n_kv_heads_ * head_dim_ * n_layers_) * element_bytes();
+  for (const Slot& s : slots_) b += 2 * static_cast<size_t>(n_kv_heads_ * n_layers_) * head_block_bytes(s.capacity);
   return b;
 }
 

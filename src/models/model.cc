@@ -114,10 +114,19 @@ Status resolve_special_tokens(const std::string& dir, ModelConfig* config) {
   return Status::Ok();
 }
 
+Status Model::set_precision(const LoadOptions& options) {
+  precision_.dtype = options.dtype;
+  kv_storage_ = options.kv_cache.value_or(precision_.bf16() ? KvStorage::kBF16 : KvStorage::kF32);
+  // A bf16 cache would round an f32 forward's keys and values (f32 storage holds either exactly).
+  if (kv_storage_ == KvStorage::kBF16 && !precision_.bf16())
+    return Status::Error("--kv-cache bf16: expected --dtype bf16 (an f32 forward's keys and values are not bf16 values)");
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
   m->dir_ = dir;
-  m->precision_.dtype = options.dtype;
+  MOEPP_RETURN_IF_ERROR(m->set_precision(options));
   const std::string config_path = dir + "/config.json";
   MOEPP_ASSIGN_OR_RETURN(nlohmann::json json, read_json_file(config_path, true));
   ConfigReader reader(json, config_path);
@@ -181,7 +190,7 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
     return Status::Error("random model: inconsistent shape (layers, heads, widths or layer specs)");
   std::unique_ptr<Model> m(new Model());
   m->config_ = config;
-  m->precision_.dtype = options.dtype;
+  MOEPP_RETURN_IF_ERROR(m->set_precision(options));
   m->weight_format_ = "random";
   std::mt19937_64 rng(seed);
   const DType dt = m->precision_.weight_dtype();
@@ -306,6 +315,7 @@ std::unique_ptr<Model> Model::clone_sharing_weights() const {
   m->config_ = config_;
   m->weights_ = weights_;  // views and shared owners: no copy of the tensors
   m->precision_ = precision_;
+  m->kv_storage_ = kv_storage_;
   m->inv_freq_ = inv_freq_;
   m->checkpoint_dtypes_ = checkpoint_dtypes_;
   return m;

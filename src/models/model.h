@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct LoadOptions {
   // routers, embeddings and constant experts keep the compute precision.
   WeightQuant expert_quant = WeightQuant::kNone;
   WeightQuant rest_quant = WeightQuant::kNone;
+  // How make_cache() stores keys and values: unset, in the compute precision (f32, or bf16 for a
+  // bf16 forward: the same numbers either way); q8 trades accuracy for about half the bytes.
+  std::optional<KvStorage> kv_cache;
 };
 
 // Hooks called during forward (tests, routing analysis, debugging): per layer output and
@@ -71,9 +75,8 @@ class Model {
   size_t weight_bytes() const;
 
   // A bf16 forward's keys and values are bf16 values, so its cache stores them as bf16.
-  KvCache make_cache() const {
-    return KvCache(config_.n_layers, config_.n_kv_heads, config_.head_dim, precision_.bf16());
-  }
+  KvCache make_cache() const { return KvCache(config_.n_layers, config_.n_kv_heads, config_.head_dim, kv_storage_); }
+  KvStorage kv_storage() const { return kv_storage_; }
 
   // Runs the batch through the model, appending its keys/values to the cache. logits (out):
   // [batch.n_outputs(), vocab_size] for the tokens marked in want_logits, in batch order.
@@ -91,12 +94,15 @@ class Model {
   // prepare each layer as it is built; prepare_head does lm_head.
   Status prepare_layer(LayerWeights& lw, int64_t layer, const LoadOptions& options);
   Status prepare_head(const LoadOptions& options);
+  // Sets precision_ and kv_storage_ from the options: error for a bf16 cache under an f32 forward.
+  Status set_precision(const LoadOptions& options);
 
   std::string dir_;
   std::string weight_format_;
   ModelConfig config_;
   ModelWeights weights_;
   Precision precision_;
+  KvStorage kv_storage_ = KvStorage::kF32;
   std::vector<float> inv_freq_;  // [head_dim/2]
   std::unique_ptr<TensorSource> source_;  // keeps mapped weights alive
   std::vector<std::pair<std::string, int64_t>> checkpoint_dtypes_;  // dtype name -> tensor count

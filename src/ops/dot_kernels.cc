@@ -132,6 +132,12 @@ void scalar_silu(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = silu(x[i]);
 }
 
+void scalar_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows, int64_t n, float* out) {
+  const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) out[r * n + i] = static_cast<float>(q[r * n + i]) * scales[r * groups + i / kQuantGroup];
+}
+
 const KernelSet kScalar{"scalar",
                         scalar_rows,
                         scalar_quantized_rows,
@@ -147,7 +153,8 @@ const KernelSet kScalar{"scalar",
                         axpy_bf16_rows_each_query<scalar_axpy_of<uint16_t>>,
                         nullptr,
                         nullptr,
-                        scalar_silu};
+                        scalar_silu,
+                        scalar_dequantize_kv_rows};
 
 const KernelSet& choose() {
   const std::vector<const KernelSet*> sets = available_kernels();

@@ -123,6 +123,12 @@ using ExpSumKernel = double (*)(const float* x, float shift, float* y /*[n]*/, i
 // in every set (y may be x). The experts' SwiGLU, without exp_sum's sum it does not need.
 using SiluKernel = void (*)(const float* x, float* y /*[n]*/, int64_t n);
 
+// Rows of a q8 KV cache (ops/kv_quant.h) widened to f32: out[r * n + i] = float(q[r * n + i]) *
+// scales[r * groups + i / 32] with groups = ceil(n / 32), one rounding each (the same bits in
+// every set). Attention widens a chunk of rows at a time into L1 and runs the f32 kernels on it.
+using DequantizeKvRowsKernel = void (*)(const int8_t* q /*[rows, n]*/, const float* scales /*[rows, groups]*/,
+                                        int64_t rows, int64_t n, float* out /*[rows, n]*/);
+
 struct PairedRows;
 // Batch inputs converted once for many calls on the same inputs (every row task of a matmul or of
 // an expert), instead of once per call: pair_rows returns false, leaving nothing usable, where the
@@ -151,6 +157,7 @@ struct KernelSet {
   PairRowsKernel pair_rows = nullptr;  // null in sets whose batch kernels read f32 inputs directly
   PairedRowsKernel paired_rows = nullptr;
   SiluKernel silu = nullptr;
+  DequantizeKvRowsKernel dequantize_kv_rows = nullptr;
 };
 
 // The scalar reference (always present), the AVX2+FMA set, the AVX2 set with its q8/q4 integer

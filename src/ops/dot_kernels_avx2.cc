@@ -448,6 +448,29 @@ void avx2_silu(const float* x, float* y, int64_t n) {
   }
 }
 
+// 8 values a step (sign-extended from 8 bytes, converted, one multiply), each row's tail under a
+// mask; the scalar twin's one rounding each.
+void avx2_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows, int64_t n, float* out) {
+  const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup;
+  const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int8_t* qr = q + r * n;
+    float* o = out + r * n;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qr + i)));
+      _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(scales[r * groups + i / kQuantGroup])));
+    }
+    if (i < n) {
+      alignas(16) int8_t tail[16] = {};
+      std::memcpy(tail, qr + i, static_cast<size_t>(n - i));
+      const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), index);
+      const __m256i v = _mm256_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
+      _mm256_maskstore_ps(o + i, live, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(scales[r * groups + i / kQuantGroup])));
+    }
+  }
+}
+
 // A group of 32 inputs at a time: the scalar reference's steps on 8 lanes (the absolute maximum
 // is exact in any order; cvtps rounds to nearest even as its 1.5 * 2^23 trick does), then the
 // bytes packed in order and each lane's 4 bytes summed by vpmaddubsw + vpmaddwd (exact). Decode
@@ -528,7 +551,8 @@ const KernelSet kAvx2{"avx2",
                       avx2_axpy_rows_block_bf16,
                       nullptr,
                       nullptr,
-                      avx2_silu};
+                      avx2_silu,
+                      avx2_dequantize_kv_rows};
 
 // The AVX2 set with the integer path on AVX-VNNI; everything else is the AVX2 set's.
 const KernelSet kAvx2Vnni = [] {

@@ -22,14 +22,16 @@ AttentionProbeOptions tiny_probe() {
 }
 
 TEST(AttentionProbe, RowPerCacheTypeWithTheLayersBytes) {
-  auto rows = probe_decode_attention({"bf16", "f32"}, tiny_probe());
+  auto rows = probe_decode_attention({"bf16", "f32", "q8"}, tiny_probe());
   ASSERT_TRUE(rows.ok()) << rows.status().message();
-  ASSERT_EQ(rows->size(), 2u);
-  const char* caches[] = {"bf16", "f32"};
+  ASSERT_EQ(rows->size(), 3u);
+  const char* caches[] = {"bf16", "f32", "q8"};
+  // [k, v][kv head][depth] rows of head_dim 72: 2 or 4 bytes a value, or q8's 72 bytes and 3 scales.
+  const int64_t row_bytes[] = {72 * 2, 72 * 4, 72 + 3 * 4};
   for (size_t i = 0; i < rows->size(); ++i) {
     const AttentionProbeRow& r = (*rows)[i];
     EXPECT_EQ(r.cache, caches[i]);
-    EXPECT_EQ(r.layer_bytes, 2 * 3 * 45 * 72 * (i == 0 ? 2 : 4)) << r.cache;  // [k, v][kv head][depth][head_dim]
+    EXPECT_EQ(r.layer_bytes, 2 * 3 * 45 * row_bytes[i]) << r.cache;
     EXPECT_GE(r.copies, 2);
     EXPECT_TRUE(std::isfinite(r.us_per_layer) && r.us_per_layer > 0) << r.cache;
     EXPECT_TRUE(std::isfinite(r.kernel_gb_s) && r.kernel_gb_s > 0) << r.cache;
@@ -40,7 +42,7 @@ TEST(AttentionProbe, RowPerCacheTypeWithTheLayersBytes) {
 TEST(AttentionProbe, BadRequestsGetClearErrors) {
   auto unknown = probe_decode_attention({"f16"}, tiny_probe());
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().message().find("--cache: expected bf16 or f32, got 'f16'"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("--cache: expected bf16, f32 or q8, got 'f16'"), std::string::npos);
   AttentionProbeOptions no_heads = tiny_probe();
   no_heads.kv_heads = 0;
   auto shape = probe_decode_attention({"bf16"}, no_heads);

@@ -20,7 +20,7 @@ std::unique_ptr<Model> tiny(const char* shape) {
   t.vocab = 64;
   t.heads = 2;
   t.ffn = 96;
-  t.load = LoadOptions{ComputeDType::kBF16};
+  t.load.dtype = ComputeDType::kBF16;
   return testing::tiny_model(t);
 }
 

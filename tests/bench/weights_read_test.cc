@@ -24,7 +24,9 @@ TEST(WeightsRead, CoversAttentionRouterAndExpertMatricesAtTheirStoredSize) {
     t.heads = 4;
     t.kv_heads = 2;
     t.ffn = 96;
-    t.load = LoadOptions{ComputeDType::kBF16, q, q};
+    t.load = LoadOptions{};
+    t.load.dtype = ComputeDType::kBF16;
+    t.load.expert_quant = t.load.rest_quant = q;
     std::unique_ptr<Model> m = testing::tiny_model(t);
     ASSERT_NE(m, nullptr);
     const ModelConfig& c = m->config();

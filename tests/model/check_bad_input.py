@@ -126,6 +126,8 @@ def main():
     cases.append(("ids not numbers", ["logits", "-m", base, "-o", out, "--ids", "1,x,3"], ["--ids", "'x'"], 1))
     cases.append(("token id out of range", ["logits", "-m", base, "-o", out, "--ids", "1,99999"], ["99999", "out of range"], 1))
     cases.append(("bad dtype", logits(base, "--dtype", "f8"), ["--dtype", "f8"], 1))
+    cases.append(("bad kv cache", logits(base, "--kv-cache", "q5"), ["--kv-cache", "q5"], 1))
+    cases.append(("bf16 kv cache under an f32 forward", logits(base, "--kv-cache", "bf16"), ["--kv-cache bf16", "--dtype bf16"], 1))
     cases.append(("negative chunk", logits(base, "--chunk", "-1"), ["--chunk"], 1))
     cases.append(("unknown flag", logits(base, "--bogus"), ["--bogus"], 2))
     cases.append(("missing -m", ["logits", "-o", out] + ids, ["--model"], 2))

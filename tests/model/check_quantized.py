@@ -7,6 +7,8 @@ for bit, as quantising the original at load, for every family it can write in th
 (mixed formats included); LLaMA-MoE (no MoE++ equivalent of its router) and bad --type values are
 refused with a one-line error.
 
+A q8 KV cache (`--kv-cache q8`, f32 weights) is held to q8's budget.
+
 Budgets: q8 rounds each weight to 1/254 of its group's absmax (relative error <= 0.4%), q4 to
 1/14 (<= 7%). KL grows with the square of the logit perturbation, so q4's budget is (7/0.4)^2 ~
 300x q8's. On the tiny random models here q8 gives KL ~5e-5 and q4 ~2e-2; the budgets (1e-3,
@@ -25,7 +27,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BUDGET = {"q8": 1e-3, "q4": 1e-1}
+# kv_q8: f32 weights with a q8 KV cache (`--kv-cache q8`): keys and values rounded to 1/254 of
+# each 32 values' absmax, as q8 weights are, so q8's budget.
+BUDGET = {"q8": 1e-3, "q4": 1e-1, "kv_q8": 1e-3}
 
 
 def mean_kl(ref, other):
@@ -50,16 +54,21 @@ def main():
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reference", "make_tiny.py"), "--family", family,
                         "--preset", preset, "--out", d, "--format", "safetensors"], check=True, stdout=subprocess.DEVNULL)
         logits = {}
-        for w in ("none", "q8", "q4"):
+        for w, extra in (("none", []), ("q8", []), ("q4", []), ("kv_q8", ["--kv-cache", "q8"])):
             out = os.path.join(d, f"logits_{w}.f32")
-            subprocess.run([a.moepp, "logits", "-m", d, "--ids", ids, "-o", out, "--weights", w], check=True)
+            weights = "none" if w.startswith("kv_") else w
+            subprocess.run([a.moepp, "logits", "-m", d, "--ids", ids, "-o", out, "--weights", weights] + extra, check=True)
             logits[w] = np.fromfile(out, dtype="<f4").reshape(len(ids.split(",")), -1)
-        kls = {w: mean_kl(logits["none"], logits[w]) for w in ("q8", "q4")}
+        kls = {w: mean_kl(logits["none"], logits[w]) for w in ("q8", "q4", "kv_q8")}
         for w, kl in kls.items():
             ok = kl <= BUDGET[w]
             passed += ok
             failed += not ok
             print(f"{'PASS' if ok else 'FAIL'} {family}/{preset} {w}: KL {kl:.2e} (budget {BUDGET[w]:.0e})")
+        ok = 0 < kls["kv_q8"]  # the cache's rounding shows: the option reached the cache
+        passed += ok
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'} {family}/{preset}: a q8 KV cache changes the logits (KL {kls['kv_q8']:.2e})")
         ok = kls["q8"] < kls["q4"]
         passed += ok
         failed += not ok

@@ -344,6 +344,33 @@ TEST(DotKernels, SiluEqualsTheScalarFormula) {
   }
 }
 
+// q8 KV cache rows widened to f32 per set against the definition (float(q) * its group's scale),
+// odd row widths (short last groups, tails under 8 and 16), every int8 value, special scales,
+// misaligned rows, and nothing written past the output.
+TEST(DotKernels, DequantizedKvRowsEqualTheScalarDefinition) {
+  std::mt19937 rng(43);
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 32, 33, 64, 80, 100, 128}) {
+    const int64_t rows = 5, groups = (n + 31) / 32;
+    std::vector<int8_t> qbuf(static_cast<size_t>(rows * n + 1));
+    for (size_t i = 0; i < qbuf.size(); ++i) qbuf[i] = static_cast<int8_t>(static_cast<int>(i * 37 + rng()) % 256 - 128);
+    const int8_t* q = qbuf.data() + 1;  // misaligned
+    std::vector<float> scales(static_cast<size_t>(rows * groups));
+    for (float& v : scales) v = std::ldexp(static_cast<float>(rng() % 1000 + 1), -static_cast<int>(rng() % 20));
+    scales[0] = 0.0f;
+    if (scales.size() > 2) scales[2] = INFINITY;
+    std::vector<float> want(static_cast<size_t>(rows * n));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < n; ++i) want[r * n + i] = static_cast<float>(q[r * n + i]) * scales[r * groups + i / 32];
+    for (const auto* set : kernels::available_kernels()) {
+      ASSERT_NE(set->dequantize_kv_rows, nullptr) << set->isa;
+      std::vector<float> got(static_cast<size_t>(rows * n + 16), -7.0f);
+      set->dequantize_kv_rows(q, scales.data(), rows, n, got.data());
+      for (int64_t i = 0; i < rows * n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " n " << n << " at " << i;
+      for (int64_t i = rows * n; i < rows * n + 16; ++i) ASSERT_EQ(got[i], -7.0f) << set->isa << " wrote past the rows, n " << n;
+    }
+  }
+}
+
 TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
   // dot_rows / axpy_rows over keys and values `stride` floats apart: per row, the bits of dot and
   // axpy, for every set (the AVX-512 set takes 8 keys at a time, 16 outputs per register).

@@ -25,6 +25,7 @@
 #include "runtime/speculative.h"
 #include "server/concurrency_bench.h"
 #include "cli_common.h"
+#include "generation_flags.h"
 #include "commands.h"
 #include "generation_flags.h"
 
@@ -41,6 +42,7 @@ struct BenchOptions {
   std::string depths = "0";
   int repetitions = 3;
   std::string weights = "bf16";
+  std::string kv_cache;     // --kv-cache: the model rows' KV cache storage ("": the compute dtype's)
   std::string zc_share;
   bool compare_vanilla = false;
   int64_t layers = 0;
@@ -325,7 +327,7 @@ int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, con
   ao.head_dim = head_dim;
   ao.seed = o.seed;
   for (const std::string& c : split(o.caches))  // before the header, so a bad list prints only the error
-    if (c != "bf16" && c != "f32") return fail(Status::Error("--cache: expected bf16 or f32, got '" + c + "'"));
+    if (c != "bf16" && c != "f32" && c != "q8") return fail(Status::Error("--cache: expected bf16, f32 or q8, got '" + c + "'"));
   if (format == ReportFormat::kMarkdown)
     std::printf("| cache | depth | threads | kv heads x group x head_dim | layer MiB | copies | us / layer | kernel GB/s | read GB/s | kernel / read |\n"
                 "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n");
@@ -415,6 +417,9 @@ int run_bench(const BenchOptions& o) {
     if (Status s = apply_weights(w, &check); !s.ok()) return fail(s);
   }
   if (Status s = apply_weights(config.weights, &config.load); !s.ok()) return fail(s);
+  auto kv_cache = parse_kv_cache(o.kv_cache);
+  if (!kv_cache.ok()) return fail(kv_cache.status());
+  config.load.kv_cache = *kv_cache;
   if (o.threads.empty()) {
     config.threads = {ThreadPool::default_threads()};
   } else {
@@ -491,6 +496,7 @@ int run_bench(const BenchOptions& o) {
     config.weights = w;
     config.load = LoadOptions{};
     if (Status s = apply_weights(w, &config.load); !s.ok()) return fail(s);
+    config.load.kv_cache = *kv_cache;
     for (const std::string& s : o.compare_vanilla ? shapes : std::vector<std::string>{}) {
       Status st = run_compare_vanilla(s, config, limits, sink);
       if (!st.ok()) return fail(st);
@@ -545,7 +551,10 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--attention-shape", o->attention_shape,
                   "--attention: KV_HEADSxGROUPxHEAD_DIM, kv heads per layer, query heads per kv head and head size "
                   "(default 4x4x64, mixtral-1.8b's)");
-  sub->add_option("--cache", o->caches, "--attention: comma-separated KV cache types, bf16 and/or f32 (default both)");
+  sub->add_option("--kv-cache", o->kv_cache,
+                  "KV cache storage of the model rows: auto (the compute dtype's: f32, or bf16 for bf16/q8/q4 rows), "
+                  "f32, bf16 or q8 (int8 with a scale per 32 values)");
+  sub->add_option("--cache", o->caches, "--attention: comma-separated KV cache types: bf16, f32, q8 (default bf16,f32)");
   sub->add_option("-m,--model", o->model_dir, "Model directory (a checkpoint) to benchmark");
   sub->add_option("--model-shape", o->shapes,
                   "Comma-separated named shapes built with random weights: moepp-0.6b, moepp-1b, moepp-2b, moepp-7b, "

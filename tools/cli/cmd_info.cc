@@ -48,7 +48,9 @@ int run_info(const InfoOptions& o) {
   const Model& model = *loaded.value();
   const ModelConfig& c = model.config();
   const ParamCounts pc = model.param_counts();
-  const size_t kv_bytes_per_token = static_cast<size_t>(2 * c.n_layers * c.n_kv_heads * c.head_dim) * sizeof(float);
+  // As make_cache() stores it: f32, bf16 (a bf16 forward) or q8 (--kv-cache q8), scales included.
+  const double kv_row_bytes = KvCache(1, 1, c.head_dim, model.kv_storage()).row_bytes();
+  const size_t kv_bytes_per_token = static_cast<size_t>(2.0 * static_cast<double>(c.n_layers * c.n_kv_heads) * kv_row_bytes);
 
   nlohmann::json j;
   j["family"] = family_name(c.family);
@@ -81,6 +83,7 @@ int run_info(const InfoOptions& o) {
   j["rest_weights"] = rest_format;
   j["weight_bytes"] = model.weight_bytes();
   j["kv_bytes_per_token"] = kv_bytes_per_token;
+  j["kv_cache"] = kv_storage_name(model.kv_storage());
   nlohmann::json layers = nlohmann::json::array();
   for (const MoeLayerSpec& spec : c.layers) {
     nlohmann::json l;
@@ -127,8 +130,8 @@ int run_info(const InfoOptions& o) {
   for (const auto& [name, n] : model.checkpoint_dtypes()) std::printf(" %s x%lld", name.c_str(), (long long)n);
   std::printf("; compute %s; weights: experts %s, attention/lm_head %s\n", o.model.dtype.c_str(),
               expert_format.c_str(), rest_format.c_str());
-  std::printf("memory     weights %s + KV cache %s per token\n", human_bytes(static_cast<double>(model.weight_bytes())).c_str(),
-              human_bytes(static_cast<double>(kv_bytes_per_token)).c_str());
+  std::printf("memory     weights %s + KV cache %s per token (%s)\n", human_bytes(static_cast<double>(model.weight_bytes())).c_str(),
+              human_bytes(static_cast<double>(kv_bytes_per_token)).c_str(), kv_storage_name(model.kv_storage()));
   return 0;
 }
 

@@ -13,11 +13,21 @@ Result<WeightQuant> parse_quant(const std::string& text, const char* flag) {
   return Status::Error(std::string(flag) + ": expected q8, q4 or none, got '" + text + "'");
 }
 
+Result<std::optional<KvStorage>> parse_kv_cache(const std::string& text) {
+  if (text.empty() || text == "auto") return std::optional<KvStorage>();
+  for (KvStorage s : {KvStorage::kF32, KvStorage::kBF16, KvStorage::kQ8})
+    if (text == kv_storage_name(s)) return std::optional<KvStorage>(s);
+  return Status::Error("--kv-cache: expected f32, bf16, q8 or auto, got '" + text + "'");
+}
+
 void ModelFlags::add_to(CLI::App* sub) {
   sub->add_option("--dtype", dtype, "Compute precision: f32 or bf16 (bf16 also stores weights in bf16)")->capture_default_str();
   sub->add_option("--weights", weights, "Quantise weights at load: q8 (int8) or q4 (4-bit), groups of 32 with one scale");
   sub->add_option("--experts", experts, "Quantisation of the FFN experts only (overrides --weights): q8, q4, none");
   sub->add_option("--rest", rest, "Quantisation of attention and lm_head (overrides --weights): q8, q4, none");
+  sub->add_option("--kv-cache", kv_cache,
+                  "KV cache storage: auto (the compute dtype: f32, or bf16 with --dtype bf16), f32, bf16, or q8 "
+                  "(int8 with a scale per 32 values: about half the memory and bytes of bf16, less accurate)");
 }
 
 Result<LoadOptions> ModelFlags::load_options() const {
@@ -31,6 +41,7 @@ Result<LoadOptions> ModelFlags::load_options() const {
   if (!rest.empty()) {
     MOEPP_ASSIGN_OR_RETURN(options.rest_quant, parse_quant(rest, "--rest"));
   }
+  MOEPP_ASSIGN_OR_RETURN(options.kv_cache, parse_kv_cache(kv_cache));
   return options;
 }
 

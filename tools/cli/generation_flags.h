@@ -18,6 +18,7 @@ namespace moepp::cli {
 struct ModelFlags {
   std::string dtype = "f32";
   std::string weights, experts, rest;  // "", "q8", "q4" (empty: keep the compute dtype)
+  std::string kv_cache;                 // "", "f32", "bf16", "q8" (empty: the compute dtype)
 
   void add_to(CLI::App* sub);
   Result<LoadOptions> load_options() const;
@@ -59,5 +60,7 @@ void add_token_input_flags(CLI::App* sub, TokenInput* input);
 
 // "q8", "q4", "none" or "" (none); `flag` names the option in the error.
 Result<WeightQuant> parse_quant(const std::string& text, const char* flag);
+// --kv-cache: "f32", "bf16", "q8", or "" / "auto" (unset: the compute dtype's).
+Result<std::optional<KvStorage>> parse_kv_cache(const std::string& text);
 
 }  // namespace moepp::cli
