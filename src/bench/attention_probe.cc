@@ -21,13 +21,16 @@ volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not op
 
 // One cache type's row (T: float, uint16_t for bf16, int8_t for q8). A layer's cache is
 // head-major as in KvCache: [k, v][kv head] blocks of [position][head_dim] values, followed in a
-// q8 block by their [position][kv_scale_groups(head_dim)] scales; copies of it lie back to back.
+// q8 block (from the next 64 bytes) by their [position][kv_scale_groups(head_dim)] scales; copies
+// of it lie back to back.
 template <class T>
 AttentionProbeRow probe_cache(const std::string& name, const AttentionProbeOptions& o) {
   constexpr bool kBf16 = std::is_same_v<T, uint16_t>, kQ8 = std::is_same_v<T, int8_t>;
   const int64_t head_elems = o.depth * o.head_dim;  // one kv head's keys (or values)
   const int64_t groups = kv_scale_groups(o.head_dim);
-  const int64_t head_bytes = head_elems * static_cast<int64_t>(sizeof(T)) + (kQ8 ? o.depth * groups * 4 : 0);
+  // A q8 block's scales start 64-byte aligned after its values, as in KvCache.
+  const int64_t values_bytes = kQ8 ? (head_elems + 63) / 64 * 64 : head_elems * static_cast<int64_t>(sizeof(T));
+  const int64_t head_bytes = values_bytes + (kQ8 ? o.depth * groups * 4 : 0);
   const int64_t layer_bytes = 2 * o.kv_heads * head_bytes;
   const int copies = static_cast<int>(std::clamp<int64_t>((o.copies_bytes + layer_bytes - 1) / layer_bytes, 2, 4096));
   std::vector<uint8_t> cache(static_cast<size_t>(layer_bytes * copies));  // [copies, layer]
@@ -39,7 +42,7 @@ AttentionProbeRow probe_cache(const std::string& name, const AttentionProbeOptio
       fill_random_normal(o.seed + static_cast<uint64_t>(b), 0.0f, 1.0f, DType::kF32, rows.data(), head_elems);
       for (int64_t pos = 0; pos < o.depth; ++pos)
         quantize_kv_row(&rows[pos * o.head_dim], o.head_dim, reinterpret_cast<int8_t*>(block) + pos * o.head_dim,
-                        reinterpret_cast<float*>(block + head_elems) + pos * groups);
+                        reinterpret_cast<float*>(block + values_bytes) + pos * groups);
     }
   } else {
     fill_random_normal(o.seed, 0.0f, 1.0f, kBf16 ? DType::kBF16 : DType::kF32, cache.data(), head_elems * blocks);
@@ -60,7 +63,7 @@ AttentionProbeRow probe_cache(const std::string& name, const AttentionProbeOptio
       s.bf16 = reinterpret_cast<const uint16_t*>(block);
     } else if constexpr (kQ8) {
       s.q8 = reinterpret_cast<const int8_t*>(block);
-      s.scales = reinterpret_cast<const float*>(block + head_elems);
+      s.scales = reinterpret_cast<const float*>(block + values_bytes);
     } else {
       s.f32 = reinterpret_cast<const float*>(block);
     }

@@ -26,12 +26,13 @@ TEST(AttentionProbe, RowPerCacheTypeWithTheLayersBytes) {
   ASSERT_TRUE(rows.ok()) << rows.status().message();
   ASSERT_EQ(rows->size(), 3u);
   const char* caches[] = {"bf16", "f32", "q8"};
-  // [k, v][kv head][depth] rows of head_dim 72: 2 or 4 bytes a value, or q8's 72 bytes and 3 scales.
-  const int64_t row_bytes[] = {72 * 2, 72 * 4, 72 + 3 * 4};
+  // [k, v][kv head] blocks of 45 rows of head_dim 72: 2 or 4 bytes a value, or q8's 72 bytes (the
+  // block's values padded to 64 bytes) and 3 scales a row.
+  const int64_t head_bytes[] = {45 * 72 * 2, 45 * 72 * 4, (45 * 72 + 63) / 64 * 64 + 45 * 3 * 4};
   for (size_t i = 0; i < rows->size(); ++i) {
     const AttentionProbeRow& r = (*rows)[i];
     EXPECT_EQ(r.cache, caches[i]);
-    EXPECT_EQ(r.layer_bytes, 2 * 3 * 45 * row_bytes[i]) << r.cache;
+    EXPECT_EQ(r.layer_bytes, 2 * 3 * head_bytes[i]) << r.cache;
     EXPECT_GE(r.copies, 2);
     EXPECT_TRUE(std::isfinite(r.us_per_layer) && r.us_per_layer > 0) << r.cache;
     EXPECT_TRUE(std::isfinite(r.kernel_gb_s) && r.kernel_gb_s > 0) << r.cache;
