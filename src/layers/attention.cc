@@ -16,9 +16,11 @@
 namespace moepp {
 namespace {
 
-// q8 rows are widened to f32 a chunk at a time into a buffer that stays in L1 (16 KiB), and the
-// f32 kernels run on it: each score is its own dot, and the values' axpy adds rows in order
-// whether in one call or in chunks, so the results are the f32 kernels' on the rows' values.
+// q8 rows go to the set's q8 kernels where it has them for this width (they widen in registers);
+// otherwise they are widened to f32 a chunk at a time into a buffer that stays in L1 (16 KiB) and
+// the f32 kernels run on it: each score is its own dot, and the values' axpy adds rows in order
+// whether in one call or in chunks, so either way the results are the f32 kernels' on the rows'
+// values.
 constexpr int64_t kQ8ChunkFloats = 4096;
 
 template <class Fn>
@@ -40,6 +42,8 @@ void dot_block(const kernels::KernelSet& kern, const float* q, int64_t A, int64_
                int64_t count, int64_t n, float* y, int64_t ldy) {
   if (keys.bf16) return kern.dot_rows_block_bf16(q, A, ldq, keys.bf16, keys.stride, count, n, y, ldy);
   if (!keys.q8) return kern.dot_rows_block(q, A, ldq, keys.f32, keys.stride, count, n, y, ldy);
+  if (kern.dot_rows_block_q8 != nullptr && kern.dot_rows_block_q8(q, A, ldq, keys.q8, keys.scales, count, n, y, ldy))
+    return;
   for_q8_chunks(keys, count, n, [&](int64_t j0, const float* rows, int64_t m) {
     kern.dot_rows_block(q, A, ldq, rows, n, m, n, y + j0, ldy);
   });
@@ -49,6 +53,9 @@ void axpy_block(const kernels::KernelSet& kern, const float* c, int64_t A, int64
                 int64_t count, float* y, int64_t ldy, int64_t n) {
   if (values.bf16) return kern.axpy_rows_block_bf16(c, A, ldc, values.bf16, values.stride, count, y, ldy, n);
   if (!values.q8) return kern.axpy_rows_block(c, A, ldc, values.f32, values.stride, count, y, ldy, n);
+  if (kern.axpy_rows_block_q8 != nullptr &&
+      kern.axpy_rows_block_q8(c, A, ldc, values.q8, values.scales, count, y, ldy, n))
+    return;
   for_q8_chunks(values, count, n, [&](int64_t j0, const float* rows, int64_t m) {
     kern.axpy_rows_block(c + j0, A, ldc, rows, n, m, y, ldy, n);
   });

@@ -128,6 +128,13 @@ using SiluKernel = void (*)(const float* x, float* y /*[n]*/, int64_t n);
 // every set). Attention widens a chunk of rows at a time into L1 and runs the f32 kernels on it.
 using DequantizeKvRowsKernel = void (*)(const int8_t* q /*[rows, n]*/, const float* scales /*[rows, groups]*/,
                                         int64_t rows, int64_t n, float* out /*[rows, n]*/);
+// dot_rows_block and axpy_rows_block on `count` such rows (n apart, scales groups apart), with the
+// bits of the f32 kernels on their widened values, reading the int8 rows directly: false, computing
+// nothing, for a width the set's kernel does not take (the caller then widens chunks into L1).
+using DotRowsBlockQ8Kernel = bool (*)(const float* q /*[A, ldq]*/, int64_t A, int64_t ldq, const int8_t* rows,
+                                      const float* scales, int64_t count, int64_t n, float* y /*[A, ldy]*/, int64_t ldy);
+using AxpyRowsBlockQ8Kernel = bool (*)(const float* c /*[A, ldc]*/, int64_t A, int64_t ldc, const int8_t* rows,
+                                       const float* scales, int64_t count, float* y /*[A, ldy]*/, int64_t ldy, int64_t n);
 
 struct PairedRows;
 // Batch inputs converted once for many calls on the same inputs (every row task of a matmul or of
@@ -158,6 +165,8 @@ struct KernelSet {
   PairedRowsKernel paired_rows = nullptr;
   SiluKernel silu = nullptr;
   DequantizeKvRowsKernel dequantize_kv_rows = nullptr;
+  DotRowsBlockQ8Kernel dot_rows_block_q8 = nullptr;    // null: every width takes the chunked path
+  AxpyRowsBlockQ8Kernel axpy_rows_block_q8 = nullptr;
 };
 
 // The scalar reference (always present), the AVX2+FMA set, the AVX2 set with its q8/q4 integer

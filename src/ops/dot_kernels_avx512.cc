@@ -1034,6 +1034,137 @@ void avx512_axpy_rows_block_bf16(const float* c, int64_t A, int64_t ldc, const u
   axpy_rows_block_of(c, A, ldc, rows, stride, count, y, ldy, n);
 }
 
+// 16 values a step (one sign-extending load, a convert, one multiply by the group's scale; 16
+// values never straddle two groups of 32) with plain loads and stores, a row's tail under a mask:
+// with every step masked the q8 attention probe ran at half the speed (masked stores are slow on
+// this project's Zen 5).
+void avx512_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows, int64_t n, float* out) {
+  const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int8_t* qr = q + r * n;
+    float* o = out + r * n;
+    const float* s = scales + r * groups;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + i)));
+      _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(s[i / kQuantGroup])));
+    }
+    if (i < n) {
+      const __mmask16 live = static_cast<__mmask16>((1u << (n - i)) - 1);
+      const __m512i v = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(live, qr + i));
+      _mm512_mask_storeu_ps(o + i, live, _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(s[i / kQuantGroup])));
+    }
+  }
+}
+
+// ---- q8 KV cache rows (ops/kv_quant.h) widened in registers ----
+// Each value is float(q) * its group's scale, as dequantize_kv_rows computes it, then the f32
+// kernels' steps in their order: the same bits as those kernels on the widened rows, without the
+// pass that writes them to memory and reads them back.
+
+// dot_rows_block8 on 8 q8 keys (n % 16 == 0): keys 2i and 2i + 1 share a register (low, high
+// half), 16 dims a step as two registers of 8 (dims k .. k + 7, then k + 8 .. k + 15).
+template <int A>
+void dot_q8_keys8(const float* q, int64_t ldq, const int8_t* r /*8 keys, n apart*/, const float* s /*their scales*/,
+                  int64_t n, float* y, int64_t ldy) {
+  const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup;
+  __m512 acc[A][4];
+  for (int a = 0; a < A; ++a)
+    for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < n; k += 16) {
+    const int64_t g = k / kQuantGroup;
+    __m512 lo[4], hi[4];
+    for (int i = 0; i < 4; ++i) {
+      const int8_t* first = r + 2 * i * n + k;
+      const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(first));
+      const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + n));
+      const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(s[2 * i * groups + g]),
+                                              _mm256_set1_ps(s[(2 * i + 1) * groups + g]), 1);
+      lo[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_unpacklo_epi64(va, vb))), scale);
+      hi[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_unpackhi_epi64(va, vb))), scale);
+    }
+    for (int a = 0; a < A; ++a) {
+      const __m512 x0 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q + a * ldq + k));
+      for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(x0, lo[i], acc[a][i]);
+      const __m512 x1 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q + a * ldq + k + 8));
+      for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_fmadd_ps(x1, hi[i], acc[a][i]);
+    }
+  }
+  for (int a = 0; a < A; ++a) _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
+}
+
+// Whole blocks of 8 keys as dot_rows_block_of takes them (keys kAhead blocks on requested; one
+// query: two streams), the last count % 8 keys widened into a buffer for the f32 kernel.
+bool avx512_dot_rows_block_q8(const float* q, int64_t A, int64_t ldq, const int8_t* rows, const float* scales,
+                              int64_t count, int64_t n, float* y, int64_t ldy) {
+  if (n % 16 != 0 || n > 256) return false;
+  const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup, blocks = count / 8;
+  for (int64_t a0 = 0; a0 < A; a0 += 4) {
+    const int64_t block = std::min<int64_t>(4, A - a0);
+    const float* qa = q + a0 * ldq;
+    float* ya = y + a0 * ldy;
+    auto keys8 = [&](int64_t j) {
+      const int8_t* r = rows + j * n;
+      if (j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * n, n, n);
+      const float* s = scales + j * groups;
+      switch (block) {
+        case 1: dot_q8_keys8<1>(qa, ldq, r, s, n, ya + j, ldy); break;
+        case 2: dot_q8_keys8<2>(qa, ldq, r, s, n, ya + j, ldy); break;
+        case 3: dot_q8_keys8<3>(qa, ldq, r, s, n, ya + j, ldy); break;
+        default: dot_q8_keys8<4>(qa, ldq, r, s, n, ya + j, ldy); break;
+      }
+    };
+    if (block == 1)
+      blocks_as_streams<2>(blocks, [&](const int64_t* k, auto streams) {
+        for (int st = 0; st < decltype(streams)::value; ++st) keys8(8 * k[st]);
+      });
+    else
+      for (int64_t k = 0; k < blocks; ++k) keys8(8 * k);
+  }
+  const int64_t j = 8 * blocks;
+  if (j < count) {
+    alignas(64) float tail[7 * 256];
+    avx512_dequantize_kv_rows(rows + j * n, scales + j * groups, count - j, n, tail);
+    avx512_dot_rows_block(q, A, ldq, tail, n, count - j, n, y + j, ldy);
+  }
+  return true;
+}
+
+// axpy_rows_block on q8 rows, 64 columns at a time (n % 64 == 0): each row's 64 values widened
+// once for all A queries, then y + c * v per row in row order.
+template <int A>
+void axpy_q8_chunk64(const float* c, int64_t ldc, const int8_t* rows, const float* scales, int64_t n, int64_t count,
+                     float* y /*64 wide*/, int64_t ldy, int64_t column) {
+  const int64_t groups = n / kQuantGroup, g = column / kQuantGroup;
+  __m512 acc[A][4];
+  for (int a = 0; a < A; ++a)
+    for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_loadu_ps(y + a * ldy + 16 * b);
+  for (int64_t j = 0; j < count; ++j) {
+    const int8_t* r = rows + j * n + column;
+    const __m512 s0 = _mm512_set1_ps(scales[j * groups + g]), s1 = _mm512_set1_ps(scales[j * groups + g + 1]);
+    __m512 v[4];
+    for (int b = 0; b < 4; ++b)
+      v[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 16 * b)))),
+                           b < 2 ? s0 : s1);
+    for (int a = 0; a < A; ++a) {
+      const __m512 cj = _mm512_set1_ps(c[a * ldc + j]);
+      for (int b = 0; b < 4; ++b) acc[a][b] = _mm512_add_ps(acc[a][b], _mm512_mul_ps(cj, v[b]));
+    }
+  }
+  for (int a = 0; a < A; ++a)
+    for (int b = 0; b < 4; ++b) _mm512_storeu_ps(y + a * ldy + 16 * b, acc[a][b]);
+}
+
+bool avx512_axpy_rows_block_q8(const float* c, int64_t A, int64_t ldc, const int8_t* rows, const float* scales,
+                               int64_t count, float* y, int64_t ldy, int64_t n) {
+  if (n % 64 != 0) return false;
+  for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
+    for (int64_t i = 0; i < n; i += 64)
+      axpy_q8_chunk64<decltype(queries)::value>(c + a0 * ldc, ldc, rows, scales, n, count, y + a0 * ldy + i, ldy, i);
+  });
+  return true;
+}
+
 // exp_f32 on 16 lanes: the scalar reference's operations in the same order.
 inline __m512 exp16(__m512 x) {
   namespace c = exp_f32_constants;
@@ -1100,29 +1231,6 @@ void avx512_silu(const float* x, float* y, int64_t n) {
   }
 }
 
-// 16 values a step (one sign-extending load, a convert, one multiply by the group's scale; 16
-// values never straddle two groups of 32) with plain loads and stores, a row's tail under a mask:
-// with every step masked the q8 attention probe ran at half the speed (masked stores are slow on
-// this project's Zen 5).
-void avx512_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows, int64_t n, float* out) {
-  const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int8_t* qr = q + r * n;
-    float* o = out + r * n;
-    const float* s = scales + r * groups;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + i)));
-      _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(s[i / kQuantGroup])));
-    }
-    if (i < n) {
-      const __mmask16 live = static_cast<__mmask16>((1u << (n - i)) - 1);
-      const __m512i v = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(live, qr + i));
-      _mm512_mask_storeu_ps(o + i, live, _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(s[i / kQuantGroup])));
-    }
-  }
-}
-
 void avx512_any_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                      int64_t ldy) {
   if (w.quant == WeightQuant::kNone) return avx512_rows(x, M, ldx, w, n0, n1, y, ldy);
@@ -1149,7 +1257,7 @@ const KernelSet* avx512_kernels() {
                              avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows,     avx512_dot_rows_block,
                              avx512_axpy_rows_block, avx512_exp_sum, avx512_dot_rows_block_bf16, avx512_axpy_rows_block_bf16,
                              avx512_pair_rows,       avx512_paired_rows,    avx512_silu,
-                             avx512_dequantize_kv_rows};
+                             avx512_dequantize_kv_rows, avx512_dot_rows_block_q8, avx512_axpy_rows_block_q8};
   return &set;
 }
 

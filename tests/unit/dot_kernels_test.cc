@@ -371,6 +371,57 @@ TEST(DotKernels, DequantizedKvRowsEqualTheScalarDefinition) {
   }
 }
 
+// The sets' q8 attention kernels (where a set has them) against its f32 kernels on the widened
+// rows: scores and value sums bit for bit, widths taken and refused, 1-9 queries, key counts
+// around blocks of 8 and the stream split, special scales.
+TEST(DotKernels, Q8AttentionRowsEqualTheF32KernelsOnTheirValues) {
+  std::mt19937 rng(47);
+  int checked = 0;
+  for (int64_t n : {16, 32, 48, 64, 80, 128, 256, 264}) {
+    const int64_t groups = (n + 31) / 32;
+    for (int64_t count : {1, 7, 8, 9, 16, 17, 63, 100}) {
+      std::vector<int8_t> rows(static_cast<size_t>(count * n));
+      for (auto& v : rows) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      std::vector<float> scales(static_cast<size_t>(count * groups));
+      for (float& v : scales) v = std::ldexp(static_cast<float>(rng() % 1000 + 1), -15);
+      scales[0] = 0.0f;
+      std::vector<float> widened(rows.size());
+      kernels::scalar_kernels().dequantize_kv_rows(rows.data(), scales.data(), count, n, widened.data());
+      for (int64_t A : {1, 3, 4, 9}) {
+        std::vector<float> q(static_cast<size_t>(A * n)), c(static_cast<size_t>(A * count));
+        for (float& v : q) v = std::uniform_real_distribution<float>(-2, 2)(rng);
+        for (float& v : c) v = std::uniform_real_distribution<float>(0, 1)(rng);
+        for (const auto* set : kernels::available_kernels()) {
+          if (set->dot_rows_block_q8 == nullptr) continue;
+          ASSERT_NE(set->axpy_rows_block_q8, nullptr) << set->isa;
+          std::vector<float> want(static_cast<size_t>(A * count)), got(want.size(), -1.0f);
+          set->dot_rows_block(q.data(), A, n, widened.data(), n, count, n, want.data(), count);
+          const bool dot_taken = set->dot_rows_block_q8(q.data(), A, n, rows.data(), scales.data(), count, n, got.data(), count);
+          if (dot_taken) {
+            ++checked;
+            for (size_t i = 0; i < got.size(); ++i)
+              ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " scores n " << n << " count " << count << " A " << A << " at " << i;
+          }
+          std::vector<float> y_want(static_cast<size_t>(A * n)), y_got;
+          for (float& v : y_want) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+          y_got = y_want;
+          set->axpy_rows_block(c.data(), A, count, widened.data(), n, count, y_want.data(), n, n);
+          if (set->axpy_rows_block_q8(c.data(), A, count, rows.data(), scales.data(), count, y_got.data(), n, n)) {
+            ++checked;
+            for (size_t i = 0; i < y_got.size(); ++i)
+              ASSERT_EQ(bits(y_got[i]), bits(y_want[i])) << set->isa << " values n " << n << " count " << count << " A " << A << " at " << i;
+          } else {
+            ASSERT_NE(n % 64, 0) << set->isa << " refused a width of whole 64s";
+          }
+        }
+      }
+    }
+  }
+  if (kernels::available_kernels().back()->dot_rows_block_q8 != nullptr) {
+    EXPECT_GT(checked, 0);
+  }
+}
+
 TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
   // dot_rows / axpy_rows over keys and values `stride` floats apart: per row, the bits of dot and
   // axpy, for every set (the AVX-512 set takes 8 keys at a time, 16 outputs per register).
