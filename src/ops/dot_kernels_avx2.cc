@@ -300,13 +300,44 @@ struct CacheRowsLoader {
   int64_t stride, cols;
   const T* address(int64_t n, int64_t k) const { return rows + n * stride + k; }
   __m256 load(int64_t n, int64_t k) const { return f32x8(address(n, k)); }
+  float value(int64_t n, int64_t k) const { return row_value(address(n, k), 0); }
   __m256 load_tail(int64_t n, int64_t k) const {
     alignas(32) float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t j = 0; k + j < cols && j < 8; ++j) t[j] = row_value(address(n, k), j);
+    for (int64_t j = 0; k + j < cols && j < 8; ++j) t[j] = value(n, k + j);
     return _mm256_load_ps(t);
   }
+  CacheRowsLoader from(int64_t n) const { return {address(n, 0), stride, cols}; }
   // The rows two tiles on, a line as each line of a row starts: the rows are read across, chunk
   // by chunk, which the hardware prefetcher does not follow.
+  template <int NR>
+  void prefetch(int64_t n, int64_t k) const {
+    if (k % kColumnsPerLine == 0)
+      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(address(n + 2 * NR + r, k)), _MM_HINT_T0);
+  }
+};
+
+// q8 KV cache rows (ops/kv_quant.h, rows `cols` apart) as CacheRowsLoader gives f32 and bf16
+// ones: 8 values widened in registers, each float(q) * its group's scale as dequantize_kv_rows
+// computes it, so the kernels on it give the f32 kernels' bits on the widened rows.
+struct Q8CacheRowsLoader {
+  static constexpr int64_t kColumnsPerLine = 64;
+  const int8_t* rows;
+  const float* scales;  // kv_scale_groups(cols) a row
+  int64_t cols;
+  int64_t groups() const { return (cols + kQuantGroup - 1) / kQuantGroup; }
+  const int8_t* address(int64_t n, int64_t k) const { return rows + n * cols + k; }
+  float scale(int64_t n, int64_t k) const { return scales[n * groups() + k / kQuantGroup]; }
+  __m256 load(int64_t n, int64_t k) const {  // k % 8 == 0: the 8 values share a group
+    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(address(n, k))));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(scale(n, k)));
+  }
+  float value(int64_t n, int64_t k) const { return static_cast<float>(*address(n, k)) * scale(n, k); }
+  __m256 load_tail(int64_t n, int64_t k) const {
+    alignas(32) float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = 0; k + j < cols && j < 8; ++j) t[j] = value(n, k + j);
+    return _mm256_load_ps(t);
+  }
+  Q8CacheRowsLoader from(int64_t n) const { return {address(n, 0), scales + n * groups(), cols}; }
   template <int NR>
   void prefetch(int64_t n, int64_t k) const {
     if (k % kColumnsPerLine == 0)
@@ -324,14 +355,14 @@ void avx2_dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* row
 
 // A queries' outputs over 8 * P columns from i, held in registers across all rows: y + c * row,
 // a multiply then an add (two roundings, as AxpyKernel), rows in order.
-template <int A, int P, class T>
-[[gnu::always_inline]] inline void axpy_columns(const float* c, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y, int64_t ldy,
-                  int64_t i) {
+template <int A, int P, class L>
+[[gnu::always_inline]] inline void axpy_columns(const float* c, int64_t ldc, const L& ld, int64_t count, float* y,
+                                                int64_t ldy, int64_t i) {
   if (count == 0) return;
   __m256 acc[A][P];
   auto step = [&](int64_t j, auto first) {
     __m256 v[P];
-    for (int b = 0; b < P; ++b) v[b] = f32x8(rows + j * stride + i + 8 * b);
+    for (int b = 0; b < P; ++b) v[b] = ld.load(j, i + 8 * b);
     for (int a = 0; a < A; ++a) {
       const __m256 cj = _mm256_broadcast_ss(c + a * ldc + j);
       for (int b = 0; b < P; ++b) {
@@ -352,36 +383,53 @@ template <int A, int P, class T>
 // 8, then the last columns one by one, each element still adding the rows in order. The block's
 // rows stay in L1 between passes, so memory streams each row once (pass by pass over all rows,
 // each pass read every row's line again, strided: see bench --attention).
-template <int A, class T>
-void axpy_rows_block4(const float* c, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
-                      int64_t ldy, int64_t n) {
+template <int A, class L>
+void axpy_rows_block4(const float* c, int64_t ldc, const L& rows, int64_t count, float* y, int64_t ldy, int64_t n) {
   constexpr int64_t kBlock = 32;
   for (int64_t j0 = 0; j0 < count; j0 += kBlock) {
     const int64_t rows_here = std::min(kBlock, count - j0);
-    const T* block = rows + j0 * stride;
+    const L block = rows.from(j0);
     const float* cb = c + j0;
     // The next block requested whole: the passes below read each row a piece at a time, which
     // the hardware prefetcher does not follow.
-    const int64_t next_rows = std::min(kBlock, count - j0 - rows_here), row_bytes = n * static_cast<int64_t>(sizeof(T));
+    const int64_t next_rows = std::min(kBlock, count - j0 - rows_here);
+    const int64_t row_bytes = n * static_cast<int64_t>(sizeof(*block.address(0, 0)));
     for (int64_t j = 0; j < next_rows; ++j)
       for (int64_t b = 0; b < row_bytes; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(block + (rows_here + j) * stride) + b, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(block.address(rows_here + j, 0)) + b, _MM_HINT_T0);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) axpy_columns<A, 2>(cb, ldc, block, stride, rows_here, y, ldy, i);
-    for (; i + 8 <= n; i += 8) axpy_columns<A, 1>(cb, ldc, block, stride, rows_here, y, ldy, i);
+    for (; i + 16 <= n; i += 16) axpy_columns<A, 2>(cb, ldc, block, rows_here, y, ldy, i);
+    for (; i + 8 <= n; i += 8) axpy_columns<A, 1>(cb, ldc, block, rows_here, y, ldy, i);
     for (; i < n; ++i)
       for (int a = 0; a < A; ++a)
-        for (int64_t j = 0; j < rows_here; ++j)
-          y[a * ldy + i] = y[a * ldy + i] + cb[a * ldc + j] * row_value(block + j * stride, i);
+        for (int64_t j = 0; j < rows_here; ++j) y[a * ldy + i] = y[a * ldy + i] + cb[a * ldc + j] * block.value(j, i);
   }
+}
+
+template <class L>
+void avx2_axpy_rows_block_with(const float* c, int64_t A, int64_t ldc, const L& rows, int64_t count, float* y,
+                               int64_t ldy, int64_t n) {
+  for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
+    axpy_rows_block4<decltype(queries)::value>(c + a0 * ldc, ldc, rows, count, y + a0 * ldy, ldy, n);
+  });
 }
 
 template <class T>
 void avx2_axpy_rows_block_of(const float* c, int64_t A, int64_t ldc, const T* rows, int64_t stride, int64_t count,
                              float* y, int64_t ldy, int64_t n) {
-  for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
-    axpy_rows_block4<decltype(queries)::value>(c + a0 * ldc, ldc, rows, stride, count, y + a0 * ldy, ldy, n);
-  });
+  avx2_axpy_rows_block_with(c, A, ldc, CacheRowsLoader<T>{rows, stride, n}, count, y, ldy, n);
+}
+
+// q8 KV cache rows read directly (Q8CacheRowsLoader): every width.
+bool avx2_dot_rows_block_q8(const float* q, int64_t A, int64_t ldq, const int8_t* rows, const float* scales,
+                            int64_t count, int64_t n, float* y, int64_t ldy) {
+  rows_with(q, A, ldq, n, Q8CacheRowsLoader{rows, scales, n}, 0, count, y, ldy);
+  return true;
+}
+bool avx2_axpy_rows_block_q8(const float* c, int64_t A, int64_t ldc, const int8_t* rows, const float* scales,
+                             int64_t count, float* y, int64_t ldy, int64_t n) {
+  avx2_axpy_rows_block_with(c, A, ldc, Q8CacheRowsLoader{rows, scales, n}, count, y, ldy, n);
+  return true;
 }
 
 void avx2_dot_rows_block(const float* q, int64_t A, int64_t ldq, const float* rows, int64_t stride, int64_t count,
@@ -552,7 +600,9 @@ const KernelSet kAvx2{"avx2",
                       nullptr,
                       nullptr,
                       avx2_silu,
-                      avx2_dequantize_kv_rows};
+                      avx2_dequantize_kv_rows,
+                      avx2_dot_rows_block_q8,
+                      avx2_axpy_rows_block_q8};
 
 // The AVX2 set with the integer path on AVX-VNNI; everything else is the AVX2 set's.
 const KernelSet kAvx2Vnni = [] {
