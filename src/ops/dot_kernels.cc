@@ -82,11 +82,7 @@ void scalar_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const 
 
 void scalar_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                  int64_t ldy) {
-  if (w.quant != WeightQuant::kNone) {
-    QuantizedRows a;
-    quantize_activations(x, M, ldx, w.cols, &a);
-    return scalar_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
-  }
+  if (w.quant != WeightQuant::kNone) return rows_on_quantized_inputs(scalar_quantized_rows, x, M, ldx, w, n0, n1, y, ldy);
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t m = 0; m < M; ++m) y[m * ldy + (n - n0)] = reference_dot(x + m * ldx, w, n);
 }
@@ -183,6 +179,13 @@ void quantize_all_rows(const KernelSet& set, const float* x, int64_t M, int64_t 
 
 void quantize_activations(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {
   quantize_all_rows(active_kernels(), x, M, ldx, K, out);
+}
+
+void rows_on_quantized_inputs(QuantizedRowsKernel quantized, const float* x, int64_t M, int64_t ldx, const Weight& w,
+                              int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  thread_local QuantizedRows a;  // reused by a thread's calls: no allocation per matmul
+  quantize_activations(x, M, ldx, w.cols, &a);
+  quantized(a, 0, M, w, n0, n1, y, ldy);
 }
 
 const KernelSet& active_kernels() {

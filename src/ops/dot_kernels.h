@@ -214,5 +214,9 @@ void quantize_all_rows(const KernelSet& set, const float* x /*[M, ldx]*/, int64_
                        QuantizedRows* out);
 // The active set's quantize_rows.
 void quantize_activations(const float* x /*[M, ldx]*/, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out);
+// A RowsKernel's q8/q4 case: x quantised once for this call (quantize_activations), then the
+// set's `quantized` kernel on rows [n0, n1) of w.
+void rows_on_quantized_inputs(QuantizedRowsKernel quantized, const float* x /*[M, ldx]*/, int64_t M, int64_t ldx,
+                              const Weight& w, int64_t n0, int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
 
 }  // namespace moepp::kernels

@@ -5,7 +5,7 @@
 // Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
 // of the 16 ymm registers for batches, 1 x 8 for one token). For batches of more than 4 rows bf16
 // rows are first converted once to padded f32 (exact), so the conversion is not repeated per tile
-// of tokens. q8/q4 weights take the integer path (vpmaddubsw).
+// of tokens. q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -235,11 +235,7 @@ void avx2_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const We
 }
 
 void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
-  if (w.quant != WeightQuant::kNone) {
-    thread_local QuantizedRows a;
-    quantize_activations(x, M, ldx, w.cols, &a);
-    return avx2_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
-  }
+  if (w.quant != WeightQuant::kNone) return rows_on_quantized_inputs(avx2_quantized_rows, x, M, ldx, w, n0, n1, y, ldy);
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
@@ -577,9 +573,7 @@ void avx2vnni_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, cons
 void avx2vnni_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy) {
   if (w.quant == WeightQuant::kNone) return avx2_rows(x, M, ldx, w, n0, n1, y, ldy);
-  thread_local QuantizedRows a;
-  quantize_activations(x, M, ldx, w.cols, &a);
-  avx2vnni_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
+  rows_on_quantized_inputs(avx2vnni_quantized_rows, x, M, ldx, w, n0, n1, y, ldy);
 }
 
 #pragma GCC pop_options

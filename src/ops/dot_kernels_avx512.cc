@@ -843,6 +843,22 @@ inline void prefetch_keys(const T* r, int64_t stride, int64_t n) {
       _mm_prefetch(reinterpret_cast<const char*>(r + i * stride) + b, _MM_HINT_T0);
 }
 
+// keys8(j) for each whole block of 8 keys, j = 0, 8, ... With one query (a kv head of its own):
+// block k of the first half of the keys, then block k of the second, two memory streams as the
+// one-token weight products read (each score is its own key's dot, so the order of the blocks
+// changes no bits). `bench --attention -d 2048`, alternated: 12x1x64 bf16 308-312 -> 291-295 us a
+// layer, f32 601-620 -> 538-541; with 4 queries a kv head (4x4x64) bf16 went 127-131 -> 138-142,
+// so grouped queries keep one stream. Four streams measured the same as two.
+template <class Keys8>
+void for_key_blocks(int64_t blocks, int64_t queries, Keys8 keys8) {
+  if (queries == 1)
+    blocks_as_streams<2>(blocks, [&](const int64_t* k, auto streams) {
+      for (int s = 0; s < decltype(streams)::value; ++s) keys8(8 * k[s]);
+    });
+  else
+    for (int64_t k = 0; k < blocks; ++k) keys8(8 * k);
+}
+
 template <class T>
 void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, int64_t stride, int64_t count, int64_t n,
                        float* y, int64_t ldy) {
@@ -873,19 +889,8 @@ void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, in
         default: dot_rows_block8<4>(qa, ldq, r, stride, n, ya + j, ldy); break;
       }
     };
-    // One query (a kv head of its own): block k of the first half of the keys, then block k of
-    // the second, two memory streams as the one-token weight products read (each score is its
-    // own key's dot, so the order of the blocks changes no bits). `bench --attention -d 2048`,
-    // alternated: 12x1x64 bf16 308-312 -> 291-295 us a layer, f32 601-620 -> 538-541; with 4
-    // queries a kv head (4x4x64) bf16 went 127-131 -> 138-142, so grouped queries keep one stream.
-    // Four streams measured the same as two.
     const int64_t blocks = count / 8;
-    if (block == 1)
-      blocks_as_streams<2>(blocks, [&](const int64_t* k, auto streams) {
-        for (int s = 0; s < decltype(streams)::value; ++s) keys8(8 * k[s]);
-      });
-    else
-      for (int64_t k = 0; k < blocks; ++k) keys8(8 * k);
+    for_key_blocks(blocks, block, keys8);
     const int64_t j = 8 * blocks;
     if (j == count) continue;  // the last count % 8 keys: the AVX2 set's dot per query and key
     if constexpr (std::is_same_v<T, float>)
@@ -1099,28 +1104,13 @@ bool avx512_dot_rows_block_q8(const float* q, int64_t A, int64_t ldq, const int8
                               int64_t count, int64_t n, float* y, int64_t ldy) {
   if (n % 16 != 0 || n > 256) return false;
   const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup, blocks = count / 8;
-  for (int64_t a0 = 0; a0 < A; a0 += 4) {
-    const int64_t block = std::min<int64_t>(4, A - a0);
-    const float* qa = q + a0 * ldq;
-    float* ya = y + a0 * ldy;
-    auto keys8 = [&](int64_t j) {
+  for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
+    for_key_blocks(blocks, decltype(queries)::value, [&](int64_t j) {
       const int8_t* r = rows + j * n;
       if (j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * n, n, n);
-      const float* s = scales + j * groups;
-      switch (block) {
-        case 1: dot_q8_keys8<1>(qa, ldq, r, s, n, ya + j, ldy); break;
-        case 2: dot_q8_keys8<2>(qa, ldq, r, s, n, ya + j, ldy); break;
-        case 3: dot_q8_keys8<3>(qa, ldq, r, s, n, ya + j, ldy); break;
-        default: dot_q8_keys8<4>(qa, ldq, r, s, n, ya + j, ldy); break;
-      }
-    };
-    if (block == 1)
-      blocks_as_streams<2>(blocks, [&](const int64_t* k, auto streams) {
-        for (int st = 0; st < decltype(streams)::value; ++st) keys8(8 * k[st]);
-      });
-    else
-      for (int64_t k = 0; k < blocks; ++k) keys8(8 * k);
-  }
+      dot_q8_keys8<decltype(queries)::value>(q + a0 * ldq, ldq, r, scales + j * groups, n, y + a0 * ldy + j, ldy);
+    });
+  });
   const int64_t j = 8 * blocks;
   if (j < count) {
     alignas(64) float tail[7 * 256];
@@ -1234,9 +1224,7 @@ void avx512_silu(const float* x, float* y, int64_t n) {
 void avx512_any_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                      int64_t ldy) {
   if (w.quant == WeightQuant::kNone) return avx512_rows(x, M, ldx, w, n0, n1, y, ldy);
-  thread_local QuantizedRows a;
-  quantize_activations(x, M, ldx, w.cols, &a);
-  avx512_quantized_rows(a, 0, M, w, n0, n1, y, ldy);
+  rows_on_quantized_inputs(avx512_quantized_rows, x, M, ldx, w, n0, n1, y, ldy);
 }
 
 #pragma GCC pop_options

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "layers/batch.h"
@@ -144,6 +145,25 @@ std::vector<float> run(const Model& m, ThreadPool& pool, KvCache& cache, const s
   return all;
 }
 
+// The prompt's logits at every position equal those of decoding the same tokens one at a time,
+// each on a cache of the model's own make_cache().
+void expect_decode_steps_equal_the_prompt(const Model& m, ThreadPool& pool, const std::vector<int32_t>& tokens,
+                                          const std::string& label) {
+  const int64_t vocab = m.config().vocab_size;
+  KvCache whole = m.make_cache(), steps = m.make_cache();
+  const int32_t a = whole.add_sequence(), b = steps.add_sequence();
+  Batch prompt;
+  for (size_t i = 0; i < tokens.size(); ++i) prompt.add(tokens[i], static_cast<int32_t>(i), a, true);
+  std::vector<float> want, got;
+  ASSERT_TRUE(m.forward(pool, prompt, whole, &want).ok());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    Batch one;
+    one.add(tokens[i], static_cast<int32_t>(i), b, true);
+    ASSERT_TRUE(m.forward(pool, one, steps, &got).ok());
+    EXPECT_EQ(std::memcmp(got.data(), want.data() + i * vocab, vocab * sizeof(float)), 0) << label << ", position " << i;
+  }
+}
+
 TEST(KvCache, Bf16CacheGivesTheLogitsOfAnF32CacheInABf16Forward) {
   for (const char* shape : {"moepp-0.6b", "mixtral-1.8b"}) {
     testing::TinyShape t;
@@ -177,21 +197,8 @@ TEST(KvCache, DecodeStepsGiveThePromptsLogitsWithGroupedQueryHeads) {
       auto m = testing::tiny_model(t);
       ASSERT_NE(m, nullptr);
       ThreadPool pool(2);
-      const std::vector<int32_t> tokens = {5, 17, 3, 250, 99, 42, 7, 7, 120, 64, 1};
-      const int64_t vocab = m->config().vocab_size;
-      KvCache whole = m->make_cache(), steps = m->make_cache();
-      const int32_t a = whole.add_sequence(), b = steps.add_sequence();
-      Batch prompt;
-      for (size_t i = 0; i < tokens.size(); ++i) prompt.add(tokens[i], static_cast<int32_t>(i), a, true);
-      std::vector<float> want, got;
-      ASSERT_TRUE(m->forward(pool, prompt, whole, &want).ok());
-      for (size_t i = 0; i < tokens.size(); ++i) {
-        Batch one;
-        one.add(tokens[i], static_cast<int32_t>(i), b, true);
-        ASSERT_TRUE(m->forward(pool, one, steps, &got).ok());
-        EXPECT_EQ(std::memcmp(got.data(), want.data() + i * vocab, vocab * sizeof(float)), 0)
-            << "kv heads " << kv_heads << ", position " << i;
-      }
+      expect_decode_steps_equal_the_prompt(*m, pool, {5, 17, 3, 250, 99, 42, 7, 7, 120, 64, 1},
+                                           "kv heads " + std::to_string(kv_heads));
     }
   }
 }
@@ -248,20 +255,7 @@ TEST(KvCache, Q8CacheLogitsStayCloseAndDecodeStepsEqualThePrompt) {
       EXPECT_GT(std::sqrt(err / norm), 0.0) << shape << ": a q8 cache that changes nothing is not quantising";
 
       // The prompt's logits at each position equal decoding the same tokens one at a time.
-      KvCache whole = m->make_cache(), steps = m->make_cache();
-      const int32_t a = whole.add_sequence(), b = steps.add_sequence();
-      Batch batch;
-      for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), a, true);
-      std::vector<float> all, one_logits;
-      ASSERT_TRUE(m->forward(pool, batch, whole, &all).ok());
-      const int64_t vocab = m->config().vocab_size;
-      for (size_t i = 0; i < prompt.size(); ++i) {
-        Batch one;
-        one.add(prompt[i], static_cast<int32_t>(i), b, true);
-        ASSERT_TRUE(m->forward(pool, one, steps, &one_logits).ok());
-        ASSERT_EQ(std::memcmp(one_logits.data(), all.data() + i * vocab, vocab * sizeof(float)), 0)
-            << shape << " position " << i;
-      }
+      expect_decode_steps_equal_the_prompt(*m, pool, prompt, shape);
     }
   }
 }
