@@ -223,54 +223,84 @@ void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& 
   rows_with(x, M, ldx, K, PackedLoader{packed.data(), ld_packed}, 0, n1 - n0, y, ldy);
 }
 
-// One token against one block of 8 interleaved bf16 rows ([K/16][8 rows][16 pairs]): each row's
-// 32 bytes of 16 columns are loaded once and give both of their chunks (high halves masked,
-// low halves shifted up), where the tile above loads them once a chunk. On this project's Zen 3
-// machine (AVX2 only) twice the loads held fewer lines in flight: a microbenchmark of the two
-// (one thread, pinned, alternated) read 12.7-13.2 GB/s against 18.4-20.0. xp: the token's K
-// values zero-padded to the pairs' 16 columns. Chunks past K are left out, as the contract's
-// zero padding to 8 columns does; a partial chunk adds 0 x 0 past K, as the tile's masked one.
-void one_token_bf16_block(const float* xp, int64_t K, const uint16_t* block /*[K/16][8][16]*/, float* y /*[8]*/) {
-  const __m256i high_halves = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-  __m256 acc[8];
-  for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
-  const int64_t q_full = K / 16;
-  for (int64_t q = 0; q < q_full; ++q) {
-    const uint16_t* p = block + q * 128;
-    // 1 KiB ahead: 0.82 of the two-stream read against 0.76-0.80 at 2 KiB (microbenchmark above)
-    for (int b = 0; b < 256; b += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + 1024 + b, _MM_HINT_T0);
-    const __m256 x0 = _mm256_loadu_ps(xp + 16 * q), x1 = _mm256_loadu_ps(xp + 16 * q + 8);
-    for (int r = 0; r < 8; ++r) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 * r));
-      acc[r] = _mm256_fmadd_ps(x0, _mm256_castsi256_ps(_mm256_and_si256(v, high_halves)), acc[r]);
-      acc[r] = _mm256_fmadd_ps(x1, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), acc[r]);
-    }
-  }
-  if (const int64_t left = K - 16 * q_full; left > 0) {
-    const uint16_t* p = block + q_full * 128;
-    const __m256 x0 = _mm256_loadu_ps(xp + 16 * q_full), x1 = _mm256_loadu_ps(xp + 16 * q_full + 8);
-    for (int r = 0; r < 8; ++r) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 * r));
-      acc[r] = _mm256_fmadd_ps(x0, _mm256_castsi256_ps(_mm256_and_si256(v, high_halves)), acc[r]);
-      if (left > 8) acc[r] = _mm256_fmadd_ps(x1, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), acc[r]);
-    }
-  }
-  for (int r = 0; r < 8; ++r) y[r] = lane_sum(acc[r]);
+// Up to 4 tokens against interleaved bf16 rows: each row's 32 bytes of 16 columns
+// ([K/16][8 rows][16 pairs], tensor/weight.h) are loaded once and give both of their chunks (high
+// halves masked, low halves shifted up), where tile() loads them once a chunk. On this project's
+// Zen 3 machine (AVX2 only) twice the loads held fewer lines in flight: a one-token
+// microbenchmark of the two (one thread, pinned, alternated) read 12.7-13.2 GB/s against
+// 18.4-20.0, and `bench --stream --weights bf16` went from 0.60 to 0.76 of the read.
+// Chunks past K are left out, as the contract's zero padding to 8 columns does; a partial chunk
+// adds 0 x 0 past K (x under a mask, weights zero-padded), as tile()'s does.
+
+// The first `live` (1..8) of 8 floats at p, zeros past them.
+inline __m256 load_x8(const float* p, int64_t live) {
+  if (live >= 8) return _mm256_loadu_ps(p);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live)), lanes));
 }
 
-// One token against interleaved bf16 rows [n0, n1): whole blocks of 8 by one_token_bf16_block,
-// the rows around them by the tile.
-void one_token_bf16_rows(const float* x, const Weight& w, int64_t n0, int64_t n1, float* y) {
-  const int64_t K = w.cols;
-  thread_local std::vector<float> xp;  // [padded_cols]
-  xp.assign(static_cast<size_t>(w.padded_cols()), 0.0f);
-  std::memcpy(xp.data(), x, static_cast<size_t>(K) * sizeof(float));
+// y[m * ldy + r] = dot(x row m, the row whose pairs start at rows[r]) for m < MR, r < NR; rows
+// advance 128 elements (8 rows x 16 pairs) a step of 16 columns.
+template <int MR, int NR>
+void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* const* rows, float* y, int64_t ldy) {
+  const __m256i high_halves = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  __m256 acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
+  auto step = [&](int64_t q, int64_t live) {  // live: columns of this step below K (1..16)
+    for (int r = 0; r < NR; ++r) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 128 * q));
+      const __m256 high = _mm256_castsi256_ps(_mm256_and_si256(v, high_halves));
+      const __m256 low = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      for (int m = 0; m < MR; ++m) {
+        const float* xm = x + m * ldx + 16 * q;
+        acc[m][r] = _mm256_fmadd_ps(load_x8(xm, live), high, acc[m][r]);
+        if (live > 8) acc[m][r] = _mm256_fmadd_ps(load_x8(xm + 8, live - 8), low, acc[m][r]);
+      }
+    }
+  };
+  const int64_t q_full = K / 16;
+  for (int64_t q = 0; q < q_full; ++q) {
+    // 1 KiB ahead, a line for each two rows (a tile's rows share lines): 0.82 of the two-stream
+    // read against 0.76-0.80 at 2 KiB in the microbenchmark above
+    for (int r = 0; r < NR; r += 2) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 1024, _MM_HINT_T0);
+    step(q, 16);
+  }
+  if (K > 16 * q_full) step(q_full, K - 16 * q_full);
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) y[m * ldy + r] = lane_sum(acc[m][r]);
+}
+
+template <int MR>
+void bf16_pair_rows_of(const float* x, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
   const InterleavedLoader<uint16_t> ld{&w};
-  const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
-  if (first > n0) rows_with(x, 1, K, K, ld, n0, first - n0, y, 1);
-  for (int64_t n = first; n < last; n += 8)
-    one_token_bf16_block(xp.data(), K, w.bf16() + (n / 8) * 8 * w.padded_cols(), y + (n - n0));
-  if (last < n1) rows_with(x, 1, K, K, ld, last, n1 - last, y + (last - n0), 1);
+  const int64_t K = w.cols;
+  for (int64_t n = n0; n < n1;) {
+    const uint16_t* rows[8];
+    // One token: whole blocks of 8 (8 accumulators); batches: 2 rows (8 accumulators for 4 tokens).
+    const int nr = MR == 1 && n % 8 == 0 && n + 8 <= n1 ? 8 : MR > 1 && n + 2 <= n1 ? 2 : 1;
+    for (int r = 0; r < nr; ++r) rows[r] = ld.pairs(n + r, 0);
+    float* out = y + (n - n0);
+    if constexpr (MR == 1) {
+      if (nr == 8) bf16_pair_tile<1, 8>(x, ldx, K, rows, out, ldy);
+      else bf16_pair_tile<1, 1>(x, ldx, K, rows, out, ldy);
+    } else {
+      if (nr == 2) bf16_pair_tile<MR, 2>(x, ldx, K, rows, out, ldy);
+      else bf16_pair_tile<MR, 1>(x, ldx, K, rows, out, ldy);
+    }
+    n += nr;
+  }
+}
+
+// Up to 4 tokens against interleaved bf16 rows [n0, n1).
+void bf16_pair_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                    int64_t ldy) {
+  switch (M) {
+    case 1: return bf16_pair_rows_of<1>(x, ldx, w, n0, n1, y, ldy);
+    case 2: return bf16_pair_rows_of<2>(x, ldx, w, n0, n1, y, ldy);
+    case 3: return bf16_pair_rows_of<3>(x, ldx, w, n0, n1, y, ldy);
+    default: return bf16_pair_rows_of<4>(x, ldx, w, n0, n1, y, ldy);
+  }
 }
 
 // The integer path for q8/q4 weights, without AVX-VNNI.
@@ -289,7 +319,7 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
-    if (M == 1) return one_token_bf16_rows(x, w, n0, n1, y);
+    if (M <= 4) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
     return rows_for(x, M, ldx, w, InterleavedLoader<uint16_t>{&w}, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);
