@@ -5,7 +5,8 @@
 // Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
 // of the 16 ymm registers for batches, 1 x 8 for one token). For batches of more than 4 rows bf16
 // rows are first converted once to padded f32 (exact), so the conversion is not repeated per tile
-// of tokens. q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
+// of tokens; up to 4 tokens on interleaved bf16 rows take bf16_pair_tile, which loads each pair
+// of chunks once. q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
 #include <immintrin.h>
 
 #include <algorithm>
