@@ -36,6 +36,13 @@ struct TailFromElements {
   }
 };
 
+// All ones in the lanes below `live` (any value; none at or below 0, all at 8 or more): the mask
+// that loads and stores a row's last, partial chunk.
+inline __m256i first_lanes(int64_t live) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(live, 0, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 inline __m256 f32x8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 f32x8(const uint16_t* p) {  // 8 bf16 -> f32, exact
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -78,7 +85,8 @@ struct InterleavedLoader {
 
 // interleaved8 bf16 rows: lane j of 16 columns from c holds (column c + 8 + j, column c + j) as a
 // pair of halves (tensor/weight.h); chunk c is the high halves, chunk c + 8 the low ones shifted
-// up. The 256 bytes of 8 rows' 16 columns are prefetched once, at their first chunk.
+// up. Only for converting rows to f32 (packed_rows); the products on these rows load each pair
+// once for both chunks (bf16_pair_tile).
 template <>
 struct InterleavedLoader<uint16_t> {
   const Weight* w;
@@ -91,12 +99,6 @@ struct InterleavedLoader<uint16_t> {
                                            : _mm256_slli_epi32(v, 16));
   }
   __m256 load_tail(int64_t n, int64_t k) const { return load(n, k); }  // zero-padded to 16 columns
-  template <int NR>
-  void prefetch(int64_t n, int64_t k) const {
-    if (k % 16 != 0) return;
-    const char* p = reinterpret_cast<const char*>(pairs(n, k)) + 2048;
-    for (int b = 0; b < 256; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-  }
 };
 
 // Rows already converted to f32, each padded with zeros to a multiple of 8 (in cache).
@@ -139,8 +141,7 @@ inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n,
     }
   }
   if (k_full < K) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(K - k_full)), lanes);
+    const __m256i mask = first_lanes(K - k_full);
     for (int m = 0; m < MR; ++m) {
       const __m256 xv = _mm256_maskload_ps(x + m * ldx + k_full, mask);
       for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, w_tail[r], acc[m][r]);
@@ -210,18 +211,25 @@ void pack_rows(const L& ld, int64_t n0, int64_t n1, int64_t K, int64_t ld_packed
   }
 }
 
+// Many tokens: several tiles of tokens share each weight row, so the rows are converted to f32
+// once (exact) and the tiles read them from cache.
+template <class L>
+void packed_rows(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t n0, int64_t n1, float* y,
+                 int64_t ldy) {
+  thread_local std::vector<float> packed;
+  const int64_t ld_packed = (K + 7) & ~int64_t{7};
+  packed.resize(static_cast<size_t>((n1 - n0) * ld_packed));
+  pack_rows(ld, n0, n1, K, ld_packed, packed.data());
+  rows_with(x, M, ldx, K, PackedLoader{packed.data(), ld_packed}, 0, n1 - n0, y, ldy);
+}
+
 template <class L>
 void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& ld, int64_t n0, int64_t n1, float* y,
               int64_t ldy) {
   const int64_t K = w.cols;
   const bool plain_f32 = w.dtype == DType::kF32 && (K % 8 == 0 || w.interleaved8);
   if (M <= 4 || plain_f32) return rows_with(x, M, ldx, K, ld, n0, n1 - n0, y, ldy);
-  // Several tiles of tokens share each weight row: convert the rows once.
-  thread_local std::vector<float> packed;
-  const int64_t ld_packed = (K + 7) & ~int64_t{7};
-  packed.resize(static_cast<size_t>((n1 - n0) * ld_packed));
-  pack_rows(ld, n0, n1, K, ld_packed, packed.data());
-  rows_with(x, M, ldx, K, PackedLoader{packed.data(), ld_packed}, 0, n1 - n0, y, ldy);
+  packed_rows(x, M, ldx, K, ld, n0, n1, y, ldy);
 }
 
 // Up to 4 tokens against interleaved bf16 rows: each row's 32 bytes of 16 columns
@@ -235,9 +243,7 @@ void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& 
 
 // The first `live` (1..8) of 8 floats at p, zeros past them.
 inline __m256 load_x8(const float* p, int64_t live) {
-  if (live >= 8) return _mm256_loadu_ps(p);
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live)), lanes));
+  return live >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(live));
 }
 
 // y[m * ldy + r] = dot(x row m, the row whose pairs start at rows[r]) for m < MR, r < NR; rows
@@ -262,8 +268,8 @@ void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* cons
   };
   const int64_t q_full = K / 16;
   for (int64_t q = 0; q < q_full; ++q) {
-    // 1 KiB ahead, a line for each two rows (a tile's rows share lines): 0.82 of the two-stream
-    // read against 0.76-0.80 at 2 KiB in the microbenchmark above
+    // 1 KiB ahead, a line for each two rows (a tile's rows share lines): 0.78-0.82 of the
+    // two-stream read against 0.76-0.80 at 2 KiB in the microbenchmark above
     for (int r = 0; r < NR; r += 2) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 1024, _MM_HINT_T0);
     step(q, 16);
   }
@@ -321,7 +327,7 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
     if (M <= 4) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
-    return rows_for(x, M, ldx, w, InterleavedLoader<uint16_t>{&w}, n0, n1, y, ldy);
+    return packed_rows(x, M, ldx, w.cols, InterleavedLoader<uint16_t>{&w}, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);
   rows_for(x, M, ldx, w, RowMajorLoader<uint16_t>{{&w}}, n0, n1, y, ldy);
@@ -341,8 +347,7 @@ float avx2_dot_of(const float* a, const T* b, int64_t n) {
   const int64_t n_full = n & ~int64_t{7};
   for (int64_t k = 0; k < n_full; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), f32x8(b + k), acc);
   if (n_full < n) {
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - n_full)),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask = first_lanes(n - n_full);
     acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + n_full, mask), load_tail8(b + n_full, mask, n - n_full), acc);
   }
   return lane_sum(acc);
@@ -550,8 +555,7 @@ double avx2_exp_sum(const float* x, float shift, float* y, int64_t n) {
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();  // lanes 0-3 and 4-7
   const __m256 sv = _mm256_set1_ps(shift);
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, n - i))),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i live = first_lanes(n - i);
     const __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, live), sv));
     _mm256_maskstore_ps(y + i, live, e);
     const __m256 kept = _mm256_and_ps(e, _mm256_castsi256_ps(live));  // lanes past n add +0: no change
@@ -567,8 +571,7 @@ double avx2_exp_sum(const float* x, float shift, float* y, int64_t n) {
 void avx2_silu(const float* x, float* y, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, n - i))),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i live = first_lanes(n - i);
     const __m256 v = _mm256_maskload_ps(x + i, live);
     _mm256_maskstore_ps(y + i, live, _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_xor_ps(v, sign)))));
   }
@@ -578,7 +581,6 @@ void avx2_silu(const float* x, float* y, int64_t n) {
 // mask; the scalar twin's one rounding each.
 void avx2_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows, int64_t n, float* out) {
   const int64_t groups = (n + kQuantGroup - 1) / kQuantGroup;
-  const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* qr = q + r * n;
     float* o = out + r * n;
@@ -590,7 +592,7 @@ void avx2_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows,
     if (i < n) {
       alignas(16) int8_t tail[16] = {};
       std::memcpy(tail, qr + i, static_cast<size_t>(n - i));
-      const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), index);
+      const __m256i live = first_lanes(n - i);
       const __m256i v = _mm256_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
       _mm256_maskstore_ps(o + i, live, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(scales[r * groups + i / kQuantGroup])));
     }
@@ -605,7 +607,6 @@ void avx2_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows,
 void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out, int64_t m0) {
   const int64_t G = out->groups;  // every byte of the rows, padding included, is written
   const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-  const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i byte_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes the packs' lane interleave
   for (int64_t m = m0; m < m0 + M; ++m)
     for (int64_t g = 0; g < G; ++g) {
@@ -614,7 +615,7 @@ void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, Quant
       __m256 v[4];
       __m256 amax = _mm256_setzero_ps();
       for (int i = 0; i < 4; ++i) {  // columns past K load as 0
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live - 8 * i)), index);
+        const __m256i mask = first_lanes(live - 8 * i);
         v[i] = _mm256_maskload_ps(xg + 8 * i, mask);
         amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
       }
