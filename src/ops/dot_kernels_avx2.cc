@@ -246,14 +246,13 @@ inline __m256 load_x8(const float* p, int64_t live) {
   return live >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(live));
 }
 
-// y[m * ldy + r] = dot(x row m, the row whose pairs start at rows[r]) for m < MR, r < NR; rows
-// advance 128 elements (8 rows x 16 pairs) a step of 16 columns.
-template <int MR, int NR>
-void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* const* rows, float* y, int64_t ldy) {
+// Steps [q0, q1) of 16 columns (q1 <= ceil(K / 16); a step past K / 16 is the partial one) of
+// MR tokens x NR rows into acc: lane j of acc[m][r] adds x column 16q + j times the high halves,
+// then column 16q + 8 + j times the low ones. prefetch(q) runs before each whole step.
+template <int MR, int NR, class Prefetch>
+inline void bf16_pair_steps(const float* x, int64_t ldx, int64_t K, const uint16_t* const* rows, int64_t q0,
+                            int64_t q1, __m256 (&acc)[MR][NR], Prefetch&& prefetch) {
   const __m256i high_halves = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-  __m256 acc[MR][NR];
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
   auto step = [&](int64_t q, int64_t live) {  // live: columns of this step below K (1..16)
     for (int r = 0; r < NR; ++r) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 128 * q));
@@ -266,14 +265,26 @@ void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* cons
       }
     }
   };
-  const int64_t q_full = K / 16;
-  for (int64_t q = 0; q < q_full; ++q) {
-    // 1 KiB ahead, a line for each two rows (a tile's rows share lines): 0.78-0.82 of the
-    // two-stream read against 0.76-0.80 at 2 KiB in the microbenchmark above
-    for (int r = 0; r < NR; r += 2) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 1024, _MM_HINT_T0);
+  const int64_t q_full = std::min(q1, K / 16);
+  for (int64_t q = q0; q < q_full; ++q) {
+    prefetch(q);
     step(q, 16);
   }
-  if (K > 16 * q_full) step(q_full, K - 16 * q_full);
+  if (q1 > q_full && K > 16 * q_full) step(q_full, K - 16 * q_full);
+}
+
+// y[m * ldy + r] = dot(x row m, the row whose pairs start at rows[r]) for m < MR, r < NR; rows
+// advance 128 elements (8 rows x 16 pairs) a step of 16 columns.
+template <int MR, int NR>
+void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* const* rows, float* y, int64_t ldy) {
+  __m256 acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
+  // 1 KiB ahead, a line for each two rows (a tile's rows share lines): 0.78-0.82 of the
+  // two-stream read against 0.76-0.80 at 2 KiB in the microbenchmark above
+  bf16_pair_steps<MR, NR>(x, ldx, K, rows, 0, (K + 15) / 16, acc, [&](int64_t q) {
+    for (int r = 0; r < NR; r += 2) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 1024, _MM_HINT_T0);
+  });
   for (int m = 0; m < MR; ++m)
     for (int r = 0; r < NR; ++r) y[m * ldy + r] = lane_sum(acc[m][r]);
 }
@@ -310,6 +321,64 @@ void bf16_pair_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int
   }
 }
 
+// Several tokens against whole blocks of 8 interleaved bf16 rows. A block's columns are taken in
+// chunks of 256 (4 KiB of weights): the first four tiles of a chunk (the first tokens, each pair
+// of rows) read it from memory, each prefetching its own line of every step of the next chunk,
+// 4 KiB ahead; the other tokens' tiles read it from L1. The lanes wait in `lanes` between
+// chunks. bf16_pair_tile alone streams each block once per 4 tokens and pair of rows (a line in
+// four each time), and the f32 conversion of whole rows (packed_rows) costs as much again as the
+// products of a few tokens: on moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8 and 12
+// tokens ran at 21, 36, 34-40 and 39-40 GFLOP/s against 17-18, 23-25, 25 and 32-33.
+// Same bits as bf16_pair_tile: every lane adds the same products in the same order.
+void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  constexpr int64_t kChunkSteps = 16;  // steps of 16 columns
+  const InterleavedLoader<uint16_t> ld{&w};
+  const int64_t K = w.cols, steps = (K + 15) / 16;
+  thread_local std::vector<float> lanes;  // [M, 8 rows, 8 lanes] accumulators
+  lanes.assign(static_cast<size_t>(M * 64), 0.0f);
+  const uint16_t* rows[8];
+  for (int r = 0; r < 8; ++r) rows[r] = ld.pairs(n + r, 0);
+  for (int64_t q0 = 0; q0 < steps; q0 += kChunkSteps) {
+    const int64_t q1 = std::min(steps, q0 + kChunkSteps);
+    for_query_blocks_of_4(M, [&](auto tokens, int64_t m0) {
+      constexpr int MR = decltype(tokens)::value;
+      for (int p = 0; p < 4; ++p) {
+        __m256 acc[MR][2];
+        for (int m = 0; m < MR; ++m)
+          for (int r = 0; r < 2; ++r) acc[m][r] = _mm256_loadu_ps(&lanes[((m0 + m) * 8 + 2 * p + r) * 8]);
+        const float* xm = x + m0 * ldx;
+        if (m0 == 0) {  // pair p's line of each step of the next chunk
+          bf16_pair_steps<MR, 2>(xm, ldx, K, rows + 2 * p, q0, q1, acc, [&](int64_t q) {
+            _mm_prefetch(reinterpret_cast<const char*>(rows[2 * p] + 128 * q) + 4096, _MM_HINT_T0);
+          });
+        } else {
+          bf16_pair_steps<MR, 2>(xm, ldx, K, rows + 2 * p, q0, q1, acc, [](int64_t) {});
+        }
+        for (int m = 0; m < MR; ++m)
+          for (int r = 0; r < 2; ++r) _mm256_storeu_ps(&lanes[((m0 + m) * 8 + 2 * p + r) * 8], acc[m][r]);
+      }
+    });
+  }
+  for (int64_t m = 0; m < M; ++m)
+    for (int r = 0; r < 8; ++r) y[m * ldy + r] = lane_sum(_mm256_loadu_ps(&lanes[(m * 8 + r) * 8]));
+}
+
+// Many tokens against interleaved bf16 rows [n0, n1): whole blocks as bf16_pair_blocks, rows
+// outside them four tokens at a time.
+void bf16_pair_batch(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                     int64_t ldy) {
+  for (int64_t n = n0; n < n1;) {
+    const int64_t block_end = n % 8 == 0 && n + 8 <= n1 ? n + 8 : std::min(n1, (n / 8 + 1) * 8);
+    if (block_end - n == 8) {
+      bf16_pair_blocks(x, M, ldx, w, n, y + (n - n0), ldy);
+    } else {
+      for (int64_t m = 0; m < M; m += 4)
+        bf16_pair_rows(x + m * ldx, std::min<int64_t>(4, M - m), ldx, w, n, block_end, y + m * ldy + (n - n0), ldy);
+    }
+    n = block_end;
+  }
+}
+
 // The integer path for q8/q4 weights, without AVX-VNNI.
 namespace plain_integer {
 constexpr bool kVnni = false;
@@ -326,7 +395,11 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
-    if (M <= 4) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
+    // 2-15 tokens: the blocks in chunks; from 16 (moepp-1b's 2048 x 768 matrices, cold, one
+    // thread: 40 GFLOP/s against 38-39 at 16 tokens, 40-41 against 45-47 at 24) the rows
+    // converted to f32 once, whose 4 x 3 tiles keep their inputs in L1.
+    if (M == 1) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
+    if (M < 16) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
     return packed_rows(x, M, ldx, w.cols, InterleavedLoader<uint16_t>{&w}, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);

@@ -126,9 +126,11 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
   // Several 8-row blocks, ranges that start and end inside a block, and batches past one tile
   // of tokens (the AVX-512 set's 8-row blocks and 6-token tiles; the AVX2 set's 4 x 3 tiles),
   // with f32 inputs and with inputs that are bf16 values, as under --dtype bf16 (the AVX-512 set
-  // then takes vdpbf16ps for bf16 weights where the CPU has it).
+  // then takes vdpbf16ps for bf16 weights where the CPU has it). K = 300 and 520 take the AVX2
+  // set's bf16 batches over more than one chunk of 256 columns, the last one partial or a single
+  // partial step.
   std::mt19937 rng(35);
-  for (int64_t K : {3, 40, 96, 131}) {
+  for (int64_t K : {3, 40, 96, 131, 300, 520}) {
     for (int64_t M : {1, 2, 6, 7, 13}) {
       const int64_t N = 91, ldx = K + 1, ldy = N + 5;
       for (const Weight& w : weights_in_every_format(rng, N, K)) {
