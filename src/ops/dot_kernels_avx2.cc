@@ -119,6 +119,25 @@ inline float lane_sum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
+// lane_sum of four vectors at once, the same bits: [lane_sum(a), lane_sum(b), lane_sum(c),
+// lane_sum(d)] from three hadds and an add, where four lane_sums take eight hadds (a short dot,
+// such as attention's over a 64-dim head, spends a third of its time on them).
+inline __m128 lane_sums4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// y[m * ldy + r] = lane_sum(acc[m][r]) for m < MR, r < NR, four at a time.
+template <int MR, int NR>
+inline void store_lane_sums(const __m256 (&acc)[MR][NR], float* y, int64_t ldy) {
+  constexpr int kCount = MR * NR, kPadded = (kCount + 3) / 4 * 4;
+  __m256 v[kPadded];
+  for (int i = 0; i < kPadded; ++i) v[i] = i < kCount ? acc[i / NR][i % NR] : _mm256_setzero_ps();
+  alignas(16) float sums[kPadded];
+  for (int i = 0; i < kPadded; i += 4) _mm_store_ps(sums + i, lane_sums4(v[i], v[i + 1], v[i + 2], v[i + 3]));
+  for (int i = 0; i < kCount; ++i) y[(i / NR) * ldy + i % NR] = sums[i];
+}
+
 // y[m * ldy + r] = dot(x row m, weight row n + r) for m < MR, r < NR.
 template <int MR, int NR, class L>
 inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
@@ -147,8 +166,7 @@ inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n,
       for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, w_tail[r], acc[m][r]);
     }
   }
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) y[m * ldy + r] = lane_sum(acc[m][r]);
+  store_lane_sums(acc, y, ldy);
 }
 
 // Tile shapes in use: one token x {1..4, 8} rows, batches of up to 4 tokens x {1..3} rows.
