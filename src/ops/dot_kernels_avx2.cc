@@ -152,11 +152,19 @@ inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n,
     for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < k_full; k += 8) {
     ld.template prefetch<NR>(n, k);
-    __m256 wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = ld.load(n + r, k);
-    for (int m = 0; m < MR; ++m) {
-      const __m256 xv = _mm256_loadu_ps(x + m * ldx + k);
-      for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, wv[r], acc[m][r]);
+    if constexpr (MR == 1) {
+      // One token: each row used as it is loaded. With all 8 rows loaded first (8 weights, 8
+      // accumulators and the input: 17 registers) GCC kept an accumulator in memory, a store and
+      // a reload on its chain every step (attention over a 64-dim bf16 head, one query).
+      const __m256 xv = _mm256_loadu_ps(x + k);
+      for (int r = 0; r < NR; ++r) acc[0][r] = _mm256_fmadd_ps(xv, ld.load(n + r, k), acc[0][r]);
+    } else {
+      __m256 wv[NR];
+      for (int r = 0; r < NR; ++r) wv[r] = ld.load(n + r, k);
+      for (int m = 0; m < MR; ++m) {
+        const __m256 xv = _mm256_loadu_ps(x + m * ldx + k);
+        for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, wv[r], acc[m][r]);
+      }
     }
   }
   if (k_full < K) {
