@@ -3,10 +3,11 @@
 // by dot_kernels.cc. Same bits as the scalar reference: see the contract there.
 //
 // Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
-// of the 16 ymm registers for batches, 1 x 8 for one token). For batches of more than 4 rows bf16
-// rows are first converted once to padded f32 (exact), so the conversion is not repeated per tile
-// of tokens; up to 4 tokens on interleaved bf16 rows take bf16_pair_tile, which loads each pair
-// of chunks once. q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
+// of the 16 ymm registers for batches, 1 x 8 for one token). Interleaved bf16 rows: one token
+// takes bf16_pair_tile (each pair of chunks loaded once), 2-15 tokens bf16_pair_blocks (blocks in
+// chunks reused from L1), 16 or more the rows converted once to padded f32 (exact), so the
+// conversion is not repeated per tile of tokens; row-major bf16 rows are converted from 5 tokens.
+// q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -311,8 +312,7 @@ void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* cons
   bf16_pair_steps<MR, NR>(x, ldx, K, rows, 0, (K + 15) / 16, acc, [&](int64_t q) {
     for (int r = 0; r < NR; r += 2) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 1024, _MM_HINT_T0);
   });
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) y[m * ldy + r] = lane_sum(acc[m][r]);
+  store_lane_sums(acc, y, ldy);
 }
 
 template <int MR>
@@ -394,7 +394,7 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
 void bf16_pair_batch(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
                      int64_t ldy) {
   for (int64_t n = n0; n < n1;) {
-    const int64_t block_end = n % 8 == 0 && n + 8 <= n1 ? n + 8 : std::min(n1, (n / 8 + 1) * 8);
+    const int64_t block_end = std::min(n1, (n / 8 + 1) * 8);
     if (block_end - n == 8) {
       bf16_pair_blocks(x, M, ldx, w, n, y + (n - n0), ldy);
     } else {
