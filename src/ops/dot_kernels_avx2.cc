@@ -129,25 +129,30 @@ inline __m128 lane_sums4(__m256 a, __m256 b, __m256 c, __m256 d) {
 }
 
 // y[m * ldy + r] = lane_sum(acc[m][r]) for m < MR, r < NR, four at a time.
+// (The accumulators are taken as they are: copied into a padded array first, GCC 12 stored them
+// all to the stack and the hadds read them back, a fifth of a 64-column attention tile.)
 template <int MR, int NR>
 inline void store_lane_sums(const __m256 (&acc)[MR][NR], float* y, int64_t ldy) {
   constexpr int kCount = MR * NR, kPadded = (kCount + 3) / 4 * 4;
-  __m256 v[kPadded];
-  for (int i = 0; i < kPadded; ++i) v[i] = i < kCount ? acc[i / NR][i % NR] : _mm256_setzero_ps();
+  auto at = [&](int i) { return i < kCount ? acc[i / NR][i % NR] : _mm256_setzero_ps(); };
   alignas(16) float sums[kPadded];
-  for (int i = 0; i < kPadded; i += 4) _mm_store_ps(sums + i, lane_sums4(v[i], v[i + 1], v[i + 2], v[i + 3]));
+  for (int i = 0; i < kPadded; i += 4) _mm_store_ps(sums + i, lane_sums4(at(i), at(i + 1), at(i + 2), at(i + 3)));
   for (int i = 0; i < kCount; ++i) y[(i / NR) * ldy + i % NR] = sums[i];
 }
 
-// y[m * ldy + r] = dot(x row m, weight row n + r) for m < MR, r < NR.
-template <int MR, int NR, class L>
+// y[m * ldy + r] = dot(x row m, weight row n + r) for m < MR, r < NR. kTail: K may end in a
+// partial chunk (false only where K % 8 == 0). Without a tail the accumulators stay in registers
+// from the loop to the lane sums; with one, GCC 12 stores all of them to the stack and reloads
+// them, half the time of a 64-column attention tile (perf, Zen 3).
+template <int MR, int NR, bool kTail, class L>
 inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
-  const int64_t k_full = K & ~int64_t{7};
+  const int64_t k_full = kTail ? K & ~int64_t{7} : K;
   // The partial chunk's weights are built before the loop: a call made while the accumulators are
   // live would make the compiler keep them in memory.
   // (Zeros set one by one: `= {}` became a rep stos, a tenth of a 64-column attention tile.)
   __m256 w_tail[NR];
-  for (int r = 0; r < NR; ++r) w_tail[r] = k_full < K ? ld.load_tail(n + r, k_full) : _mm256_setzero_ps();
+  if constexpr (kTail)
+    for (int r = 0; r < NR; ++r) w_tail[r] = k_full < K ? ld.load_tail(n + r, k_full) : _mm256_setzero_ps();
   __m256 acc[MR][NR];
   for (int m = 0; m < MR; ++m)
     for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_ps();
@@ -168,52 +173,53 @@ inline void tile(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n,
       }
     }
   }
-  if (k_full < K) {
-    const __m256i mask = first_lanes(K - k_full);
-    for (int m = 0; m < MR; ++m) {
-      const __m256 xv = _mm256_maskload_ps(x + m * ldx + k_full, mask);
-      for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, w_tail[r], acc[m][r]);
+  if constexpr (kTail) {
+    if (k_full < K) {
+      const __m256i mask = first_lanes(K - k_full);
+      for (int m = 0; m < MR; ++m) {
+        const __m256 xv = _mm256_maskload_ps(x + m * ldx + k_full, mask);
+        for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, w_tail[r], acc[m][r]);
+      }
     }
   }
   store_lane_sums(acc, y, ldy);
 }
 
 // Tile shapes in use: one token x {1..4, 8} rows, batches of up to 4 tokens x {1..3} rows.
-template <int MR, class L>
+template <int MR, bool kTail, class L>
 void tile_nr(int nr, const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
   switch (nr) {
     case 1:
-      return tile<MR, 1>(x, ldx, K, ld, n, y, ldy);
+      return tile<MR, 1, kTail>(x, ldx, K, ld, n, y, ldy);
     case 2:
-      return tile<MR, 2>(x, ldx, K, ld, n, y, ldy);
+      return tile<MR, 2, kTail>(x, ldx, K, ld, n, y, ldy);
     case 3:
-      return tile<MR, 3>(x, ldx, K, ld, n, y, ldy);
+      return tile<MR, 3, kTail>(x, ldx, K, ld, n, y, ldy);
   }
   if constexpr (MR == 1) {
-    if (nr == 4) return tile<1, 4>(x, ldx, K, ld, n, y, ldy);
-    if (nr == 8) return tile<1, 8>(x, ldx, K, ld, n, y, ldy);
+    if (nr == 4) return tile<1, 4, kTail>(x, ldx, K, ld, n, y, ldy);
+    if (nr == 8) return tile<1, 8, kTail>(x, ldx, K, ld, n, y, ldy);
   }
   std::abort();
 }
 
-template <class L>
+template <bool kTail, class L>
 void tile_any(int mr, int nr, const float* x, int64_t ldx, int64_t K, const L& ld, int64_t n, float* y, int64_t ldy) {
   switch (mr) {
     case 1:
-      return tile_nr<1>(nr, x, ldx, K, ld, n, y, ldy);
+      return tile_nr<1, kTail>(nr, x, ldx, K, ld, n, y, ldy);
     case 2:
-      return tile_nr<2>(nr, x, ldx, K, ld, n, y, ldy);
+      return tile_nr<2, kTail>(nr, x, ldx, K, ld, n, y, ldy);
     case 3:
-      return tile_nr<3>(nr, x, ldx, K, ld, n, y, ldy);
+      return tile_nr<3, kTail>(nr, x, ldx, K, ld, n, y, ldy);
     default:
-      return tile_nr<4>(nr, x, ldx, K, ld, n, y, ldy);
+      return tile_nr<4, kTail>(nr, x, ldx, K, ld, n, y, ldy);
   }
 }
 
-// Weight rows [n0, n1) relative to the loader's row numbering `ln0`; outputs at y column 0.
-template <class L>
-void rows_with(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count, float* y,
-               int64_t ldy) {
+template <bool kTail, class L>
+void rows_with_tail(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count,
+                    float* y, int64_t ldy) {
   // One token: 8 weight rows in flight (8 independent FMA chains, and enough memory streams:
   // measured 10.3 GB/s against 7 with 4 rows); batches: 4 x 3 register tiles.
   const int nr_max = M == 1 ? 8 : 3;
@@ -222,10 +228,18 @@ void rows_with(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, i
     for (int64_t r = 0; r < count;) {
       int nr = static_cast<int>(std::min<int64_t>(nr_max, count - r));
       if (nr > 4 && nr < 8) nr = 4;
-      tile_any(mr, nr, x + m * ldx, ldx, K, ld, ln0 + r, y + m * ldy + r, ldy);
+      tile_any<kTail>(mr, nr, x + m * ldx, ldx, K, ld, ln0 + r, y + m * ldy + r, ldy);
       r += nr;
     }
   }
+}
+
+// Weight rows [n0, n1) relative to the loader's row numbering `ln0`; outputs at y column 0.
+template <class L>
+void rows_with(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count, float* y,
+               int64_t ldy) {
+  if (K % 8 == 0) return rows_with_tail<false>(x, M, ldx, K, ld, ln0, count, y, ldy);
+  rows_with_tail<true>(x, M, ldx, K, ld, ln0, count, y, ldy);
 }
 
 template <class L>
