@@ -460,7 +460,9 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
 void check_row_blocks(uint32_t seed, bool bf16_cache, bool bf16_queries = false) {
   std::mt19937 rng(seed);
   for (int64_t n : {7, 40, 64, 100, 128}) {  // 40: bf16 keys 16 dims a step, then 8; 64, 128: paired queries
-    for (int64_t count : {1, 8, 19, 45}) {  // 45: past the kernels' prefetch distance
+    // 16, 19, 45: one query's keys as two runs (none, 3 and 5 keys left over); 45: past the
+    // kernels' prefetch distance
+    for (int64_t count : {1, 8, 16, 19, 45}) {
       for (int64_t A : {1, 3, 4, 9}) {
         const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
         std::vector<float> rows = testing::random_vector(rng, static_cast<size_t>(count * stride));
