@@ -217,7 +217,19 @@ void tile_any(int mr, int nr, const float* x, int64_t ldx, int64_t K, const L& l
   }
 }
 
-template <bool kTail, class L>
+// The whole MR x NR tiles of rows [0, count) in one loop with the tile inlined (flatten); returns
+// the first row left. For attention's short rows: a call per 64-dim tile took a sixth of the dot
+// (4 queries, warm), more when the core is shared. Weight rows keep their calls: inlined,
+// GCC 12's f32 one-token tile streamed at 0.65 of the read instead of 0.82.
+template <int MR, int NR, bool kTail, class L>
+[[gnu::flatten]] int64_t whole_tiles(const float* x, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count,
+                                     float* y, int64_t ldy) {
+  int64_t r = 0;
+  for (; r + NR <= count; r += NR) tile<MR, NR, kTail>(x, ldx, K, ld, ln0 + r, y + r, ldy);
+  return r;
+}
+
+template <bool kTail, bool kInlineTiles, class L>
 void rows_with_tail(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count,
                     float* y, int64_t ldy) {
   // One token: 8 weight rows in flight (8 independent FMA chains, and enough memory streams:
@@ -225,21 +237,32 @@ void rows_with_tail(const float* x, int64_t M, int64_t ldx, int64_t K, const L& 
   const int nr_max = M == 1 ? 8 : 3;
   for (int64_t m = 0; m < M; m += 4) {
     const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
-    for (int64_t r = 0; r < count;) {
+    const float* xm = x + m * ldx;
+    float* ym = y + m * ldy;
+    int64_t r = 0;
+    if constexpr (kInlineTiles) {
+      switch (mr) {
+        case 1: r = whole_tiles<1, 8, kTail>(xm, ldx, K, ld, ln0, count, ym, ldy); break;
+        case 2: r = whole_tiles<2, 3, kTail>(xm, ldx, K, ld, ln0, count, ym, ldy); break;
+        case 3: r = whole_tiles<3, 3, kTail>(xm, ldx, K, ld, ln0, count, ym, ldy); break;
+        default: r = whole_tiles<4, 3, kTail>(xm, ldx, K, ld, ln0, count, ym, ldy); break;
+      }
+    }
+    while (r < count) {
       int nr = static_cast<int>(std::min<int64_t>(nr_max, count - r));
       if (nr > 4 && nr < 8) nr = 4;
-      tile_any<kTail>(mr, nr, x + m * ldx, ldx, K, ld, ln0 + r, y + m * ldy + r, ldy);
+      tile_any<kTail>(mr, nr, xm, ldx, K, ld, ln0 + r, ym + r, ldy);
       r += nr;
     }
   }
 }
 
 // Weight rows [n0, n1) relative to the loader's row numbering `ln0`; outputs at y column 0.
-template <class L>
+template <bool kInlineTiles = false, class L>
 void rows_with(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld, int64_t ln0, int64_t count, float* y,
                int64_t ldy) {
-  if (K % 8 == 0) return rows_with_tail<false>(x, M, ldx, K, ld, ln0, count, y, ldy);
-  rows_with_tail<true>(x, M, ldx, K, ld, ln0, count, y, ldy);
+  if (K % 8 == 0) return rows_with_tail<false, kInlineTiles>(x, M, ldx, K, ld, ln0, count, y, ldy);
+  rows_with_tail<true, kInlineTiles>(x, M, ldx, K, ld, ln0, count, y, ldy);
 }
 
 template <class L>
@@ -571,7 +594,7 @@ template <class L>
 void dot_rows_with(const float* q, int64_t A, int64_t ldq, int64_t n, const L& ld, int64_t count, float* y,
                    int64_t ldy) {
   const int64_t half = count / 8 * 4;  // keys per stream
-  if (A != 1 || half < 8) return rows_with(q, A, ldq, n, ld, 0, count, y, ldy);
+  if (A != 1 || half < 8) return rows_with<true>(q, A, ldq, n, ld, 0, count, y, ldy);
   for (int64_t j = 0; j < half; j += 4) {
     // The prefetches run at most 12 keys past a run's tile: still inside the rows the caller gave
     // for the first run; up to 11 keys past `count` for the second, harmless hints.
