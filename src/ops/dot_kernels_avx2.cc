@@ -687,8 +687,8 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
 
 // One query takes 64 columns a pass over all rows first (8 accumulators: independent add chains,
 // where 16 columns had two), reading the rows in order with their lines requested 16 rows ahead.
-// A cold 2048-row 64-dim bf16 head read at 0.77-0.80 of a plain read that way, against 0.55-0.58
-// in blocks of 32 rows and 0.62-0.65 without the requests (Zen 3, one thread, alternated).
+// A cold 2048-row 64-dim bf16 head read at 0.75-0.80 of a plain read that way, against 0.57-0.60
+// in blocks of 32 rows and 0.62-0.67 without the requests (Zen 3, one thread, alternated).
 template <int A, class L>
 void axpy_rows_block4(const float* c, int64_t ldc, const L& rows, int64_t count, float* y, int64_t ldy, int64_t n) {
   int64_t i0 = 0;
