@@ -628,15 +628,17 @@ void avx2_dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* row
 }
 
 // A queries' outputs over 8 * P columns from i, held in registers across all rows: y + c * row,
-// a multiply then an add (two roundings, as AxpyKernel), rows in order. kAhead > 0: each row's
-// lines of these columns requested kAhead rows before they are read.
-template <int A, int P, int kAhead = 0, class L>
+// a multiply then an add (two roundings, as AxpyKernel), rows in order. kPrefetchRows: each row's
+// lines of these columns requested 2 KiB of them ahead (1 KiB and 4 KiB read slower).
+template <int A, int P, bool kPrefetchRows = false, class L>
 [[gnu::always_inline]] inline void axpy_columns(const float* c, int64_t ldc, const L& ld, int64_t count, float* y,
                                                 int64_t ldy, int64_t i) {
   if (count == 0) return;
+  // 2 KiB of the rows' 8 * P columns: 64 / kColumnsPerLine bytes a column.
+  constexpr int64_t kAhead = 4 * L::kColumnsPerLine / P;
   __m256 acc[A][P];
   auto step = [&](int64_t j, auto first) {
-    if constexpr (kAhead > 0)
+    if constexpr (kPrefetchRows)
       for (int64_t k = 0; k < 8 * P; k += L::kColumnsPerLine)
         _mm_prefetch(reinterpret_cast<const char*>(ld.address(j + kAhead, i + k)), _MM_HINT_T0);
     __m256 v[P];
@@ -685,15 +687,18 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
   }
 }
 
-// One query takes 64 columns a pass over all rows first (8 accumulators: independent add chains,
-// where 16 columns had two), reading the rows in order with their lines requested 16 rows ahead.
-// A cold 2048-row 64-dim bf16 head read at 0.75-0.80 of a plain read that way, against 0.57-0.60
-// in blocks of 32 rows and 0.62-0.67 without the requests (Zen 3, one thread, alternated).
+// One query takes 128 columns a pass over all rows first, then 64 (16 or 8 accumulators:
+// independent add chains, where 16 columns had two), reading the rows in order with their lines
+// requested 2 KiB ahead. Cold 2048-row bf16 heads, against blocks of 32 rows (Zen 3, one thread,
+// alternated): 64 dims 0.57-0.60 -> 0.75-0.80 of a plain read (0.62-0.67 without the requests),
+// 128 dims 0.49-0.51 -> 0.77-0.79 (64 columns a pass: 0.53-0.57, strided).
 template <int A, class L>
 void axpy_rows_block4(const float* c, int64_t ldc, const L& rows, int64_t count, float* y, int64_t ldy, int64_t n) {
   int64_t i0 = 0;
-  if constexpr (A == 1)
-    for (; i0 + 64 <= n; i0 += 64) axpy_columns<1, 8, 16>(c, ldc, rows, count, y, ldy, i0);
+  if constexpr (A == 1) {
+    for (; i0 + 128 <= n; i0 += 128) axpy_columns<1, 16, true>(c, ldc, rows, count, y, ldy, i0);
+    for (; i0 + 64 <= n; i0 += 64) axpy_columns<1, 8, true>(c, ldc, rows, count, y, ldy, i0);
+  }
   if (i0 < n) axpy_row_blocks<A>(c, ldc, rows, count, y, ldy, n, i0);
 }
 
