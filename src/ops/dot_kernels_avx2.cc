@@ -609,8 +609,8 @@ void dot_rows_with(const float* q, int64_t A, int64_t ldq, int64_t n, const L& l
   const int64_t half = count / 8 * 4;  // keys per stream
   if (A != 1 || half < 8) return rows_with<true>(q, A, ldq, n, ld, 0, count, y, ldy);
   for (int64_t j = 0; j < half; j += 4) {
-    // The prefetches run at most 12 keys past a run's tile: still inside the rows the caller gave
-    // for the first run; up to 11 keys past `count` for the second, harmless hints.
+    // The prefetches reach 8-11 keys past a run's first: inside the caller's rows for the first
+    // run, up to 8 keys past the last key for the second (hints: they never fault).
     alignas(16) float out[8];
     const TwoRunsLoader<L> two{ld.from(j), ld.from(half + j)};
     if (n % 8 == 0) tile<1, 8, false>(q, ldq, n, two, 0, out, 1);
