@@ -671,15 +671,23 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
     const int64_t rows_here = std::min(kBlock, count - j0);
     const L block = rows.from(j0);
     const float* cb = c + j0;
-    // The next block requested whole: the passes below read each row a piece at a time, which
-    // the hardware prefetcher does not follow.
+    // The next block requested, a share of its rows before each 16-column pass: the passes read
+    // each row a piece at a time, which the hardware prefetcher does not follow.
     const int64_t next_rows = std::min(kBlock, count - j0 - rows_here);
     const int64_t row_bytes = n * static_cast<int64_t>(sizeof(*block.address(0, 0)));
-    for (int64_t j = 0; j < next_rows; ++j)
-      for (int64_t b = 0; b < row_bytes; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(block.address(rows_here + j, 0)) + b, _MM_HINT_T0);
+    const int64_t passes = std::max<int64_t>(1, (n - i0) / 16);
+    int64_t requested = 0, pass = 0;
+    auto request = [&](int64_t upto) {
+      for (; requested < upto; ++requested)
+        for (int64_t b = 0; b < row_bytes; b += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(block.address(rows_here + requested, 0)) + b, _MM_HINT_T0);
+    };
     int64_t i = i0;
-    for (; i + 16 <= n; i += 16) axpy_columns<A, 2>(cb, ldc, block, rows_here, y, ldy, i);
+    for (; i + 16 <= n; i += 16) {
+      request(next_rows * ++pass / passes);
+      axpy_columns<A, 2>(cb, ldc, block, rows_here, y, ldy, i);
+    }
+    request(next_rows);
     for (; i + 8 <= n; i += 8) axpy_columns<A, 1>(cb, ldc, block, rows_here, y, ldy, i);
     for (; i < n; ++i)
       for (int a = 0; a < A; ++a)
