@@ -697,9 +697,9 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
 
 // One query takes 128 columns a pass over all rows first, then 64 (16 or 8 accumulators:
 // independent add chains, where 16 columns had two), reading the rows in order with their lines
-// requested 2 KiB ahead. Cold 2048-row bf16 heads, against blocks of 32 rows (Zen 3, one thread,
-// alternated): 64 dims 0.57-0.60 -> 0.75-0.80 of a plain read (0.62-0.67 without the requests),
-// 128 dims 0.49-0.51 -> 0.77-0.79 (64 columns a pass: 0.53-0.57, strided).
+// requested 2 KiB ahead. Cold 2048-row bf16 heads (Zen 3, one thread, alternated): 64 dims
+// 0.57-0.60 of a plain read in blocks of 32 rows -> 0.75-0.80 (0.62-0.67 without the requests);
+// 128 dims 0.49-0.57 in passes of 64 columns (each row read twice, strided) -> 0.73-0.76.
 template <int A, class L>
 void axpy_rows_block4(const float* c, int64_t ldc, const L& rows, int64_t count, float* y, int64_t ldy, int64_t n) {
   int64_t i0 = 0;
