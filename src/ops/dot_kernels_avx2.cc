@@ -4,8 +4,8 @@
 //
 // Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
 // of the 16 ymm registers for batches, 1 x 8 for one token). Interleaved bf16 rows: one token
-// takes bf16_pair_tile (each pair of chunks loaded once), 2-15 tokens bf16_pair_blocks (blocks in
-// chunks reused from L1), 16 or more the rows converted once to padded f32 (exact), so the
+// takes bf16_pair_tile (each pair of chunks loaded once), 2-7 tokens bf16_pair_blocks (blocks in
+// chunks reused from L1), 8 or more the rows converted once to padded f32 (exact), so the
 // conversion is not repeated per tile of tokens; row-major bf16 rows are converted from 5 tokens.
 // q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
 #include <immintrin.h>
@@ -275,6 +275,35 @@ void pack_rows(const L& ld, int64_t n0, int64_t n1, int64_t K, int64_t ld_packed
   }
 }
 
+// Interleaved bf16 rows to f32, whole blocks of 8 rows at a time: the block's 256 bytes of each
+// 16 columns are read in order (one memory stream, requested 2 KiB ahead) and give all 8 rows
+// their two chunks. Row by row (the generic pack_rows above), the same bytes were read in
+// strided passes of 32 bytes every 256, and the conversion waited on memory: a tenth of a
+// moepp-1b pp512 profile, half of it on one load. Rows outside whole blocks go row by row.
+void pack_rows(const InterleavedLoader<uint16_t>& ld, int64_t n0, int64_t n1, int64_t K, int64_t ld_packed,
+               float* packed) {
+  const int64_t b0 = std::min(n1, (n0 + 7) / 8 * 8), b1 = std::max(b0, n1 / 8 * 8);
+  pack_rows<InterleavedLoader<uint16_t>>(ld, n0, b0, K, ld_packed, packed);
+  const __m256i high_halves = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  const int64_t steps = (K + 15) / 16;
+  for (int64_t n = b0; n < b1; n += 8) {
+    const uint16_t* block = ld.pairs(n, 0);  // [steps][8 rows][16 pairs]
+    float* out = packed + (n - n0) * ld_packed;  // [8 rows][ld_packed]
+    for (int64_t q = 0; q < steps; ++q) {
+      const char* ahead = reinterpret_cast<const char*>(block + 128 * q) + 2048;
+      for (int b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+      const bool low_chunk = 16 * q + 8 < ld_packed;  // past K rounded up to 8: not stored
+      for (int r = 0; r < 8; ++r) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 * q + 16 * r));
+        float* row = out + r * ld_packed + 16 * q;
+        _mm256_storeu_ps(row, _mm256_castsi256_ps(_mm256_and_si256(v, high_halves)));
+        if (low_chunk) _mm256_storeu_ps(row + 8, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+      }
+    }
+  }
+  pack_rows<InterleavedLoader<uint16_t>>(ld, b1, n1, K, ld_packed, packed + (b1 - n0) * ld_packed);
+}
+
 // Many tokens: several tiles of tokens share each weight row, so the rows are converted to f32
 // once (exact) and the tiles read them from cache.
 template <class L>
@@ -458,11 +487,12 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
-    // 2-15 tokens: the blocks in chunks; from 16 (moepp-1b's 2048 x 768 matrices, cold, one
-    // thread: 40 GFLOP/s against 38-39 at 16 tokens, 40-41 against 45-47 at 24) the rows
-    // converted to f32 once, whose 4 x 3 tiles keep their inputs in L1.
+    // 2-7 tokens: the blocks in chunks; from 8 the rows converted to f32 once, a block of 8 rows
+    // at a time, whose 4 x 3 tiles keep their inputs in L1. moepp-1b's 2048 x 768 matrices,
+    // cold, one thread: 8 tokens 38-50 GFLOP/s against 38-40 in chunks, 12 tokens 43-57 against
+    // 31-40, 5-6 tokens the same either way.
     if (M == 1) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
-    if (M < 16) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
+    if (M < 8) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
     return packed_rows(x, M, ldx, w.cols, InterleavedLoader<uint16_t>{&w}, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);
