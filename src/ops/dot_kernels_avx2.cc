@@ -50,6 +50,12 @@ inline __m256 f32x8(const uint16_t* p) {  // 8 bf16 -> f32, exact
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+// The f32 values of a register of bf16 pairs: the high halves (masked), the low ones (shifted up).
+inline __m256 high_halves_of(__m256i pairs, __m256i high_halves) {
+  return _mm256_castsi256_ps(_mm256_and_si256(pairs, high_halves));
+}
+inline __m256 low_halves_of(__m256i pairs) { return _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16)); }
+
 // Row-major f32 or bf16 rows. NR rows are NR interleaved memory streams, which the hardware
 // prefetcher serves poorly (measured 6 GB/s instead of 14 for bf16 rows): prefetch() fetches the
 // next tile's rows, one line per row per line consumed.
@@ -96,8 +102,7 @@ struct InterleavedLoader<uint16_t> {
   }
   __m256 load(int64_t n, int64_t k) const {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs(n, k)));
-    return _mm256_castsi256_ps(k % 16 == 0 ? _mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u)))
-                                           : _mm256_slli_epi32(v, 16));
+    return k % 16 == 0 ? high_halves_of(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))) : low_halves_of(v);
   }
   __m256 load_tail(int64_t n, int64_t k) const { return load(n, k); }  // zero-padded to 16 columns
 };
@@ -111,6 +116,22 @@ struct PackedLoader {
   __m256 load_tail(int64_t n, int64_t k) const { return load(n, k); }
   template <int NR>
   void prefetch(int64_t, int64_t) const {}
+};
+
+// Packed rows whose tiles also request the memory of the rows to be packed next (`next`, in
+// order, `next_bytes` of them): the tile at row n, column k requests the byte at 2 * (n * ld + k)
+// of each of its rows (bf16: half the packed f32 bytes), once a line.
+struct PackedPrefetchLoader : PackedLoader {
+  const char* next;
+  int64_t next_bytes;
+  template <int NR>
+  void prefetch(int64_t n, int64_t k) const {
+    if (k % 32 != 0) return;
+    for (int r = 0; r < NR; ++r) {
+      const int64_t at = 2 * ((n + r) * ld + k);
+      if (at < next_bytes) _mm_prefetch(next + at, _MM_HINT_T0);
+    }
+  }
 };
 
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): hadd twice gives the two inner sums in lane 0
@@ -296,8 +317,8 @@ void pack_rows(const InterleavedLoader<uint16_t>& ld, int64_t n0, int64_t n1, in
       for (int r = 0; r < 8; ++r) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 * q + 16 * r));
         float* row = out + r * ld_packed + 16 * q;
-        _mm256_storeu_ps(row, _mm256_castsi256_ps(_mm256_and_si256(v, high_halves)));
-        if (low_chunk) _mm256_storeu_ps(row + 8, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        _mm256_storeu_ps(row, high_halves_of(v, high_halves));
+        if (low_chunk) _mm256_storeu_ps(row + 8, low_halves_of(v));
       }
     }
   }
@@ -314,6 +335,29 @@ void packed_rows(const float* x, int64_t M, int64_t ldx, int64_t K, const L& ld,
   packed.resize(static_cast<size_t>((n1 - n0) * ld_packed));
   pack_rows(ld, n0, n1, K, ld_packed, packed.data());
   rows_with(x, M, ldx, K, PackedLoader{packed.data(), ld_packed}, 0, n1 - n0, y, ldy);
+}
+
+// Many tokens against interleaved bf16 rows [n0, n1), 24 rows (3 blocks, 8 tiles of 3 rows) at a
+// time: each group converted to f32 (pack_rows), then its tiles computed while they request the
+// next group's bytes, so memory works during the arithmetic instead of before it. moepp-1b's
+// 2048 x 768 matrices, cold, one thread, 128-row tasks: 16 tokens 54-57 -> 63-65 GFLOP/s, 24
+// tokens 49-58 -> 65-70, 56 tokens 60-70 -> 77-80 against converting a task's rows first; groups
+// of 48 rows measured no better (49-62 at 16 tokens).
+void bf16_packed_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y,
+                      int64_t ldy) {
+  constexpr int64_t kGroup = 24;
+  const InterleavedLoader<uint16_t> ld{&w};
+  const int64_t K = w.cols, ld_packed = (K + 7) & ~int64_t{7};
+  thread_local std::vector<float> packed;
+  packed.resize(static_cast<size_t>(kGroup * ld_packed));
+  const auto block_start = [&](int64_t n) { return reinterpret_cast<const char*>(w.bf16() + n / 8 * 8 * w.padded_cols()); };
+  for (int64_t g0 = n0; g0 < n1; g0 += kGroup) {
+    const int64_t g1 = std::min(n1, g0 + kGroup), h1 = std::min(n1, g1 + kGroup);
+    pack_rows(ld, g0, g1, K, ld_packed, packed.data());
+    const PackedPrefetchLoader pl{{packed.data(), ld_packed}, block_start(g1),
+                                  g1 < h1 ? block_start(h1 + 7) - block_start(g1) : 0};
+    rows_with(x, M, ldx, K, pl, 0, g1 - g0, y + (g0 - n0), ldy);
+  }
 }
 
 template <class L>
@@ -339,22 +383,43 @@ inline __m256 load_x8(const float* p, int64_t live) {
   return live >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(live));
 }
 
+// v as it is, in a register: GCC otherwise folds a load used by several FMAs into each of them,
+// one load per FMA instead of one per input chunk, which left the bf16 batch tiles load-bound
+// (moepp-1b's 2048 x 768 bf16 matrices, cold, one thread: 4 tokens 26-33 -> 33-38 GFLOP/s, 6
+// tokens 26-34 -> 37-41; from L1, 4 tokens x 2 rows 42-51 -> 82, against 81-98 for f32 rows).
+inline __m256 in_register(__m256 v) {
+  asm("" : "+x"(v));
+  return v;
+}
+
 // Steps [q0, q1) of 16 columns (q1 <= ceil(K / 16); a step past K / 16 is the partial one) of
 // MR tokens x NR rows into acc: lane j of acc[m][r] adds x column 16q + j times the high halves,
-// then column 16q + 8 + j times the low ones. prefetch(q) runs before each whole step.
+// then column 16q + 8 + j times the low ones. prefetch(q) runs before each whole step. Each input
+// chunk is loaded once for all NR rows; a batch converts its rows' high halves for all tokens,
+// then the low ones (one token: both of each row in turn, its 8 rows' halves would not fit).
 template <int MR, int NR, class Prefetch>
 inline void bf16_pair_steps(const float* x, int64_t ldx, int64_t K, const uint16_t* const* rows, int64_t q0,
                             int64_t q1, __m256 (&acc)[MR][NR], Prefetch&& prefetch) {
   const __m256i high_halves = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
   auto step = [&](int64_t q, int64_t live) {  // live: columns of this step below K (1..16)
-    for (int r = 0; r < NR; ++r) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 128 * q));
-      const __m256 high = _mm256_castsi256_ps(_mm256_and_si256(v, high_halves));
-      const __m256 low = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-      for (int m = 0; m < MR; ++m) {
-        const float* xm = x + m * ldx + 16 * q;
-        acc[m][r] = _mm256_fmadd_ps(load_x8(xm, live), high, acc[m][r]);
-        if (live > 8) acc[m][r] = _mm256_fmadd_ps(load_x8(xm + 8, live - 8), low, acc[m][r]);
+    if constexpr (MR == 1) {
+      const __m256 x_high = in_register(load_x8(x + 16 * q, live));
+      const __m256 x_low = live > 8 ? in_register(load_x8(x + 16 * q + 8, live - 8)) : _mm256_setzero_ps();
+      for (int r = 0; r < NR; ++r) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 128 * q));
+        acc[0][r] = _mm256_fmadd_ps(x_high, high_halves_of(v, high_halves), acc[0][r]);
+        if (live > 8) acc[0][r] = _mm256_fmadd_ps(x_low, low_halves_of(v), acc[0][r]);
+      }
+    } else {
+      __m256i v[NR];
+      for (int r = 0; r < NR; ++r) v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + 128 * q));
+      for (int half = 0; half < (live > 8 ? 2 : 1); ++half) {
+        __m256 wv[NR];
+        for (int r = 0; r < NR; ++r) wv[r] = half == 0 ? high_halves_of(v[r], high_halves) : low_halves_of(v[r]);
+        for (int m = 0; m < MR; ++m) {
+          const __m256 xv = in_register(load_x8(x + m * ldx + 16 * q + 8 * half, live - 8 * half));
+          for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_fmadd_ps(xv, wv[r], acc[m][r]);
+        }
       }
     }
   };
@@ -493,7 +558,7 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
     // 31-40, 5-6 tokens the same either way.
     if (M == 1) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
     if (M < 8) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
-    return packed_rows(x, M, ldx, w.cols, InterleavedLoader<uint16_t>{&w}, n0, n1, y, ldy);
+    return bf16_packed_rows(x, M, ldx, w, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);
   rows_for(x, M, ldx, w, RowMajorLoader<uint16_t>{{&w}}, n0, n1, y, ldy);
