@@ -350,7 +350,7 @@ void bf16_packed_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, i
   const int64_t K = w.cols, ld_packed = (K + 7) & ~int64_t{7};
   thread_local std::vector<float> packed;
   packed.resize(static_cast<size_t>(kGroup * ld_packed));
-  const auto block_start = [&](int64_t n) { return reinterpret_cast<const char*>(w.bf16() + n / 8 * 8 * w.padded_cols()); };
+  const auto block_start = [&](int64_t n) { return reinterpret_cast<const char*>(ld.pairs(n / 8 * 8, 0)); };
   for (int64_t g0 = n0; g0 < n1; g0 += kGroup) {
     const int64_t g1 = std::min(n1, g0 + kGroup), h1 = std::min(n1, g1 + kGroup);
     pack_rows(ld, g0, g1, K, ld_packed, packed.data());
@@ -386,7 +386,7 @@ inline __m256 load_x8(const float* p, int64_t live) {
 // v as it is, in a register: GCC otherwise folds a load used by several FMAs into each of them,
 // one load per FMA instead of one per input chunk, which left the bf16 batch tiles load-bound
 // (moepp-1b's 2048 x 768 bf16 matrices, cold, one thread: 4 tokens 26-33 -> 33-38 GFLOP/s, 6
-// tokens 26-34 -> 37-41; from L1, 4 tokens x 2 rows 42-51 -> 82, against 81-98 for f32 rows).
+// tokens 26-34 -> 38-41; from L1, 4 tokens x 2 rows 42-52 -> 68-83, against 81-98 for f32 rows).
 inline __m256 in_register(__m256 v) {
   asm("" : "+x"(v));
   return v;
