@@ -23,12 +23,15 @@ struct Task {
 // thread streams its share of a matrix in one run. Threads taking turns over short blocks made
 // every task start a new memory stream: `moepp bench --stream --weights q8 -t 2` read 2816 x 1024
 // matrices at 46 GB/s in 128-row tasks against 59-64 in halves (the plain read alike, 56 against
-// 75), and earlier 32-row q4 tasks read no faster with two threads than with one. From 16 tokens
+// 75), and earlier 32-row q4 tasks read no faster with two threads than with one. From 5 tokens
 // 128, where each task's work on its inputs and its first, unprefetched panel of weights are
-// spread over more rows; 32 in between, to keep both threads busy.
+// spread over more rows, and a layer's many experts keep both threads busy. 32-row tasks for
+// 5-15 tokens (until session 21) held MoE++'s experts back: `bench --model-shape moepp-1b
+// --compare-vanilla --weights bf16 -t 2 -p 128 --zc-share 0.5` (8 tokens an FFN expert against
+// the vanilla twin's 16), expert speed-up over the FFN-work ratio 0.79 -> 0.84-0.86.
 int64_t rows_per_task(int64_t tokens, int64_t rows, int threads) {
   if (tokens <= 4) return rows_per_thread(rows, threads);
-  return tokens >= 16 ? 128 : 32;
+  return 128;
 }
 
 // (expert, row block) tasks over `rows(e)` rows for every expert with tokens.

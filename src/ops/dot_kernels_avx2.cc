@@ -4,8 +4,8 @@
 //
 // Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
 // of the 16 ymm registers for batches, 1 x 8 for one token). Interleaved bf16 rows: one token
-// takes bf16_pair_tile (each pair of chunks loaded once), 2-7 tokens bf16_pair_blocks (blocks in
-// chunks reused from L1), 8 or more the rows converted once to padded f32 (exact), so the
+// takes bf16_pair_tile (each pair of chunks loaded once), 2-15 tokens bf16_pair_blocks (blocks in
+// chunks reused from L1), 16 or more the rows converted once to padded f32 (exact), so the
 // conversion is not repeated per tile of tokens; row-major bf16 rows are converted from 5 tokens.
 // q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
 #include <immintrin.h>
@@ -552,12 +552,15 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
-    // 2-7 tokens: the blocks in chunks; from 8 the rows converted to f32 once, a block of 8 rows
-    // at a time, whose 4 x 3 tiles keep their inputs in L1. moepp-1b's 2048 x 768 matrices,
-    // cold, one thread: 8 tokens 38-50 GFLOP/s against 38-40 in chunks, 12 tokens 43-57 against
-    // 31-40, 5-6 tokens the same either way.
+    // 2-15 tokens: the blocks in chunks; from 16 the rows converted to f32 once, a block of 8
+    // rows at a time, whose 4 x 3 tiles keep their inputs in L1. moepp-1b's matrices, cold, one
+    // thread, 128-row tasks, the two alternated rep by rep (session 21): 2048 x 768, 8-14 tokens
+    // the same either way, 16-24 tokens 55-57 in chunks against 63-68 converted; 768 x 2048 (the
+    // down projection, whose 24-row groups of f32 rows and inputs outgrow L1), 8 tokens 54 against
+    // 41-42, 10 tokens 48-55 against 37-40, 12 tokens 46-51 against 41-44, 14 tokens 54-55
+    // against 49.
     if (M == 1) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
-    if (M < 8) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
+    if (M < 16) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
     return bf16_packed_rows(x, M, ldx, w, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);
