@@ -552,10 +552,10 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
-    // 2-15 tokens: the blocks in chunks; from 16 the rows converted to f32 once, a block of 8
-    // rows at a time, whose 4 x 3 tiles keep their inputs in L1. moepp-1b's matrices, cold, one
-    // thread, 128-row tasks, the two alternated rep by rep (session 21): 2048 x 768, 8-14 tokens
-    // the same either way, 16-24 tokens 55-57 in chunks against 63-68 converted; 768 x 2048 (the
+    // 2-15 tokens: the blocks in chunks; from 16 the rows converted to f32 once, 24 at a time
+    // (bf16_packed_rows). moepp-1b's matrices, cold, one thread, 128-row tasks, the two
+    // alternated rep by rep (session 21): 2048 x 768, 8-14 tokens the same either way, 16-24
+    // tokens 52-59 in chunks against 60-68 converted; 768 x 2048 (the
     // down projection, whose 24-row groups of f32 rows and inputs outgrow L1), 8 tokens 54 against
     // 41-42, 10 tokens 48-55 against 37-40, 12 tokens 46-51 against 41-44, 14 tokens 54-55
     // against 49.
