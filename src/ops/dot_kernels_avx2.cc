@@ -480,9 +480,12 @@ void bf16_pair_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int
 
 // Several tokens against whole blocks of 8 interleaved bf16 rows. A block's columns are taken in
 // chunks of 256 (4 KiB of weights): the first four tiles of a chunk (the first tokens, each pair
-// of rows) read it from memory, each prefetching its own line of every step of the next chunk,
-// 4 KiB ahead; the other tokens' tiles read it from L1. The lanes wait in `lanes` between
-// chunks. bf16_pair_tile alone streams each block once per 4 tokens and pair of rows (a line in
+// of rows) read it from memory, the other tokens' tiles from L1. Every group of 4 tokens requests
+// its share of the next chunk, 4 KiB ahead, so memory works through the whole chunk's arithmetic;
+// the first group alone requesting all of it (until session 22) left memory idle during the
+// others' and the first group waiting: cold, one thread, alternated rep by rep, 6 tokens 48-50
+// -> 54-56 GFLOP/s, 8 tokens 53-56 -> 60-61, 12 tokens 57-60 -> 59-63. The lanes wait in `lanes`
+// between chunks. bf16_pair_tile alone streams each block once per 4 tokens and pair of rows (a line in
 // four each time), and the f32 conversion of whole rows (packed_rows) costs as much again as the
 // products of a few tokens: on moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8 and 12
 // tokens ran at 21, 36, 34-40 and 39-40 GFLOP/s against 17-18, 23-25, 25 and 32-33.
@@ -495,6 +498,7 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
   lanes.assign(static_cast<size_t>(M * 64), 0.0f);
   const uint16_t* rows[8];
   for (int r = 0; r < 8; ++r) rows[r] = ld.pairs(n + r, 0);
+  const int64_t groups = (M + 3) / 4;  // of 4 tokens (the last maybe fewer)
   for (int64_t q0 = 0; q0 < steps; q0 += kChunkSteps) {
     const int64_t q1 = std::min(steps, q0 + kChunkSteps);
     for_query_blocks_of_4(M, [&](auto tokens, int64_t m0) {
@@ -504,13 +508,14 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
         for (int m = 0; m < MR; ++m)
           for (int r = 0; r < 2; ++r) acc[m][r] = _mm256_loadu_ps(&lanes[((m0 + m) * 8 + 2 * p + r) * 8]);
         const float* xm = x + m0 * ldx;
-        if (m0 == 0) {  // pair p's line of each step of the next chunk
-          bf16_pair_steps<MR, 2>(xm, ldx, K, rows + 2 * p, q0, q1, acc, [&](int64_t q) {
-            _mm_prefetch(reinterpret_cast<const char*>(rows[2 * p] + 128 * q) + 4096, _MM_HINT_T0);
-          });
-        } else {
-          bf16_pair_steps<MR, 2>(xm, ldx, K, rows + 2 * p, q0, q1, acc, [](int64_t) {});
-        }
+        // Pair p's line of every step of the next chunk, shared out between the token groups:
+        // group g requests steps g, g + groups, ...
+        int64_t next_request = q0 + m0 / 4;
+        bf16_pair_steps<MR, 2>(xm, ldx, K, rows + 2 * p, q0, q1, acc, [&](int64_t q) {
+          if (q != next_request) return;
+          _mm_prefetch(reinterpret_cast<const char*>(rows[2 * p] + 128 * q) + 4096, _MM_HINT_T0);
+          next_request += groups;
+        });
         for (int m = 0; m < MR; ++m)
           for (int r = 0; r < 2; ++r) _mm256_storeu_ps(&lanes[((m0 + m) * 8 + 2 * p + r) * 8], acc[m][r]);
       }
