@@ -479,19 +479,21 @@ void bf16_pair_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int
 }
 
 // Several tokens against whole blocks of 8 interleaved bf16 rows. A block's columns are taken in
-// chunks of 256 (4 KiB of weights): the first four tiles of a chunk (the first tokens, each pair
-// of rows) read it from memory, the other tokens' tiles from L1. Every group of 4 tokens requests
-// its share of the next chunk, 4 KiB ahead, so memory works through the whole chunk's arithmetic;
-// the first group alone requesting all of it (until session 22) left memory idle during the
-// others' and the first group waiting: cold, one thread, alternated rep by rep, 6 tokens 48-50
-// -> 54-56 GFLOP/s, 8 tokens 53-56 -> 60-61, 12 tokens 57-60 -> 59-63. A group of 1 or 2 tokens
-// takes 8 or 4 rows a tile, where pairs of rows left it 2 or 4 accumulators, each a chain of
-// dependent FMAs (alternated as above: 2 tokens 20-22 -> 24-27, 6 tokens 52-55 -> 56-59, 9 tokens
-// 44-55 -> 52-60, 13 tokens 53-57 -> 57-61; 3 tokens as 3 x 4 tiles spilled, 7 tokens 40-57 ->
-// 43-47). The lanes wait in `lanes` between chunks. bf16_pair_tile alone streams each block once per 4 tokens and pair of rows (a line in
-// four each time), and the f32 conversion of whole rows (packed_rows) costs as much again as the
-// products of a few tokens: on moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8 and 12
-// tokens ran at 21, 36, 34-40 and 39-40 GFLOP/s against 17-18, 23-25, 25 and 32-33.
+// chunks of 256 (4 KiB of weights): the first group of 4 tokens reads a chunk from memory, the
+// other groups from L1. The lanes wait in `lanes` between chunks. bf16_pair_tile alone streams
+// each block once per 4 tokens and pair of rows (a line in four each time), and the f32
+// conversion of whole rows (packed_rows) costs as much again as the products of a few tokens: on
+// moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8 and 12 tokens ran at 21, 36, 34-40
+// and 39-40 GFLOP/s against 17-18, 23-25, 25 and 32-33.
+// - Every group requests its share of the next chunk, 4 KiB ahead, so memory works through the
+//   whole chunk's arithmetic. The first group alone requesting all of it (until session 22) left
+//   memory idle during the other groups' and the first one waiting: cold, one thread, the two
+//   alternated rep by rep, 6 tokens 48-50 -> 54-56 GFLOP/s, 8 tokens 53-56 -> 60-61, 12 tokens
+//   57-60 -> 59-63.
+// - A group of 1 or 2 tokens takes 8 or 4 rows a tile, where pairs of rows left it 2 or 4
+//   accumulators, each a chain of dependent FMAs (alternated as above: 2 tokens 20-22 -> 24-27,
+//   6 tokens 52-55 -> 56-59, 9 tokens 44-55 -> 52-60, 13 tokens 53-57 -> 57-61; groups of 3 as
+//   3 x 4 tiles spilled registers, 7 tokens 40-57 -> 43-47).
 // Same bits as bf16_pair_tile: every lane adds the same products in the same order.
 void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n, float* y, int64_t ldy) {
   constexpr int64_t kChunkSteps = 16;  // steps of 16 columns
@@ -506,28 +508,38 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
     const int64_t q1 = std::min(steps, q0 + kChunkSteps);
     for_query_blocks_of_4(M, [&](auto tokens, int64_t m0) {
       constexpr int MR = decltype(tokens)::value;
-      auto passes = [&](auto rows_per_pass) {
+      auto pass = [&](auto rows_per_pass, int r0) {
         constexpr int NR = decltype(rows_per_pass)::value;
-        for (int r0 = 0; r0 < 8; r0 += NR) {
-          __m256 acc[MR][NR];
-          for (int m = 0; m < MR; ++m)
-            for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_loadu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8]);
-          const float* xm = x + m0 * ldx;
-          // These rows' lines of every step of the next chunk, shared out between the token
-          // groups: group g requests steps g, g + groups, ...
-          int64_t next_request = q0 + m0 / 4;
-          bf16_pair_steps<MR, NR>(xm, ldx, K, rows + r0, q0, q1, acc, [&](int64_t q) {
-            if (q != next_request) return;
-            for (int r = 0; r < NR; r += 2)
-              _mm_prefetch(reinterpret_cast<const char*>(rows[r0 + r] + 128 * q) + 4096, _MM_HINT_T0);
-            next_request += groups;
-          });
-          for (int m = 0; m < MR; ++m)
-            for (int r = 0; r < NR; ++r) _mm256_storeu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8], acc[m][r]);
-        }
+        __m256 acc[MR][NR];
+        for (int m = 0; m < MR; ++m)
+          for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_loadu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8]);
+        const float* xm = x + m0 * ldx;
+        // These rows' lines of every step of the next chunk, shared out between the token
+        // groups: group g requests steps g, g + groups, ...
+        int64_t next_request = q0 + m0 / 4;
+        bf16_pair_steps<MR, NR>(xm, ldx, K, rows + r0, q0, q1, acc, [&](int64_t q) {
+          if (q != next_request) return;
+          for (int r = r0 / 2 * 2; r < r0 + NR; r += 2)
+            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 4096, _MM_HINT_T0);
+          next_request += groups;
+        });
+        for (int m = 0; m < MR; ++m)
+          for (int r = 0; r < NR; ++r) _mm256_storeu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8], acc[m][r]);
       };
-      // 8 accumulators a tile whatever the tokens, as each adds two dependent products a step.
-      passes(std::integral_constant<int, MR == 1 ? 8 : MR == 2 ? 4 : 2>{});
+      using std::integral_constant;
+      // 8 or 9 accumulators a tile whatever the tokens, as each adds two dependent products a
+      // step. 3 tokens alone take rows 3, 3 and 2 at a time: 33-36 -> 36-39 GFLOP/s (cold, one
+      // thread, alternated); as the last group after others (7, 11, 15 tokens) 3-5% slower.
+      if constexpr (MR == 3) {
+        if (groups == 1) {
+          pass(integral_constant<int, 3>{}, 0);
+          pass(integral_constant<int, 3>{}, 3);
+          pass(integral_constant<int, 2>{}, 6);
+          return;
+        }
+      }
+      constexpr int NR = MR == 1 ? 8 : MR == 2 ? 4 : 2;
+      for (int r0 = 0; r0 < 8; r0 += NR) pass(integral_constant<int, NR>{}, r0);
     });
   }
   for (int64_t m = 0; m < M; ++m)
