@@ -578,15 +578,18 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
   const bool f32 = w.dtype == DType::kF32;
   if (w.interleaved8) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
-    // 2-15 tokens: the blocks in chunks; from 16 the rows converted to f32 once, 24 at a time
-    // (bf16_packed_rows). moepp-1b's matrices, cold, one thread, 128-row tasks, the two
-    // alternated rep by rep (session 21): 2048 x 768, 8-14 tokens the same either way, 16-24
-    // tokens 52-59 in chunks against 60-68 converted; 768 x 2048 (the
-    // down projection, whose 24-row groups of f32 rows and inputs outgrow L1), 8 tokens 54 against
-    // 41-42, 10 tokens 48-55 against 37-40, 12 tokens 46-51 against 41-44, 14 tokens 54-55
-    // against 49.
+    // A few tokens: the blocks in chunks (bf16_pair_batch); more: the rows converted to f32 once,
+    // 24 at a time (bf16_packed_rows), whose 4 x 3 tiles read 7 rows of K floats a pass. Where
+    // those fit L1 (K <= 877) the converted rows win from 14 tokens, elsewhere from 24 (until
+    // session 22 from 16 for every K). Cold, one thread, 128-row tasks, the two alternated rep
+    // by rep (GFLOP/s, in chunks against converted): moepp-1b's 2048 x 768, 12-13 tokens the
+    // same, 14 48-57 against 58-60, 15 58 against 64-65; its 768 x 2048, 16-22 tokens 57-62
+    // against 52-57, 24 58-61 against 57-60, 28 the same; mixtral-1.8b's 2816 x 1024, 12-24
+    // tokens 55-60 against 45-58; its 1024 x 2816, 12-20 tokens about the same, 24-32 57-60
+    // against 62-65.
+    const int64_t converted_from = 7 * w.cols * 4 <= 24 * 1024 ? 14 : 24;
     if (M == 1) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
-    if (M < 16) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
+    if (M < converted_from) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
     return bf16_packed_rows(x, M, ldx, w, n0, n1, y, ldy);
   }
   if (f32) return rows_for(x, M, ldx, w, RowMajorLoader<float>{{&w}}, n0, n1, y, ldy);

@@ -128,11 +128,12 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
   // with f32 inputs and with inputs that are bf16 values, as under --dtype bf16 (the AVX-512 set
   // then takes vdpbf16ps for bf16 weights where the CPU has it). K = 300 and 520 take the AVX2
   // set's bf16 batches over more than one chunk of 256 columns, the last one partial or a single
-  // partial step. M = 13 and 17 take the AVX2 set's bf16 rows converted to f32, whole 8-row
-  // blocks at a time (K = 40: a last step of 16 columns with 8 past K), the rows outside them one
-  // by one.
+  // partial step. M = 17 takes the AVX2 set's bf16 rows converted to f32 up to K = 520, whole
+  // 8-row blocks at a time (K = 40: a last step of 16 columns with 8 past K), the rows outside
+  // them one by one; at K = 900 (rows too long for the converted tiles to stay in L1) the
+  // batches in chunks, as M = 2-13 at every K (groups of 1, 2 and 3 tokens take wider tiles).
   std::mt19937 rng(35);
-  for (int64_t K : {3, 40, 96, 131, 300, 520}) {
+  for (int64_t K : {3, 40, 96, 131, 300, 520, 900}) {
     for (int64_t M : {1, 2, 6, 7, 13, 17}) {
       const int64_t N = 91, ldx = K + 1, ldy = N + 5;
       for (const Weight& w : weights_in_every_format(rng, N, K)) {
