@@ -4,9 +4,10 @@
 //
 // Tiles of MR input rows x NR weight rows keep MR * NR 8-lane accumulators in registers (4 x 3 = 12
 // of the 16 ymm registers for batches, 1 x 8 for one token). Interleaved bf16 rows: one token
-// takes bf16_pair_tile (each pair of chunks loaded once), 2-15 tokens bf16_pair_blocks (blocks in
-// chunks reused from L1), 16 or more the rows converted once to padded f32 (exact), so the
-// conversion is not repeated per tile of tokens; row-major bf16 rows are converted from 5 tokens.
+// takes bf16_pair_tile (each pair of chunks loaded once), a few tokens bf16_pair_blocks (blocks in
+// chunks reused from L1: 2-13 tokens, 2-23 where K > 877), more the rows converted once to padded
+// f32 (exact), so the conversion is not repeated per tile of tokens; row-major bf16 rows are
+// converted from 5 tokens.
 // q8/q4 weights take the integer path (vpmaddubsw; vpdpbusd in the avx2vnni set).
 #include <immintrin.h>
 
@@ -479,8 +480,9 @@ void bf16_pair_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int
 }
 
 // Several tokens against whole blocks of 8 interleaved bf16 rows. A block's columns are taken in
-// chunks of 256 (4 KiB of weights): the first group of 4 tokens reads a chunk from memory, the
-// other groups from L1. The lanes wait in `lanes` between chunks. bf16_pair_tile alone streams
+// chunks of 256 (4 KiB of weights): each chunk is requested during the previous one, shared out
+// between the groups of 4 tokens, and read from L1 by all of them. The lanes wait in `lanes`
+// between chunks. bf16_pair_tile alone streams
 // each block once per 4 tokens and pair of rows (a line in four each time), and the f32
 // conversion of whole rows (packed_rows) costs as much again as the products of a few tokens: on
 // moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8 and 12 tokens ran at 21, 36, 34-40
@@ -519,7 +521,7 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
         int64_t next_request = q0 + m0 / 4;
         bf16_pair_steps<MR, NR>(xm, ldx, K, rows + r0, q0, q1, acc, [&](int64_t q) {
           if (q != next_request) return;
-          for (int r = r0 / 2 * 2; r < r0 + NR; r += 2)
+          for (int r = (r0 + 1) / 2 * 2; r < r0 + NR; r += 2)  // a line a pair, once
             _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 4096, _MM_HINT_T0);
           next_request += groups;
         });
@@ -527,9 +529,10 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
           for (int r = 0; r < NR; ++r) _mm256_storeu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8], acc[m][r]);
       };
       using std::integral_constant;
-      // 8 or 9 accumulators a tile whatever the tokens, as each adds two dependent products a
-      // step. 3 tokens alone take rows 3, 3 and 2 at a time: 33-36 -> 36-39 GFLOP/s (cold, one
-      // thread, alternated); as the last group after others (7, 11, 15 tokens) 3-5% slower.
+      // 8 accumulators a tile where the shape allows (9 and 6 for 3 tokens alone), as each adds
+      // two dependent products a step. 3 tokens alone take rows 3, 3 and 2 at a time: 33-36 ->
+      // 36-39 GFLOP/s (cold, one thread, alternated); a last group of 3 after others (7, 11, 15
+      // tokens) was 3-5% slower that way and keeps 3 x 2 tiles.
       if constexpr (MR == 3) {
         if (groups == 1) {
           pass(integral_constant<int, 3>{}, 0);
@@ -580,11 +583,11 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
     // A few tokens: the blocks in chunks (bf16_pair_batch); more: the rows converted to f32 once,
     // 24 at a time (bf16_packed_rows), whose 4 x 3 tiles read 7 rows of K floats a pass. Where
-    // those fit L1 (K <= 877) the converted rows win from 14 tokens, elsewhere from 24 (until
-    // session 22 from 16 for every K). Cold, one thread, 128-row tasks, the two alternated rep
-    // by rep (GFLOP/s, in chunks against converted): moepp-1b's 2048 x 768, 12-13 tokens the
-    // same, 14 48-57 against 58-60, 15 58 against 64-65; its 768 x 2048, 16-22 tokens 57-62
-    // against 52-57, 24 58-61 against 57-60, 28 the same; mixtral-1.8b's 2816 x 1024, 12-24
+    // those fit 24 KiB of L1's 32 (K <= 877) the converted rows win from 14 tokens, elsewhere
+    // from 24 (until session 22 from 16 for every K). Cold, one thread, 128-row tasks, the two
+    // alternated rep by rep (GFLOP/s, in chunks against converted): moepp-1b's 2048 x 768, 12-13
+    // tokens the same, 14 48-57 against 58-60, 15 58 against 64-65; its 768 x 2048, 16-22 tokens
+    // 57-62 against 52-57, 24 58-61 against 57-60, 28 the same; mixtral-1.8b's 2816 x 1024, 12-24
     // tokens 55-60 against 45-58; its 1024 x 2816, 12-20 tokens about the same, 24-32 57-60
     // against 62-65.
     const int64_t converted_from = 7 * w.cols * 4 <= 24 * 1024 ? 14 : 24;

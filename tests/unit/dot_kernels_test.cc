@@ -131,10 +131,11 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
   // partial step. M = 17 takes the AVX2 set's bf16 rows converted to f32 up to K = 520, whole
   // 8-row blocks at a time (K = 40: a last step of 16 columns with 8 past K), the rows outside
   // them one by one; at K = 900 (rows too long for the converted tiles to stay in L1) the
-  // batches in chunks, as M = 2-13 at every K (groups of 1, 2 and 3 tokens take wider tiles).
+  // batches in chunks, as M = 2-13 at every K (groups of 1 and 2 tokens take 8 and 4 rows a
+  // tile, 3 tokens alone 3, 3 and 2).
   std::mt19937 rng(35);
   for (int64_t K : {3, 40, 96, 131, 300, 520, 900}) {
-    for (int64_t M : {1, 2, 6, 7, 13, 17}) {
+    for (int64_t M : {1, 2, 3, 6, 7, 13, 17}) {
       const int64_t N = 91, ldx = K + 1, ldy = N + 5;
       for (const Weight& w : weights_in_every_format(rng, N, K)) {
         for (bool bf16_inputs : {false, true}) {
