@@ -502,7 +502,10 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
   const InterleavedLoader<uint16_t> ld{&w};
   const int64_t K = w.cols, steps = (K + 15) / 16;
   thread_local std::vector<float> lanes;  // [M, 8 rows, 8 lanes] accumulators
-  lanes.assign(static_cast<size_t>(M * 64), 0.0f);
+  // Not cleared (a memset every block cost 0-6% at 4-12 tokens, cold or from L2; 2 tokens within
+  // the noise): the first chunk starts its accumulators from zero.
+  lanes.resize(static_cast<size_t>(M * 64));
+  if (steps == 0) std::fill(lanes.begin(), lanes.end(), 0.0f);
   const uint16_t* rows[8];
   for (int r = 0; r < 8; ++r) rows[r] = ld.pairs(n + r, 0);
   const int64_t groups = (M + 3) / 4;  // of 4 tokens (the last maybe fewer)
@@ -514,7 +517,8 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
         constexpr int NR = decltype(rows_per_pass)::value;
         __m256 acc[MR][NR];
         for (int m = 0; m < MR; ++m)
-          for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_loadu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8]);
+          for (int r = 0; r < NR; ++r)
+            acc[m][r] = q0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(&lanes[((m0 + m) * 8 + r0 + r) * 8]);
         const float* xm = x + m0 * ldx;
         // These rows' lines of every step of the next chunk, shared out between the token
         // groups: group g requests steps g, g + groups, ...
