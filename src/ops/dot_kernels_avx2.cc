@@ -482,11 +482,10 @@ void bf16_pair_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int
 // Several tokens against whole blocks of 8 interleaved bf16 rows. A block's columns are taken in
 // chunks of 256 (4 KiB of weights): each chunk is requested during the previous one, shared out
 // between the groups of 4 tokens, and read from L1 by all of them. The lanes wait in `lanes`
-// between chunks. bf16_pair_tile alone streams
-// each block once per 4 tokens and pair of rows (a line in four each time), and the f32
-// conversion of whole rows (packed_rows) costs as much again as the products of a few tokens: on
-// moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8 and 12 tokens ran at 21, 36, 34-40
-// and 39-40 GFLOP/s against 17-18, 23-25, 25 and 32-33.
+// between chunks. bf16_pair_tile alone streams each block once per 4 tokens and pair of rows (a
+// line in four each time), and the f32 conversion of whole rows (packed_rows) costs as much again
+// as the products of a few tokens: on moepp-1b's 2048 x 768 matrices, cold, one thread, 2, 4, 8
+// and 12 tokens ran at 21, 36, 34-40 and 39-40 GFLOP/s against 17-18, 23-25, 25 and 32-33.
 // - Every group requests its share of the next chunk, 4 KiB ahead, so memory works through the
 //   whole chunk's arithmetic. The first group alone requesting all of it (until session 22) left
 //   memory idle during the other groups' and the first one waiting: cold, one thread, the two
@@ -594,7 +593,8 @@ void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t 
     // 57-62 against 52-57, 24 58-61 against 57-60, 28 the same; mixtral-1.8b's 2816 x 1024, 12-24
     // tokens 55-60 against 45-58; its 1024 x 2816, 12-20 tokens about the same, 24-32 57-60
     // against 62-65.
-    const int64_t converted_from = 7 * w.cols * 4 <= 24 * 1024 ? 14 : 24;
+    const bool tile_rows_fit_l1 = 7 * w.cols * static_cast<int64_t>(sizeof(float)) <= 24 * 1024;
+    const int64_t converted_from = tile_rows_fit_l1 ? 14 : 24;
     if (M == 1) return bf16_pair_rows(x, M, ldx, w, n0, n1, y, ldy);
     if (M < converted_from) return bf16_pair_batch(x, M, ldx, w, n0, n1, y, ldy);
     return bf16_packed_rows(x, M, ldx, w, n0, n1, y, ldy);
