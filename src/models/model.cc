@@ -29,15 +29,15 @@ namespace {
 // the mapped checkpoint gives its pages back, so the copy does not add to the memory (the file
 // stays mapped for the small tensors still viewed there). Nothing to do when *w is prepared
 // already (an expert done as it was loaded).
-Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what) {
+Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, ThreadPool* pool) {
   if (w->empty() || (w->interleaved8 && w->quant == q)) return Status::Ok();
   Weight out = *w;
   if (q != WeightQuant::kNone) {
-    auto quantized = quantize_weight(*w, q);
+    auto quantized = quantize_weight(*w, q, pool);
     if (!quantized.ok()) return quantized.status().with_context(what);
     out = std::move(quantized).value();
   }
-  if (!out.interleaved8) out = interleave_rows8(out);
+  if (!out.interleaved8) out = interleave_rows8(out, pool);
   if (out.data == w->data) return Status::Ok();
   if (w->owner == nullptr && w->quant == WeightQuant::kNone) {
     const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);
@@ -147,7 +147,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   for (const TensorEntry& e : m->source_->entries()) ++dtype_counts[dtype_name(e.dtype)];
   m->checkpoint_dtypes_.assign(dtype_counts.begin(), dtype_counts.end());
 
-  WeightLoader loader(*m->source_, m->precision_.weight_dtype(), dir);
+  WeightLoader loader(*m->source_, m->precision_.weight_dtype(), dir, options.pool);
   family->declare_ignored(loader);
   ModelWeights& w = m->weights_;
   const int64_t d = c.d_model;
@@ -165,7 +165,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     MOEPP_ASSIGN_OR_RETURN(lw.attention.v, loader.matrix(p + "self_attn.v_proj.weight", kv_width, d));
     MOEPP_ASSIGN_OR_RETURN(lw.attention.o, loader.matrix(p + "self_attn.o_proj.weight", d, q_width));
     loader.on_expert_matrix([&](Weight* e) {
-      return prepare_matrix(e, options.expert_quant, "layer " + std::to_string(l) + " experts");
+      return prepare_matrix(e, options.expert_quant, "layer " + std::to_string(l) + " experts", options.pool);
     });
     MOEPP_RETURN_IF_ERROR(family->load_moe_layer(c, l, loader, &lw.moe));
     MOEPP_RETURN_IF_ERROR(m->prepare_layer(lw, l, options));
@@ -233,9 +233,9 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
         // peak memory of a quantised model.
         const std::string where = "layer " + std::to_string(l) + " experts";
         ew.gate_up = fill(2 * spec.ffn_width[e], d, init);
-        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.gate_up, options.expert_quant, where));
+        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.gate_up, options.expert_quant, where, options.pool));
         ew.down = fill(d, spec.ffn_width[e], init);
-        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.down, options.expert_quant, where));
+        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.down, options.expert_quant, where, options.pool));
       } else if (spec.kinds[e] == ExpertKind::kConstant) {
         ew.constant_gate = fill(2, d, init);
         ew.constant_value = fill(1, d, init);
@@ -250,17 +250,17 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
 Status Model::prepare_layer(LayerWeights& lw, int64_t layer, const LoadOptions& options) {
   const std::string where = "layer " + std::to_string(layer);
   for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o})
-    MOEPP_RETURN_IF_ERROR(prepare_matrix(w, options.rest_quant, where + " attention"));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(w, options.rest_quant, where + " attention", options.pool));
   for (ExpertWeights& e : lw.moe.experts) {
-    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.gate_up, options.expert_quant, where + " experts"));
-    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.down, options.expert_quant, where + " experts"));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.gate_up, options.expert_quant, where + " experts", options.pool));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.down, options.expert_quant, where + " experts", options.pool));
   }
   return Status::Ok();
 }
 
 Status Model::prepare_head(const LoadOptions& options) {
   if (weights_.lm_head.data == weights_.embed.data) return Status::Ok();  // tied: the embedding's rows
-  return prepare_matrix(&weights_.lm_head, options.rest_quant, "lm_head");
+  return prepare_matrix(&weights_.lm_head, options.rest_quant, "lm_head", options.pool);
 }
 
 ParamCounts Model::param_counts() const {

@@ -27,6 +27,9 @@ struct LoadOptions {
   // How make_cache() stores keys and values: unset, in the compute precision (f32, or bf16 for a
   // bf16 forward: the same numbers either way); q8 trades accuracy for about half the bytes.
   std::optional<KvStorage> kv_cache;
+  // Threads that convert, quantise and interleave the weights while loading (the command's pool,
+  // borrowed for the load only); none: the loading thread alone.
+  ThreadPool* pool = nullptr;
 };
 
 // Hooks called during forward (tests, routing analysis, debugging): per layer output and

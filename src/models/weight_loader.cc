@@ -33,16 +33,20 @@ Result<const TensorEntry*> WeightLoader::find(const std::string& name, const std
 }
 
 void WeightLoader::convert_into(const TensorEntry& e, void* dst) const {
-  const size_t n = static_cast<size_t>(e.numel());
-  if (e.dtype == target_) {
-    std::memcpy(dst, e.data, n * dtype_size(target_));
-  } else if (target_ == DType::kF32) {
-    float* out = static_cast<float*>(dst);
-    for (size_t i = 0; i < n; ++i) out[i] = load_as_f32(e.data, e.dtype, i);
-  } else {  // bf16 target from f32 or f16: round to nearest even, as torch's .to(bfloat16)
-    uint16_t* out = static_cast<uint16_t*>(dst);
-    for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(load_as_f32(e.data, e.dtype, i));
-  }
+  // Ranges of 256K values (0.5-1 MiB), each read from the mapped file and written by one thread.
+  parallel_ranges(pool_, e.numel(), int64_t{1} << 18, [&](int64_t i0, int64_t i1) {
+    if (e.dtype == target_) {
+      const size_t size = dtype_size(target_);
+      std::memcpy(static_cast<uint8_t*>(dst) + i0 * size, static_cast<const uint8_t*>(e.data) + i0 * size,
+                  static_cast<size_t>(i1 - i0) * size);
+    } else if (target_ == DType::kF32) {
+      float* out = static_cast<float*>(dst);
+      for (int64_t i = i0; i < i1; ++i) out[i] = load_as_f32(e.data, e.dtype, static_cast<size_t>(i));
+    } else {  // bf16 target from f32 or f16: round to nearest even, as torch's .to(bfloat16)
+      uint16_t* out = static_cast<uint16_t*>(dst);
+      for (int64_t i = i0; i < i1; ++i) out[i] = f32_to_bf16(load_as_f32(e.data, e.dtype, static_cast<size_t>(i)));
+    }
+  });
 }
 
 Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const TensorEntry& scales, int64_t rows,

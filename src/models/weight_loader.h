@@ -10,14 +10,16 @@
 
 #include "base/status.h"
 #include "io/tensor_source.h"
+#include "platform/thread_pool.h"
 #include "tensor/weight.h"
 
 namespace moepp {
 
 class WeightLoader {
  public:
-  WeightLoader(const TensorSource& source, DType target, std::string dir)
-      : source_(source), target_(target), dir_(std::move(dir)) {}
+  // pool: threads for the dtype conversions (none: the calling thread).
+  WeightLoader(const TensorSource& source, DType target, std::string dir, ThreadPool* pool = nullptr)
+      : source_(source), target_(target), dir_(std::move(dir)), pool_(pool) {}
 
   // A tensor of shape [rows, cols]; stored quantised (tensor/quantize.h) it loads as q8/q4.
   Result<Weight> matrix(const std::string& name, int64_t rows, int64_t cols);
@@ -49,6 +51,7 @@ class WeightLoader {
   std::set<std::string> used_;
   std::vector<std::string> ignored_suffixes_;
   MatrixHook expert_hook_;
+  ThreadPool* pool_;
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);

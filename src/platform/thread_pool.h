@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace moepp {
@@ -69,6 +70,14 @@ void parallel_ranges(ThreadPool& pool, int64_t n, int64_t chunk, Fn&& fn) {
     return;
   }
   pool.parallel_for(ranges, [&](int64_t r) { fn(r * chunk, std::min(n, (r + 1) * chunk)); });
+}
+
+// The same where a pool is optional (loading, which tools without a pool share): without one,
+// fn(0, n) on the calling thread.
+template <class Fn>
+void parallel_ranges(ThreadPool* pool, int64_t n, int64_t chunk, Fn&& fn) {
+  if (pool != nullptr) return parallel_ranges(*pool, n, chunk, std::forward<Fn>(fn));
+  if (n > 0) fn(int64_t{0}, n);
 }
 
 }  // namespace moepp

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "base/status.h"
+#include "platform/thread_pool.h"
 #include "tensor/weight.h"
 
 namespace moepp {
@@ -10,7 +11,8 @@ namespace moepp {
 // A stored quantised tensor NAME keeps its scales in NAME + this suffix (`moepp quantize`).
 constexpr const char* kQuantScalesSuffix = ".moepp_scales";
 
-// Returns a quantised copy of an f32/bf16 weight.
-Result<Weight> quantize_weight(const Weight& w, WeightQuant quant);
+// Returns a quantised copy of an f32/bf16 weight; rows spread over `pool` when given (the same
+// bytes either way: every row is quantised on its own).
+Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* pool = nullptr);
 
 }  // namespace moepp

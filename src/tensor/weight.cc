@@ -10,6 +10,8 @@
 #include <mutex>
 #include <new>
 
+#include "platform/thread_pool.h"
+
 namespace moepp {
 
 namespace {
@@ -103,73 +105,82 @@ size_t Weight::nbytes() const {
 
 namespace {
 
-Weight interleave_quantized(const Weight& w) {
+// Blocks of 8 rows a task when interleaving (64 rows): each task zeroes and fills its own blocks,
+// so the pages are first touched (and zeroed by the system) on the threads that fill them.
+constexpr int64_t kBlocksPerTask = 8;
+
+Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
   const int64_t blocks = (w.rows + 7) / 8, G = w.groups_per_row();
   Weight out = w;
   out.interleaved8 = true;
-  const size_t bytes = static_cast<size_t>(blocks * G * out.interleaved_group_stride());
-  out.owner = allocate_resident(bytes);
+  const size_t block_bytes = static_cast<size_t>(G * out.interleaved_group_stride());
+  out.owner = allocate_resident(static_cast<size_t>(blocks) * block_bytes);
   if (out.owner == nullptr) throw std::bad_alloc();
   uint8_t* p = static_cast<uint8_t*>(out.owner.get());
-  std::memset(p, 0, bytes);
   out.data = p;
   out.scales = reinterpret_cast<const float*>(p + 8 * w.group_bytes());  // block 0, group 0's scales
   float* scales = const_cast<float*>(out.scales);
-  for (int64_t r = 0; r < w.rows; ++r)
-    for (int64_t g = 0; g < G; ++g) {
-      scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
-      // A row-major row's last group may be short: take what it has.
-      const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
-      uint8_t* dst = p + out.group_offset(r, g);
-      const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);
-      if (w.quant == WeightQuant::kQ8) {
-        std::memcpy(dst, src, static_cast<size_t>(cols));
-        continue;
+  parallel_ranges(pool, blocks, kBlocksPerTask, [&](int64_t b0, int64_t b1) {
+    std::memset(p + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
+    for (int64_t r = b0 * 8; r < std::min(w.rows, b1 * 8); ++r)
+      for (int64_t g = 0; g < G; ++g) {
+        scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
+        // A row-major row's last group may be short: take what it has.
+        const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
+        uint8_t* dst = p + out.group_offset(r, g);
+        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);
+        if (w.quant == WeightQuant::kQ8) {
+          std::memcpy(dst, src, static_cast<size_t>(cols));
+          continue;
+        }
+        // q4: column j of rows 2p, 2p + 1 share a byte (q4_nibble); the source pairs columns.
+        const int shift = 4 * static_cast<int>(r % 2);
+        for (int64_t j = 0; j < cols; ++j)
+          dst[j] |= static_cast<uint8_t>(((src[j / 2] >> (4 * (j % 2))) & 0x0f) << shift);
       }
-      // q4: column j of rows 2p, 2p + 1 share a byte (q4_nibble); the source pairs columns.
-      const int shift = 4 * static_cast<int>(r % 2);
-      for (int64_t j = 0; j < cols; ++j)
-        dst[j] |= static_cast<uint8_t>(((src[j / 2] >> (4 * (j % 2))) & 0x0f) << shift);
-    }
+  });
   return out;
 }
 
 }  // namespace
 
-Weight interleave_rows8(const Weight& w) {
+Weight interleave_rows8(const Weight& w, ThreadPool* pool) {
   if (w.interleaved8 || w.empty()) return w;
-  if (w.quant != WeightQuant::kNone) return interleave_quantized(w);
+  if (w.quant != WeightQuant::kNone) return interleave_quantized(w, pool);
   Weight out;  // storage of the padded size, kept for the model's life
   out.dtype = w.dtype;
   out.rows = w.rows;
   out.cols = w.cols;
   out.interleaved8 = true;
-  const int64_t rows = (w.rows + 7) / 8 * 8, cols = out.padded_cols();
+  const int64_t blocks = (w.rows + 7) / 8, cols = out.padded_cols();
   const size_t esize = dtype_size(w.dtype);
-  const size_t bytes = static_cast<size_t>(rows * cols) * esize;
-  out.owner = allocate_resident(bytes);
+  const size_t block_bytes = static_cast<size_t>(8 * cols) * esize;
+  out.owner = allocate_resident(static_cast<size_t>(blocks) * block_bytes);
   if (out.owner == nullptr) throw std::bad_alloc();
   out.data = out.owner.get();
-  std::memset(out.owner.get(), 0, bytes);
-  if (w.dtype == DType::kBF16) {
-    for (int64_t r = 0; r < w.rows; ++r) {
-      const uint16_t* src = w.bf16() + r * w.cols;
-      uint16_t* dst = static_cast<uint16_t*>(out.owner.get()) + out.element_index(r, 0) - 1;  // chunk 0's pairs
-      for (int64_t c0 = 0; c0 < w.cols; c0 += 16, dst += 128)
-        for (int64_t j = 0; j < 8; ++j) {  // (column c0 + 8 + j, column c0 + j); padding stays zero
-          if (c0 + 8 + j < w.cols) dst[2 * j] = src[c0 + 8 + j];
-          if (c0 + j < w.cols) dst[2 * j + 1] = src[c0 + j];
-        }
+  uint8_t* base = static_cast<uint8_t*>(out.owner.get());
+  parallel_ranges(pool, blocks, kBlocksPerTask, [&](int64_t b0, int64_t b1) {
+    std::memset(base + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
+    const int64_t r1 = std::min(w.rows, b1 * 8);
+    if (w.dtype == DType::kBF16) {
+      for (int64_t r = b0 * 8; r < r1; ++r) {
+        const uint16_t* src = w.bf16() + r * w.cols;
+        uint16_t* dst = static_cast<uint16_t*>(out.owner.get()) + out.element_index(r, 0) - 1;  // chunk 0's pairs
+        for (int64_t c0 = 0; c0 < w.cols; c0 += 16, dst += 128)
+          for (int64_t j = 0; j < 8; ++j) {  // (column c0 + 8 + j, column c0 + j); padding stays zero
+            if (c0 + 8 + j < w.cols) dst[2 * j] = src[c0 + 8 + j];
+            if (c0 + j < w.cols) dst[2 * j + 1] = src[c0 + j];
+          }
+      }
+      return;
     }
-    return out;
-  }
-  uint8_t* dst = static_cast<uint8_t*>(out.owner.get());
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
-  for (int64_t r = 0; r < w.rows; ++r)
-    for (int64_t c = 0; c < w.cols; c += 8) {
-      const int64_t n = std::min<int64_t>(8, w.cols - c);
-      std::memcpy(dst + out.element_index(r, c) * esize, src + (r * w.cols + c) * esize, static_cast<size_t>(n) * esize);
-    }
+    const uint8_t* src = static_cast<const uint8_t*>(w.data);
+    for (int64_t r = b0 * 8; r < r1; ++r)
+      for (int64_t c = 0; c < w.cols; c += 8) {
+        const int64_t n = std::min<int64_t>(8, w.cols - c);
+        std::memcpy(base + out.element_index(r, c) * esize, src + (r * w.cols + c) * esize, static_cast<size_t>(n) * esize);
+      }
+  });
   return out;
 }
 

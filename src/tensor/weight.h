@@ -11,6 +11,8 @@
 
 namespace moepp {
 
+class ThreadPool;
+
 enum class WeightQuant : uint8_t { kNone, kQ8, kQ4 };
 constexpr int64_t kQuantGroup = 32;  // values per scale; a row's last group may be shorter
 
@@ -100,8 +102,9 @@ std::shared_ptr<void> allocate_resident(size_t bytes);
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
 
-// A row-interleaved copy (interleaved8) of a weight, zero-padded.
-Weight interleave_rows8(const Weight& w);
+// A row-interleaved copy (interleaved8) of a weight, zero-padded; blocks of rows spread over
+// `pool` when given (the same bytes either way).
+Weight interleave_rows8(const Weight& w, ThreadPool* pool = nullptr);
 
 const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"
 const char* quant_name(WeightQuant q);           // "none", "q8", "q4"

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 
 #include "ops/matmul.h"
 #include "tensor/quantize.h"
@@ -59,6 +61,41 @@ TEST(Quantize, InterleavedCopyKeepsEveryElement) {
                   stride - 32);
         if (il.groups_per_row() > 1) {
           ASSERT_EQ(il.group_offset(0, 1), stride);
+        }
+      }
+    }
+  }
+}
+
+// Loading spreads quantisation and interleaving over the command's pool (64 rows a task): the
+// result must be byte for byte what the loading thread alone writes, padding and scales included,
+// for row counts that leave a short last task and a short last block of 8.
+TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
+  std::mt19937 rng(23);
+  ThreadPool pool(3);
+  auto same_bytes = [](const Weight& a, const Weight& b, size_t bytes) {
+    return std::memcmp(a.data, b.data, bytes) == 0;
+  };
+  for (int64_t rows : {77, 200}) {
+    for (int64_t cols : {45, 100}) {
+      for (DType dtype : {DType::kF32, DType::kBF16}) {
+        const Weight w = testing::random_weight(rng, rows, cols, 1.0f, dtype);
+        const std::string what = std::to_string(rows) + "x" + std::to_string(cols) + " " + dtype_name(dtype);
+        // f32/bf16 interleaved: blocks of 8 rows x padded columns.
+        const Weight il_alone = interleave_rows8(w), il_pool = interleave_rows8(w, &pool);
+        const size_t il_bytes = static_cast<size_t>((rows + 7) / 8 * 8 * il_alone.padded_cols()) * dtype_size(dtype);
+        EXPECT_TRUE(same_bytes(il_alone, il_pool, il_bytes)) << what;
+        for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+          auto alone = quantize_weight(w, q);
+          auto spread = quantize_weight(w, q, &pool);
+          ASSERT_TRUE(alone.ok() && spread.ok());
+          const size_t value_bytes = static_cast<size_t>(rows * (q == WeightQuant::kQ8 ? cols : alone->q4_row_bytes()));
+          EXPECT_TRUE(same_bytes(*alone, *spread, value_bytes)) << what << " " << quant_name(q);
+          EXPECT_EQ(std::memcmp(alone->scales, spread->scales, static_cast<size_t>(rows * alone->groups_per_row()) * 4), 0)
+              << what << " " << quant_name(q);
+          const Weight qil_alone = interleave_rows8(*alone), qil_pool = interleave_rows8(*alone, &pool);
+          const size_t qil_bytes = static_cast<size_t>((rows + 7) / 8 * alone->groups_per_row() * qil_alone.interleaved_group_stride());
+          EXPECT_TRUE(same_bytes(qil_alone, qil_pool, qil_bytes)) << what << " " << quant_name(q) << " interleaved";
         }
       }
     }

@@ -66,9 +66,10 @@ int run_chat(const ChatOptions& o) {
   auto tok = load_tokenizer(o.model_dir);
   if (!tok.ok()) return fail(tok.status());
   const Tokenizer& tokenizer = **tok;
+  ThreadPool pool(o.gen.thread_count());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
-  ThreadPool pool(o.gen.thread_count());
   GenerateOptions g = *gen_options;
   if (tokenizer.eos_id() >= 0) g.extra_stop_ids.push_back(tokenizer.eos_id());
 

@@ -51,10 +51,11 @@ int run_eval(const EvalOptions& o) {
   eo.add_bos = !o.no_bos;
   auto encoded = encode_task(*docs, fewshot, eo, tok.get());
   if (!encoded.ok()) return fail(encoded.status().with_context(o.task));
+  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   ScorerOptions so;
   so.max_batch_tokens = o.batch_tokens;
   so.progress_label = "eval";

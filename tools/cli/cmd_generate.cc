@@ -85,10 +85,11 @@ int run_generate(const GenerateCliOptions& o) {
     auto tok = load_tokenizer(o.model_dir);  // optional with --ids: text output when present
     if (tok.ok()) tokenizer = std::move(tok).value();
   }
+  ThreadPool pool(o.gen.thread_count());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
-  ThreadPool pool(o.gen.thread_count());
 
   const bool text_out = tokenizer != nullptr && !o.print_ids && !o.json;
   std::unique_ptr<StreamDecoder> stream;

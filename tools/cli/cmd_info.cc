@@ -43,6 +43,8 @@ std::string human_bytes(double b) {
 int run_info(const InfoOptions& o) {
   auto load_options = o.model.load_options();
   if (!load_options.ok()) return fail(load_options.status());
+  ThreadPool pool(ThreadPool::default_threads());  // converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();

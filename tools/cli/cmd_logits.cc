@@ -48,10 +48,11 @@ int run_logits(const LogitsOptions& o) {
   auto load_options = o.model.load_options();
   if (!load_options.ok()) return fail(load_options.status());
   if (o.chunk < 0) return fail(Status::Error("--chunk: expected a positive number of tokens, got " + std::to_string(o.chunk)));
+  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
 
   KvCache cache = model.make_cache();
   const int32_t seq = cache.add_sequence();

@@ -43,6 +43,8 @@ int run_perplexity(const PerplexityOptions& o) {
   }
   auto ids = load_token_input(o.input, tok.get());
   if (!ids.ok()) return fail(ids.status());
+  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
@@ -50,7 +52,6 @@ int run_perplexity(const PerplexityOptions& o) {
   const int64_t max_pos = model.config().max_position_embeddings;
   const int64_t ctx = o.ctx > 0 ? o.ctx : (max_pos > 0 ? std::min<int64_t>(max_pos, 4096) : 2048);
   const int64_t stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, ctx / 2);
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
 
   LogitsWriter writer;
   LogitsReader reader;

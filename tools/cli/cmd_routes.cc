@@ -41,12 +41,13 @@ int run_routes(const RoutesOptions& o) {
   else if (o.input.has_text()) return fail(t.status());
   auto ids = load_token_input(o.input, tok.get());
   if (!ids.ok()) return fail(ids.status());
+  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
   const int64_t max_pos = model.config().max_position_embeddings;
   const int64_t ctx = o.ctx > 0 ? o.ctx : (max_pos > 0 ? std::min<int64_t>(max_pos, 4096) : 2048);
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   auto record = record_routes(pool, model, *ids, ctx, o.batch_tokens, /*progress=*/true);
   if (!record.ok()) return fail(record.status());
 

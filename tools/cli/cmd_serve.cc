@@ -81,6 +81,8 @@ int run_serve(ServeOptions o) {
     if (!t.ok()) return fail(t.status().with_context(o.model_dir + "/tokenizer_config.json"));
     chat_template = std::make_unique<ChatTemplate>(std::move(t).value());
   }
+  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
@@ -99,7 +101,6 @@ int run_serve(ServeOptions o) {
 
   if (Status s = install_stop_signals(); !s.ok()) return fail(s);
 
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   std::unique_ptr<Model> draft_model;  // outlives the server, whose drafters read it
   if (o.draft.enabled()) {
     // Greedy drafts: the engine's acceptance treats each proposal as certain (one-hot q), which
