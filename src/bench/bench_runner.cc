@@ -93,10 +93,14 @@ int64_t available_memory_bytes() {
 }  // namespace
 
 Result<std::unique_ptr<Model>> build_model(const BenchModel& bm, const BenchConfig& config) {
+  // The weights are prepared on a pool of their own, gone before anything is timed.
+  ThreadPool load_pool(ThreadPool::default_threads());
+  LoadOptions load = config.load;
+  load.pool = &load_pool;
   if (!bm.dir.empty()) {
     if (config.max_layers > 0) return Status::Error("--layers: only with --model-shape (a checkpoint runs all its layers)");
     progress(config, "loading " + bm.dir);
-    return Model::load(bm.dir, config.load);
+    return Model::load(bm.dir, load);
   }
   MOEPP_ASSIGN_OR_RETURN(ModelConfig c, shape_config(bm.shape, config.max_layers));
   const double bytes_per_param = config.load.dtype == ComputeDType::kBF16 ? 2.0 : 4.0;
@@ -109,7 +113,7 @@ Result<std::unique_ptr<Model>> build_model(const BenchModel& bm, const BenchConf
                                     static_cast<double>(have) / (1 << 30)));
   progress(config, str_format("building %s (%lld layers, random %s weights, %.1f GiB)", bm.shape.c_str(),
                               static_cast<long long>(c.n_layers), config.weights.c_str(), need / (1 << 30)));
-  return Model::random(c, config.seed, config.load);
+  return Model::random(c, config.seed, load);
 }
 
 namespace {
@@ -306,8 +310,14 @@ Status run_compare_vanilla(const std::string& shape, const BenchConfig& config, 
   // Shrinking the vocabulary keeps the throwaway embedding and lm_head small.
   c_pp.vocab_size = c_v.vocab_size = 16;
   progress(config, "building one MoE layer of " + shape + " and of " + twin);
-  MOEPP_ASSIGN_OR_RETURN(std::unique_ptr<Model> m_pp, Model::random(c_pp, config.seed, config.load));
-  MOEPP_ASSIGN_OR_RETURN(std::unique_ptr<Model> m_v, Model::random(c_v, config.seed + 1, config.load));
+  std::unique_ptr<Model> m_pp, m_v;
+  {
+    ThreadPool load_pool(ThreadPool::default_threads());  // prepares the weights; gone before the timing
+    LoadOptions load = config.load;
+    load.pool = &load_pool;
+    MOEPP_ASSIGN_OR_RETURN(m_pp, Model::random(c_pp, config.seed, load));
+    MOEPP_ASSIGN_OR_RETURN(m_v, Model::random(c_v, config.seed + 1, load));
+  }
   progress_done(config);
   const MoeLayerSpec& spec_pp = c_pp.layers[0];
   const MoeLayerSpec& spec_v = c_v.layers[0];

@@ -179,7 +179,12 @@ int run_moe_time(const BenchOptions& o, const BenchConfig& config, ReportFormat 
     std::printf("model,threads,tokens,moe_layers,zc_share,ffn_per_token_layer,pp_tok_s,tg_tok_s,pp_ratio,tg_ratio\n");
   std::map<int, MoeLayerTiming> first;  // by thread count
   for (const std::string& dir : split(o.moe_time)) {
-    auto model = Model::load(dir, config.load);
+    auto model = [&] {
+      ThreadPool load_pool(ThreadPool::default_threads());  // prepares the weights; gone before the timing
+      LoadOptions load = config.load;
+      load.pool = &load_pool;
+      return Model::load(dir, load);
+    }();
     if (!model.ok()) return fail(model.status());
     auto text_ids = text_file_ids(o.text_file, dir);
     if (!text_ids.ok()) return fail(text_ids.status());
