@@ -66,12 +66,12 @@ Status parse_decoder_fields(const ConfigReader& r, ModelConfig* c) {
 Status load_ffn_expert(WeightLoader& loader, const std::string& gate, const std::string& up,
                        const std::string& down, int64_t d_model, int64_t d_expert, ExpertWeights* out) {
   if (up.empty()) {  // fused [gate; up] already (MoE++ up_proj)
-    MOEPP_ASSIGN_OR_RETURN(out->gate_up, loader.matrix(gate, 2 * d_expert, d_model));
+    MOEPP_ASSIGN_OR_RETURN(out->gate_up, loader.expert_matrix(gate, 2 * d_expert, d_model));
   } else {
-    MOEPP_ASSIGN_OR_RETURN(out->gate_up, loader.stacked({gate, up}, {d_expert, d_expert}, d_model));
+    MOEPP_ASSIGN_OR_RETURN(out->gate_up, loader.expert_stacked({gate, up}, {d_expert, d_expert}, d_model));
   }
   MOEPP_RETURN_IF_ERROR(loader.expert_matrix_loaded(&out->gate_up));
-  MOEPP_ASSIGN_OR_RETURN(out->down, loader.matrix(down, d_model, d_expert));
+  MOEPP_ASSIGN_OR_RETURN(out->down, loader.expert_matrix(down, d_model, d_expert));
   return loader.expert_matrix_loaded(&out->down);
 }
 

@@ -148,6 +148,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   m->checkpoint_dtypes_.assign(dtype_counts.begin(), dtype_counts.end());
 
   WeightLoader loader(*m->source_, m->precision_.weight_dtype(), dir, options.pool);
+  loader.stage_experts_for_quantization(options.expert_quant != WeightQuant::kNone);
   family->declare_ignored(loader);
   ModelWeights& w = m->weights_;
   const int64_t d = c.d_model;

@@ -32,14 +32,14 @@ Result<const TensorEntry*> WeightLoader::find(const std::string& name, const std
   return e;
 }
 
-void WeightLoader::convert_into(const TensorEntry& e, void* dst) const {
+void WeightLoader::convert_into(const TensorEntry& e, void* dst, DType target) const {
   // Ranges of 256K values (0.5-1 MiB), each read from the mapped file and written by one thread.
   parallel_ranges(pool_, e.numel(), int64_t{1} << 18, [&](int64_t i0, int64_t i1) {
-    if (e.dtype == target_) {
-      const size_t size = dtype_size(target_);
+    if (e.dtype == target) {
+      const size_t size = dtype_size(target);
       std::memcpy(static_cast<uint8_t*>(dst) + i0 * size, static_cast<const uint8_t*>(e.data) + i0 * size,
                   static_cast<size_t>(i1 - i0) * size);
-    } else if (target_ == DType::kF32) {
+    } else if (target == DType::kF32) {
       float* out = static_cast<float*>(dst);
       for (int64_t i = i0; i < i1; ++i) out[i] = load_as_f32(e.data, e.dtype, static_cast<size_t>(i));
     } else {  // bf16 target from f32 or f16: round to nearest even, as torch's .to(bfloat16)
@@ -93,35 +93,60 @@ Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const Ten
 }
 
 Result<Weight> WeightLoader::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  return matrix_as(name, rows, cols, target_);
+}
+
+Result<Weight> WeightLoader::expert_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  const TensorEntry* e = source_.find(name);
+  return matrix_as(name, rows, cols, e != nullptr ? expert_dtype(e->dtype) : target_);
+}
+
+Result<Weight> WeightLoader::matrix_as(const std::string& name, int64_t rows, int64_t cols, DType target) {
   if (const TensorEntry* scales = source_.find(name + kQuantScalesSuffix))
     return quantized_matrix(name, *scales, rows, cols);
   MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {rows, cols}));
-  const bool aligned = reinterpret_cast<uintptr_t>(e->data) % dtype_size(target_) == 0;
-  if (e->dtype == target_ && aligned) {  // zero-copy view into the mapped file
+  const bool aligned = reinterpret_cast<uintptr_t>(e->data) % dtype_size(target) == 0;
+  if (e->dtype == target && aligned) {  // zero-copy view into the mapped file
     Weight w;
-    w.dtype = target_;
+    w.dtype = target;
     w.rows = rows;
     w.cols = cols;
     w.data = e->data;
     return w;
   }
-  Weight w = make_owned_weight(target_, rows, cols);
-  convert_into(*e, const_cast<void*>(w.data));
+  Weight w = make_owned_weight(target, rows, cols);
+  convert_into(*e, const_cast<void*>(w.data), target);
   return w;
 }
 
 Result<Weight> WeightLoader::vector(const std::string& name, int64_t n) {
   MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {n}));
   Weight w = make_owned_weight(target_, 1, n);
-  convert_into(*e, const_cast<void*>(w.data));
+  convert_into(*e, const_cast<void*>(w.data), target_);
   return w;
 }
 
 Result<Weight> WeightLoader::stacked(const std::vector<std::string>& names,
                                      const std::vector<int64_t>& rows, int64_t cols) {
+  return stacked_as(names, rows, cols, target_);
+}
+
+Result<Weight> WeightLoader::expert_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                                            int64_t cols) {
+  // bf16 only if every part is (one dtype for the stacked copy).
+  DType target = names.empty() ? target_ : DType::kBF16;
+  for (const std::string& name : names) {
+    const TensorEntry* e = source_.find(name);
+    if (e == nullptr || expert_dtype(e->dtype) != DType::kBF16) target = target_;
+  }
+  return stacked_as(names, rows, cols, target);
+}
+
+Result<Weight> WeightLoader::stacked_as(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                                        int64_t cols, DType target) {
   int64_t total = 0;
   for (int64_t r : rows) total += r;
-  Weight w = make_owned_weight(target_, total, cols);
+  Weight w = make_owned_weight(target, total, cols);
   uint8_t* dst = static_cast<uint8_t*>(const_cast<void*>(w.data));
   for (size_t i = 0; i < names.size(); ++i) {
     if (has(names[i] + kQuantScalesSuffix))
@@ -129,8 +154,8 @@ Result<Weight> WeightLoader::stacked(const std::vector<std::string>& names,
                            "' is quantised, but this family stacks it with others: quantised files are written in "
                            "the MoE++ layout by `moepp quantize`");
     MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(names[i], {rows[i], cols}));
-    convert_into(*e, dst);
-    dst += static_cast<size_t>(rows[i] * cols) * dtype_size(target_);
+    convert_into(*e, dst, target);
+    dst += static_cast<size_t>(rows[i] * cols) * dtype_size(target);
   }
   return w;
 }

@@ -23,6 +23,13 @@ class WeightLoader {
 
   // A tensor of shape [rows, cols]; stored quantised (tensor/quantize.h) it loads as q8/q4.
   Result<Weight> matrix(const std::string& name, int64_t rows, int64_t cols);
+  // FFN expert matrices (load_ffn_expert): as matrix() and stacked(), except that experts the
+  // model quantises as they load (stage_experts_for_quantization) stay in bf16 when the file
+  // holds bf16 and the compute dtype is f32. The quantiser reads bf16 exactly as its f32 widening,
+  // so the result is the same, without a pass that writes (and first touches) twice the bytes.
+  Result<Weight> expert_matrix(const std::string& name, int64_t rows, int64_t cols);
+  Result<Weight> expert_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
+  void stage_experts_for_quantization(bool on) { stage_experts_ = on; }
   // A 1-D tensor [n], returned as [1, n].
   Result<Weight> vector(const std::string& name, int64_t n);
   // Tensors of shapes [rows_i, cols] stacked along rows into one weight (e.g. gate; up).
@@ -43,7 +50,15 @@ class WeightLoader {
   Result<const TensorEntry*> find(const std::string& name, const std::vector<int64_t>& shape);
   // A q8/q4 tensor stored by `moepp quantize` (values + NAME.moepp_scales), checked and copied.
   Result<Weight> quantized_matrix(const std::string& name, const TensorEntry& scales, int64_t rows, int64_t cols);
-  void convert_into(const TensorEntry& e, void* dst) const;
+  // matrix() and stacked() into a given dtype.
+  Result<Weight> matrix_as(const std::string& name, int64_t rows, int64_t cols, DType target);
+  Result<Weight> stacked_as(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
+                            DType target);
+  // The dtype an expert tensor stored as `stored` loads in (see expert_matrix).
+  DType expert_dtype(DType stored) const {
+    return stage_experts_ && stored == DType::kBF16 && target_ == DType::kF32 ? DType::kBF16 : target_;
+  }
+  void convert_into(const TensorEntry& e, void* dst, DType target) const;
 
   const TensorSource& source_;
   DType target_;
@@ -52,6 +67,7 @@ class WeightLoader {
   std::vector<std::string> ignored_suffixes_;
   MatrixHook expert_hook_;
   ThreadPool* pool_;
+  bool stage_experts_ = false;
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);
