@@ -145,7 +145,7 @@ Status write_model_tensors(const std::string& path, const std::vector<F32TensorV
     w.rows = v.shape[0];
     w.cols = v.shape[1];
     w.data = v.data;
-    MOEPP_ASSIGN_OR_RETURN(Weight qw, quantize_weight(w, q));
+    MOEPP_ASSIGN_OR_RETURN(Weight qw, quantize_weight(w, q, quant.pool));
     keep.push_back(qw);
     if (q == WeightQuant::kQ8) out.push_back({v.name, DType::kI8, {qw.rows, qw.cols}, qw.data});
     else out.push_back({v.name, DType::kU8, {qw.rows, qw.q4_row_bytes()}, qw.data});

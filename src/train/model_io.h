@@ -34,6 +34,7 @@ Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& config);
 struct ExportQuant {
   WeightQuant experts = WeightQuant::kNone;
   WeightQuant rest = WeightQuant::kNone;
+  ThreadPool* pool = nullptr;  // threads that quantise (none: the calling thread)
 };
 
 // Writes dir/config.json, dir/generation_config.json and dir/model.safetensors (f32 or bf16 as

@@ -47,10 +47,10 @@ Status check_trainable(const ModelConfig& c) {
 
 ParamRef TrainParams::add(const std::string& name, std::vector<int64_t> shape, bool decay) {
   ParamRef r;
-  r.offset = static_cast<int64_t>(values_.size());
+  r.offset = laid_out_;
   r.rows = shape.size() == 2 ? shape[0] : 1;
   r.cols = shape.back();
-  values_.resize(values_.size() + static_cast<size_t>(r.size()), 0.0f);
+  laid_out_ += r.size();
   tensors_.push_back({name, std::move(shape), r, decay});
   return r;
 }
@@ -96,6 +96,9 @@ Result<TrainParams> TrainParams::layout(const ModelConfig& c) {
   }
   p.final_norm = p.add("model.norm.weight", {d}, false);
   p.lm_head = c.tie_word_embeddings ? p.embed : p.add("lm_head.weight", {c.vocab_size, d}, true);
+  // One allocation of the exact size: growing tensor by tensor held up to three times a large
+  // model's values at once (`moepp quantize` of a 289M-parameter model peaked at 3.6 GB).
+  p.values_.assign(static_cast<size_t>(p.laid_out_), 0.0f);
   return p;
 }
 

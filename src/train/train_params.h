@@ -75,6 +75,7 @@ class TrainParams {
   ModelConfig config_;
   std::vector<ParamTensor> tensors_;
   std::vector<float> values_;
+  int64_t laid_out_ = 0;  // values add() has placed; layout() allocates them once at the end
 };
 
 // Checks that `config` describes a model this trainer can run (shapes, router options).

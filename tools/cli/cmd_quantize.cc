@@ -41,7 +41,11 @@ int run_quantize(const QuantizeOptions& o) {
     if (!q.ok()) return fail(q.status());
     quant.rest = *q;
   }
-  auto model = Model::load(o.in, LoadOptions{});
+  ThreadPool pool(ThreadPool::default_threads());  // converts while loading, then quantises
+  LoadOptions load;
+  load.pool = &pool;
+  quant.pool = &pool;
+  auto model = Model::load(o.in, load);
   if (!model.ok()) return fail(model.status());
   // Norms, routers and embeddings stay floating point: f32 if the source is f32 and --type
   // does not ask for bf16.
@@ -49,6 +53,7 @@ int run_quantize(const QuantizeOptions& o) {
   if (o.type == "f32") floats = StoredDType::kF32;
   auto params = TrainParams::from_model(**model);
   if (!params.ok()) return fail(params.status());
+  model->reset();  // the f32 copy is all export needs: its quantised copies take the model's room
   if (Status s = export_hf_model(*params, o.out, floats, quant); !s.ok()) return fail(s);
   if (Status s = copy_tokenizer_files(o.in, o.out); !s.ok()) return fail(s);
   std::error_code ec;
