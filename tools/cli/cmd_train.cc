@@ -209,7 +209,12 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
   if (!config.ok()) return fail(config.status());
   Result<TrainParams> params = Status::Error("unset");
   if (!o.resume && !o.init_from.empty()) {
-    auto model = Model::load(o.init_from, LoadOptions{});
+    auto model = [&] {
+      ThreadPool pool(o.threads > 0 ? static_cast<int>(o.threads) : ThreadPool::default_threads());  // for the load
+      LoadOptions load;
+      load.pool = &pool;
+      return Model::load(o.init_from, load);
+    }();
     if (!model.ok()) return fail(model.status());
     params = TrainParams::from_model(**model);
   } else {
