@@ -2,7 +2,9 @@
 #include "io/safetensors_writer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <set>
 #include <vector>
@@ -28,7 +30,7 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
       if (s < 0) return Status::Error(path + ": tensor '" + t.name + "' has a negative dimension");
       n *= static_cast<uint64_t>(s);
     }
-    if (n > 0 && t.data == nullptr) return Status::Error(path + ": tensor '" + t.name + "' has no data");
+    if (n > 0 && t.data == nullptr && !t.fill) return Status::Error(path + ": tensor '" + t.name + "' has no data");
     const uint64_t bytes = n * dtype_size(t.dtype);
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     sizes.push_back(bytes);
@@ -36,16 +38,34 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return Status::Error(path + ": cannot open for writing");
+  // Written beside the target and renamed over it at the end: a failed write leaves the old file
+  // whole, and a model still reading the old file through its mapping (`moepp convert -m DIR -o
+  // DIR`) keeps reading it.
+  const std::string partial = path + ".partial";
+  FILE* f = std::fopen(partial.c_str(), "wb");
+  if (f == nullptr) return Status::Error(partial + ": cannot open for writing");
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
   bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
   // Little-endian hosts only (x86-64, aarch64): values are written as they lie in memory.
-  for (size_t i = 0; i < tensors.size() && ok; ++i)
-    if (sizes[i] > 0) ok = std::fwrite(tensors[i].data, 1, sizes[i], f) == sizes[i];
+  std::vector<uint8_t> filled;  // the current tensor's bytes, for those written by fill
+  for (size_t i = 0; i < tensors.size() && ok; ++i) {
+    if (sizes[i] == 0) continue;
+    const void* data = tensors[i].data;
+    if (data == nullptr) {
+      filled.assign(sizes[i], 0);
+      tensors[i].fill(filled.data());
+      data = filled.data();
+    }
+    ok = std::fwrite(data, 1, sizes[i], f) == sizes[i];
+  }
   if (std::fclose(f) != 0) ok = false;
-  if (!ok) return Status::Error(path + ": write failed (disk full?)");
+  if (ok && std::rename(partial.c_str(), path.c_str()) != 0)
+    return Status::Error(path + ": cannot replace it with " + partial + ": " + std::strerror(errno));
+  if (!ok) {
+    std::remove(partial.c_str());
+    return Status::Error(path + ": write failed (disk full?)");
+  }
   return Status::Ok();
 }
 

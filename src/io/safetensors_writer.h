@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct TensorBytesView {
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;  // product * dtype_size(dtype) bytes at data
   const void* data = nullptr;
+  // Instead of data: writes the tensor's bytes into `out` when its turn comes, so an exporter
+  // holds one tensor's bytes at a time, not the file's.
+  std::function<void(uint8_t* out)> fill;
 };
 
 struct F32TensorView {
@@ -30,7 +34,8 @@ struct F32TensorView {
 
 enum class StoredDType { kF32, kBF16 };
 
-// Writes `tensors` (names must be unique) to `path`, replacing it. metadata goes into
+// Writes `tensors` (names must be unique) to `path`, replacing it only once all is written (the
+// bytes go to PATH.partial first, removed on failure). metadata goes into
 // "__metadata__" (the reference writer's {"format": "pt"} when empty).
 Status write_safetensors(const std::string& path, const std::vector<TensorBytesView>& tensors,
                          const std::map<std::string, std::string>& metadata = {});

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "io/safetensors.h"
@@ -119,12 +120,104 @@ WeightQuant quant_for(const std::string& name, const ExportQuant& quant) {
   return WeightQuant::kNone;
 }
 
-Status write_model_tensors(const std::string& path, const std::vector<F32TensorView>& views, StoredDType stored,
-                           const ExportQuant& quant) {
-  if (quant.experts == WeightQuant::kNone && quant.rest == WeightQuant::kNone)
-    return write_safetensors_f32(path, views, {}, stored);
+
+// The safetensors metadata of an export: the quantisation, when there is one.
+std::map<std::string, std::string> export_metadata(const ExportQuant& quant) {
+  if (quant.experts == WeightQuant::kNone && quant.rest == WeightQuant::kNone) return {};
+  return {{"format", "pt"},
+          {"moepp.quantization", std::string("experts=") + quant_name(quant.experts) + " rest=" + quant_name(quant.rest) +
+                                     " group=" + std::to_string(kQuantGroup)}};
+}
+
+// dir/model.safetensors from `tensors`, then config.json and generation_config.json.
+Status write_export(const std::string& dir, const ModelConfig& c, StoredDType stored,
+                    const std::vector<TensorBytesView>& tensors, const ExportQuant& quant) {
+  MOEPP_ASSIGN_OR_RETURN(nlohmann::ordered_json config, moepp_config_json(c));
+  if (stored == StoredDType::kBF16) config["torch_dtype"] = "bfloat16";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Error(dir + ": cannot create directory: " + ec.message());
+  MOEPP_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", tensors, export_metadata(quant)));
+  {
+    std::ofstream out(dir + "/config.json");
+    out << config.dump(2) << "\n";
+    out.close();
+    if (!out) return Status::Error(dir + "/config.json: write failed");
+  }
+  nlohmann::ordered_json gen;
+  if (config.contains("bos_token_id")) gen["bos_token_id"] = config["bos_token_id"];
+  if (config.contains("eos_token_id")) gen["eos_token_id"] = config["eos_token_id"];
+  std::ofstream out(dir + "/generation_config.json");
+  out << gen.dump(2) << "\n";
+  out.close();
+  if (!out) return Status::Error(dir + "/generation_config.json: write failed");
+  return Status::Ok();
+}
+
+// The zero gate_map MoE++ checkpoints need, for each layer of a model without gating residual.
+std::vector<TensorBytesView> zero_gate_maps(const TrainParams& layout, StoredDType stored) {
   std::vector<TensorBytesView> out;
-  std::vector<Weight> keep;  // quantised copies the views point into
+  for (int64_t l = 0; l < layout.config().n_layers; ++l) {
+    if (layout.layers[l].gate_map.valid()) continue;
+    const int64_t n = layout.config().layers[l].n_experts();
+    out.push_back({"model.layers." + std::to_string(l) + ".mlp.moe.gate.gate_map.weight",
+                   stored == StoredDType::kF32 ? DType::kF32 : DType::kBF16, {n, n}, nullptr,
+                   [](uint8_t*) {}});  // the writer's buffer starts zeroed
+  }
+  return out;
+}
+
+// Row-major bytes of a q8/q4 weight as the file stores them (values; scales apart), from either
+// layout: q8 int8 [rows, cols], q4 [rows, ceil(cols / 2)] with column 2k in the low nibble.
+void quantized_values_row_major(const Weight& w, uint8_t* out, ThreadPool* pool) {
+  const int64_t G = w.groups_per_row();
+  const bool q4 = w.quant == WeightQuant::kQ4;
+  const int64_t row_bytes = q4 ? w.q4_row_bytes() : w.cols;
+  parallel_ranges(pool, w.rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t c0 = g * kQuantGroup, cols = std::min(kQuantGroup, w.cols - c0);
+        if (!q4) {
+          std::memcpy(out + r * row_bytes + c0, static_cast<const uint8_t*>(w.data) + w.group_offset(r, g), static_cast<size_t>(cols));
+          continue;
+        }
+        uint8_t* dst = out + r * row_bytes + c0 / 2;
+        for (int64_t j = 0; j < cols; ++j) dst[j / 2] |= static_cast<uint8_t>(w.q4_nibble(r, c0 + j) << (4 * (j % 2)));
+      }
+  });
+}
+
+void quantized_scales_row_major(const Weight& w, float* out) {
+  const int64_t G = w.groups_per_row();
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t g = 0; g < G; ++g) out[r * G + g] = w.scales[w.scale_index(r, g)];
+}
+
+// A float weight's values row-major as f32 or rounded to bf16 (nearest even).
+void float_values_row_major(const Weight& w, StoredDType stored, uint8_t* out, ThreadPool* pool) {
+  parallel_ranges(pool, w.rows, 64, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(w.cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      w.row_to_f32(r, row.data());
+      if (stored == StoredDType::kF32) {
+        std::memcpy(out + r * w.cols * 4, row.data(), static_cast<size_t>(w.cols) * 4);
+        continue;
+      }
+      uint16_t* dst = reinterpret_cast<uint16_t*>(out) + r * w.cols;
+      for (int64_t c = 0; c < w.cols; ++c) dst[c] = f32_to_bf16(row[c]);
+    }
+  });
+}
+
+}  // namespace
+
+Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored,
+                       const ExportQuant& quant) {
+  std::vector<F32TensorView> views;
+  for (const ParamTensor& t : params.tensors()) views.push_back({t.name, t.shape, params.at(t.ref)});
+  // Built here, written by write_export: the bf16 halves and quantised copies the views point into.
+  std::vector<TensorBytesView> out;
+  std::vector<Weight> keep;
   std::vector<std::vector<uint16_t>> halves;
   halves.reserve(views.size());
   for (const F32TensorView& v : views) {
@@ -151,49 +244,40 @@ Status write_model_tensors(const std::string& path, const std::vector<F32TensorV
     else out.push_back({v.name, DType::kU8, {qw.rows, qw.q4_row_bytes()}, qw.data});
     out.push_back({v.name + kQuantScalesSuffix, DType::kF32, {qw.rows, qw.groups_per_row()}, qw.scales});
   }
-  const std::map<std::string, std::string> metadata{
-      {"format", "pt"},
-      {"moepp.quantization", std::string("experts=") + quant_name(quant.experts) + " rest=" + quant_name(quant.rest) +
-                                 " group=" + std::to_string(kQuantGroup)}};
-  return write_safetensors(path, out, metadata);
+  for (TensorBytesView& z : zero_gate_maps(params, stored)) out.push_back(std::move(z));
+  return write_export(dir, params.config(), stored, out, quant);
 }
 
-}  // namespace
-
-Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored,
-                       const ExportQuant& quant) {
-  MOEPP_ASSIGN_OR_RETURN(nlohmann::ordered_json config, moepp_config_json(params.config()));
-  if (stored == StoredDType::kBF16) config["torch_dtype"] = "bfloat16";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::Error(dir + ": cannot create directory: " + ec.message());
-  std::vector<F32TensorView> views;
-  // A model trained without gating residual gets the zero gate_map MoE++ checkpoints need.
-  std::vector<std::vector<float>> zero_maps;
-  zero_maps.reserve(static_cast<size_t>(params.config().n_layers));  // views keep pointers into it
-  for (const ParamTensor& t : params.tensors()) views.push_back({t.name, t.shape, params.at(t.ref)});
-  for (int64_t l = 0; l < params.config().n_layers; ++l) {
-    if (params.layers[l].gate_map.valid()) continue;
-    const int64_t n = params.config().layers[l].n_experts();
-    zero_maps.emplace_back(static_cast<size_t>(n * n), 0.0f);
-    views.push_back({"model.layers." + std::to_string(l) + ".mlp.moe.gate.gate_map.weight", {n, n},
-                     zero_maps.back().data()});
+Status export_model(const Model& model, const std::string& dir, StoredDType stored, const ExportQuant& quant) {
+  MOEPP_ASSIGN_OR_RETURN(TrainParams layout, TrainParams::layout(model.config()));
+  std::map<int64_t, const Weight*> weight_at;  // by the layout's offset
+  MOEPP_RETURN_IF_ERROR(TrainParams::for_each_model_weight(
+      model, layout, [&](const Weight& w, const ParamRef& r, const std::string& what) -> Status {
+        weight_at[r.offset] = &w;
+        return Status::Ok();
+      }));
+  std::vector<TensorBytesView> out;
+  ThreadPool* pool = quant.pool;
+  for (const ParamTensor& t : layout.tensors()) {
+    const Weight& w = *weight_at.at(t.ref.offset);
+    const WeightQuant q = t.shape.size() == 2 ? quant_for(t.name, quant) : WeightQuant::kNone;
+    if (w.quant != q)
+      return Status::Error("export: " + t.name + " is " + weight_format_name(w) + ", expected " +
+                           (q == WeightQuant::kNone ? std::string("f32 or bf16") : quant_name(q)) +
+                           " (load the model with the export's quantisation)");
+    if (q == WeightQuant::kNone) {
+      out.push_back({t.name, stored == StoredDType::kF32 ? DType::kF32 : DType::kBF16, t.shape, nullptr,
+                     [&w, stored, pool](uint8_t* bytes) { float_values_row_major(w, stored, bytes, pool); }});
+      continue;
+    }
+    const std::vector<int64_t> values_shape{w.rows, q == WeightQuant::kQ8 ? w.cols : w.q4_row_bytes()};
+    out.push_back({t.name, q == WeightQuant::kQ8 ? DType::kI8 : DType::kU8, values_shape, nullptr,
+                   [&w, pool](uint8_t* bytes) { quantized_values_row_major(w, bytes, pool); }});
+    out.push_back({t.name + kQuantScalesSuffix, DType::kF32, {w.rows, w.groups_per_row()}, nullptr,
+                   [&w](uint8_t* bytes) { quantized_scales_row_major(w, reinterpret_cast<float*>(bytes)); }});
   }
-  MOEPP_RETURN_IF_ERROR(write_model_tensors(dir + "/model.safetensors", views, stored, quant));
-  {
-    std::ofstream c(dir + "/config.json");
-    c << config.dump(2) << "\n";
-    c.close();
-    if (!c) return Status::Error(dir + "/config.json: write failed");
-  }
-  nlohmann::ordered_json gen;
-  if (config.contains("bos_token_id")) gen["bos_token_id"] = config["bos_token_id"];
-  if (config.contains("eos_token_id")) gen["eos_token_id"] = config["eos_token_id"];
-  std::ofstream out(dir + "/generation_config.json");
-  out << gen.dump(2) << "\n";
-  out.close();
-  if (!out) return Status::Error(dir + "/generation_config.json: write failed");
-  return Status::Ok();
+  for (TensorBytesView& z : zero_gate_maps(layout, stored)) out.push_back(std::move(z));
+  return write_export(dir, model.config(), stored, out, quant);
 }
 
 Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out) {

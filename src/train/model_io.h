@@ -42,6 +42,14 @@ struct ExportQuant {
 Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored = StoredDType::kF32,
                        const ExportQuant& quant = {});
 
+// The same from a loaded model, one tensor at a time: besides the model, the export holds one
+// tensor's file bytes (export_hf_model needs the f32 TrainParams, a second copy of every
+// weight). Quantised tensors are stored as the model holds them, so the model must be loaded with
+// the same quantisation (LoadOptions::expert_quant / rest_quant = quant.experts / quant.rest);
+// float tensors are stored from its f32 or bf16 values.
+Status export_model(const Model& model, const std::string& dir, StoredDType stored = StoredDType::kF32,
+                    const ExportQuant& quant = {});
+
 // Copies the tokenizer files (a file, or tokenizer.json / tokenizer.model / tokenizer_config.json /
 // special_tokens_map.json of a directory) into `out`, so `moepp generate -p` works there.
 Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out);

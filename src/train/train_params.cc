@@ -96,9 +96,6 @@ Result<TrainParams> TrainParams::layout(const ModelConfig& c) {
   }
   p.final_norm = p.add("model.norm.weight", {d}, false);
   p.lm_head = c.tie_word_embeddings ? p.embed : p.add("lm_head.weight", {c.vocab_size, d}, true);
-  // One allocation of the exact size: growing tensor by tensor held up to three times a large
-  // model's values at once (`moepp quantize` of a 289M-parameter model peaked at 3.6 GB).
-  p.values_.assign(static_cast<size_t>(p.laid_out_), 0.0f);
   return p;
 }
 
@@ -108,17 +105,54 @@ const ParamTensor* TrainParams::find(const std::string& name) const {
   return nullptr;
 }
 
+Status TrainParams::for_each_model_weight(const Model& model, const TrainParams& layout, const WeightVisitor& fn) {
+  auto visit = [&](const Weight& w, const ParamRef& r, const std::string& what) -> Status {
+    if (!r.valid()) return Status::Ok();
+    if (w.empty()) return Status::Error("model has no weight for " + what);
+    if (w.rows != r.rows || w.cols != r.cols)
+      return Status::Error(str_format("%s: shape [%lld, %lld], expected [%lld, %lld]", what.c_str(), (long long)w.rows,
+                                      (long long)w.cols, (long long)r.rows, (long long)r.cols));
+    return fn(w, r, what);
+  };
+  const ModelWeights& w = model.weights();
+  const ModelConfig& c = model.config();
+  MOEPP_RETURN_IF_ERROR(visit(w.embed, layout.embed, "embedding"));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    const LayerParamRefs& L = layout.layers[l];
+    const std::string where = "layer " + std::to_string(l) + " ";
+    MOEPP_RETURN_IF_ERROR(visit(lw.input_norm, L.input_norm, where + "input norm"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.post_norm, L.post_norm, where + "post norm"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.attention.q, L.q, where + "q_proj"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.attention.k, L.k, where + "k_proj"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.attention.v, L.v, where + "v_proj"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.attention.o, L.o, where + "o_proj"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.moe.router.w1, L.router_w1, where + "router"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.moe.router.w2, L.router_w2, where + "router layer 2"));
+    MOEPP_RETURN_IF_ERROR(visit(lw.moe.router.gate_map, L.gate_map, where + "gate_map"));
+    for (size_t e = 0; e < L.experts.size(); ++e) {
+      const ExpertWeights& ew = lw.moe.experts[e];
+      const std::string we = where + "expert " + std::to_string(e) + " ";
+      MOEPP_RETURN_IF_ERROR(visit(ew.gate_up, L.experts[e].gate_up, we + "gate_up"));
+      MOEPP_RETURN_IF_ERROR(visit(ew.down, L.experts[e].down, we + "down"));
+      MOEPP_RETURN_IF_ERROR(visit(ew.constant_gate, L.experts[e].constant_gate, we + "constant gate"));
+      MOEPP_RETURN_IF_ERROR(visit(ew.constant_value, L.experts[e].constant_value, we + "constant value"));
+    }
+  }
+  MOEPP_RETURN_IF_ERROR(visit(w.final_norm, layout.final_norm, "final norm"));
+  if (!c.tie_word_embeddings) MOEPP_RETURN_IF_ERROR(visit(w.lm_head, layout.lm_head, "lm_head"));
+  return Status::Ok();
+}
+
 Result<TrainParams> TrainParams::from_model(const Model& model) {
   MOEPP_ASSIGN_OR_RETURN(TrainParams p, layout(model.config()));
-  auto copy = [&](const Weight& w, const ParamRef& r, const std::string& what) -> Status {
-    if (!r.valid()) return Status::Ok();
-    if (w.empty()) return Status::Error("train: model has no weight for " + what);
+  // One allocation of the exact size: growing tensor by tensor held up to three times a large
+  // model's values at once (`moepp quantize` of a 289M-parameter model peaked at 3.6 GB).
+  p.values_.assign(static_cast<size_t>(p.laid_out_), 0.0f);
+  Status s = for_each_model_weight(model, p, [&](const Weight& w, const ParamRef& r, const std::string& what) -> Status {
     if (w.quant != WeightQuant::kNone)
-      return Status::Error("train: " + what + " is quantised (" + weight_format_name(w) +
+      return Status::Error(what + " is quantised (" + weight_format_name(w) +
                            "); load the model without quantisation to train it");
-    if (w.rows != r.rows || w.cols != r.cols)
-      return Status::Error(str_format("train: %s: shape [%lld, %lld], expected [%lld, %lld]", what.c_str(),
-                                      (long long)w.rows, (long long)w.cols, (long long)r.rows, (long long)r.cols));
     float* dst = p.at(r);
     if (w.dtype == DType::kF32 && !w.interleaved8) {
       std::memcpy(dst, w.f32(), sizeof(float) * static_cast<size_t>(r.size()));
@@ -127,34 +161,8 @@ Result<TrainParams> TrainParams::from_model(const Model& model) {
         for (int64_t j = 0; j < r.cols; ++j) dst[i * r.cols + j] = w.at(i, j);
     }
     return Status::Ok();
-  };
-  const ModelWeights& w = model.weights();
-  const ModelConfig& c = model.config();
-  MOEPP_RETURN_IF_ERROR(copy(w.embed, p.embed, "embedding"));
-  MOEPP_RETURN_IF_ERROR(copy(w.final_norm, p.final_norm, "final norm"));
-  if (!c.tie_word_embeddings) MOEPP_RETURN_IF_ERROR(copy(w.lm_head, p.lm_head, "lm_head"));
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& lw = w.layers[l];
-    LayerParamRefs& L = p.layers[l];
-    const std::string where = "layer " + std::to_string(l) + " ";
-    MOEPP_RETURN_IF_ERROR(copy(lw.input_norm, L.input_norm, where + "input norm"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.post_norm, L.post_norm, where + "post norm"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.attention.q, L.q, where + "q_proj"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.attention.k, L.k, where + "k_proj"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.attention.v, L.v, where + "v_proj"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.attention.o, L.o, where + "o_proj"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.moe.router.w1, L.router_w1, where + "router"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.moe.router.w2, L.router_w2, where + "router layer 2"));
-    MOEPP_RETURN_IF_ERROR(copy(lw.moe.router.gate_map, L.gate_map, where + "gate_map"));
-    for (size_t e = 0; e < L.experts.size(); ++e) {
-      const ExpertWeights& ew = lw.moe.experts[e];
-      const std::string we = where + "expert " + std::to_string(e) + " ";
-      MOEPP_RETURN_IF_ERROR(copy(ew.gate_up, L.experts[e].gate_up, we + "gate_up"));
-      MOEPP_RETURN_IF_ERROR(copy(ew.down, L.experts[e].down, we + "down"));
-      MOEPP_RETURN_IF_ERROR(copy(ew.constant_gate, L.experts[e].constant_gate, we + "constant gate"));
-      MOEPP_RETURN_IF_ERROR(copy(ew.constant_value, L.experts[e].constant_value, we + "constant value"));
-    }
-  }
+  });
+  if (!s.ok()) return s.with_context("train");
   return p;
 }
 

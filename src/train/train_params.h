@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,14 @@ class TrainParams {
  public:
   // Copies the weights of a loaded (f32 or bf16, not quantised) model.
   static Result<TrainParams> from_model(const Model& model);
+  // The tensors' names, shapes and slices for `config`, without values (size() is 0): what an
+  // export needs to name a model's weights (for_each_model_weight). Checks the config is trainable.
+  static Result<TrainParams> layout(const ModelConfig& config);
+  // Calls fn(weight, its slice, what) for every weight of `model` that `layout` has a slice for,
+  // in the layout's order, after checking each is there with the slice's shape; stops at the
+  // first error.
+  using WeightVisitor = std::function<Status(const Weight& w, const ParamRef& ref, const std::string& what)>;
+  static Status for_each_model_weight(const Model& model, const TrainParams& layout, const WeightVisitor& fn);
   // Fresh weights for `config`, initialised as Model::random (N(0, 0.02) matrices, unit norms,
   // routers N(0, 1/sqrt(fan_in))).
   static Result<TrainParams> random(const ModelConfig& config, uint64_t seed);
@@ -68,14 +77,12 @@ class TrainParams {
   std::vector<LayerParamRefs> layers;
 
  private:
-  // Lays out every tensor of `config` (values zeroed); checks the config is trainable.
-  static Result<TrainParams> layout(const ModelConfig& config);
   ParamRef add(const std::string& name, std::vector<int64_t> shape, bool decay);
 
   ModelConfig config_;
   std::vector<ParamTensor> tensors_;
   std::vector<float> values_;
-  int64_t laid_out_ = 0;  // values add() has placed; layout() allocates them once at the end
+  int64_t laid_out_ = 0;  // values add() has placed; from_model allocates them at once
 };
 
 // Checks that `config` describes a model this trainer can run (shapes, router options).

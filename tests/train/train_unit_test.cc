@@ -4,6 +4,10 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <utility>
 #include <random>
 
 #include "models/model.h"
@@ -223,7 +227,8 @@ TEST(TrainExport, MoEppLoadsBackWithTheSameLoss) {
   expect_export_round_trip(c, "moepp");
 }
 
-TEST(TrainExport, VanillaMoeLoadsBackAsMoEppWithZeroGateMap) {
+// A vanilla MoE: FFN experts only, no gating residual (MoE++ checkpoints store a zero gate_map).
+ModelConfig tiny_vanilla_config() {
   ModelConfig c = tiny_config(false);
   for (MoeLayerSpec& s : c.layers) {
     s.kinds.assign(6, ExpertKind::kFfn);
@@ -232,7 +237,68 @@ TEST(TrainExport, VanillaMoeLoadsBackAsMoEppWithZeroGateMap) {
     s.router.logit_std_norm = false;
     s.router.zero_expert_gets_no_weight = false;
   }
-  expect_export_round_trip(c, "vanilla");
+  return c;
+}
+
+TEST(TrainExport, VanillaMoeLoadsBackAsMoEppWithZeroGateMap) {
+  expect_export_round_trip(tiny_vanilla_config(), "vanilla");
+}
+
+// `quantize` and `convert` write a loaded model tensor by tensor (export_model); the file must be
+// byte for byte what the f32 parameter copy's export writes: floats in f32 and in bf16, zero
+// gate maps for a model without gating residual, and q8/q4 tensors with their scales when the
+// model was quantised as it was built (the same random values, quantised at once).
+TEST(TrainExport, ModelExportWritesTheParamsExportsFile) {
+  ThreadPool pool(2);
+  const std::string base = ::testing::TempDir() + "/moepp_export_model";
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_dir{base};
+  auto bytes_of = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  int cases = 0;
+  for (const ModelConfig& c : {tiny_config(true), tiny_vanilla_config()}) {
+    for (StoredDType stored : {StoredDType::kF32, StoredDType::kBF16}) {
+      for (auto [experts, rest] : {std::pair{WeightQuant::kNone, WeightQuant::kNone},
+                                   std::pair{WeightQuant::kQ4, WeightQuant::kQ8}}) {
+        const std::string what = std::to_string(cases++);
+        ExportQuant quant;
+        quant.experts = experts;
+        quant.rest = rest;
+        auto f32_model = Model::random(c, 5, LoadOptions{});
+        ASSERT_TRUE(f32_model.ok()) << f32_model.status().message();
+        auto params = TrainParams::from_model(**f32_model);
+        ASSERT_TRUE(params.ok()) << params.status().message();
+        ASSERT_TRUE(export_hf_model(*params, base + "/params" + what, stored, quant).ok());
+        LoadOptions load;
+        load.expert_quant = experts;
+        load.rest_quant = rest;
+        auto model = Model::random(c, 5, load);
+        ASSERT_TRUE(model.ok()) << model.status().message();
+        quant.pool = &pool;
+        Status s = export_model(**model, base + "/model" + what, stored, quant);
+        ASSERT_TRUE(s.ok()) << s.message();
+        const std::string a = bytes_of(base + "/params" + what + "/model.safetensors");
+        EXPECT_GT(a.size(), 1000u) << what;
+        EXPECT_TRUE(a == bytes_of(base + "/model" + what + "/model.safetensors")) << "case " << what;
+        EXPECT_EQ(bytes_of(base + "/params" + what + "/config.json"), bytes_of(base + "/model" + what + "/config.json"));
+      }
+    }
+  }
+  // A model loaded without the export's quantisation is refused, not stored as something else.
+  auto f32_model = Model::random(tiny_config(true), 5, LoadOptions{});
+  ASSERT_TRUE(f32_model.ok());
+  ExportQuant q4;
+  q4.experts = WeightQuant::kQ4;
+  Status s = export_model(**f32_model, base + "/refused", StoredDType::kF32, q4);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("expected q4"), std::string::npos) << s.message();
 }
 
 TEST(TrainExport, RejectsWhatMoEppCannotExpress) {

@@ -22,19 +22,16 @@ int run_convert(const ConvertOptions& o) {
   if (o.dtype == "bf16") stored = StoredDType::kBF16;
   else if (o.dtype == "f32") stored = StoredDType::kF32;
   else return fail(Status::Error("--dtype: expected bf16 or f32, got '" + o.dtype + "'"));
-  auto model = [&] {
-    ThreadPool pool(ThreadPool::default_threads());  // converts the weights while loading
-    LoadOptions load;
-    load.pool = &pool;
-    return Model::load(o.in, load);
-  }();
+  ThreadPool pool(ThreadPool::default_threads());  // converts the weights while loading and writing
+  LoadOptions load;
+  load.pool = &pool;
+  auto model = Model::load(o.in, load);
   if (!model.ok()) return fail(model.status());
-  auto params = TrainParams::from_model(**model);
-  if (!params.ok()) return fail(params.status());
-  model->reset();  // export reads the f32 copy alone
-  if (Status s = export_hf_model(*params, o.out, stored); !s.ok()) return fail(s);
+  ExportQuant floats_only;
+  floats_only.pool = &pool;
+  if (Status s = export_model(**model, o.out, stored, floats_only); !s.ok()) return fail(s);
   if (Status s = copy_tokenizer_files(o.in, o.out); !s.ok()) return fail(s);
-  std::fprintf(stderr, "convert: wrote %s (%lld parameters, %s)\n", o.out.c_str(), (long long)params->size(),
+  std::fprintf(stderr, "convert: wrote %s (%lld parameters, %s)\n", o.out.c_str(), (long long)(*model)->param_counts().total,
                o.dtype.c_str());
   return 0;
 }

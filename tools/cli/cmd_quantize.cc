@@ -41,8 +41,12 @@ int run_quantize(const QuantizeOptions& o) {
     if (!q.ok()) return fail(q.status());
     quant.rest = *q;
   }
-  ThreadPool pool(ThreadPool::default_threads());  // converts while loading, then quantises
+  // Quantised as every command quantises at load (the stored model gives the same logits), on a
+  // pool; the export then writes the model tensor by tensor.
+  ThreadPool pool(ThreadPool::default_threads());
   LoadOptions load;
+  load.expert_quant = quant.experts;
+  load.rest_quant = quant.rest;
   load.pool = &pool;
   quant.pool = &pool;
   auto model = Model::load(o.in, load);
@@ -51,10 +55,7 @@ int run_quantize(const QuantizeOptions& o) {
   // does not ask for bf16.
   if (o.type != "bf16" && (*model)->config().torch_dtype != "bfloat16") floats = StoredDType::kF32;
   if (o.type == "f32") floats = StoredDType::kF32;
-  auto params = TrainParams::from_model(**model);
-  if (!params.ok()) return fail(params.status());
-  model->reset();  // the f32 copy is all export needs: its quantised copies take the model's room
-  if (Status s = export_hf_model(*params, o.out, floats, quant); !s.ok()) return fail(s);
+  if (Status s = export_model(**model, o.out, floats, quant); !s.ok()) return fail(s);
   if (Status s = copy_tokenizer_files(o.in, o.out); !s.ok()) return fail(s);
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(o.out + "/model.safetensors", ec);
