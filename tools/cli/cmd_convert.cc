@@ -8,7 +8,6 @@
 #include "commands.h"
 #include "models/model.h"
 #include "train/model_io.h"
-#include "train/train_params.h"
 
 namespace moepp::cli {
 namespace {

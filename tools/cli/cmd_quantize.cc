@@ -11,7 +11,6 @@
 #include "generation_flags.h"
 #include "models/model.h"
 #include "train/model_io.h"
-#include "train/train_params.h"
 
 namespace moepp::cli {
 namespace {
