@@ -24,6 +24,9 @@ int run_convert(const ConvertOptions& o) {
   ThreadPool pool(ThreadPool::default_threads());  // converts the weights while loading and writing
   LoadOptions load;
   load.pool = &pool;
+  // A bf16 export holds the model in bf16: the loader rounds f32 and f16 values to bf16 as the
+  // writer would (nearest even), so the file is the same at half the memory.
+  if (stored == StoredDType::kBF16) load.dtype = ComputeDType::kBF16;
   auto model = Model::load(o.in, load);
   if (!model.ok()) return fail(model.status());
   ExportQuant floats_only;
