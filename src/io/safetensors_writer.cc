@@ -40,13 +40,21 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
   text.append((8 - text.size() % 8) % 8, ' ');
   // Written beside the target and renamed over it at the end: a failed write leaves the old file
   // whole, and a model still reading the old file through its mapping (`moepp convert -m DIR -o
-  // DIR`) keeps reading it.
+  // DIR`) keeps reading it. The partial file goes however the write ends (errors, exceptions).
   const std::string partial = path + ".partial";
-  FILE* f = std::fopen(partial.c_str(), "wb");
-  if (f == nullptr) return Status::Error(partial + ": cannot open for writing");
+  struct PartialFile {
+    std::string path;
+    FILE* f = nullptr;
+    bool committed = false;
+    ~PartialFile() {
+      if (f != nullptr) std::fclose(f);
+      if (!committed) std::remove(path.c_str());
+    }
+  } out{partial, std::fopen(partial.c_str(), "wb")};
+  if (out.f == nullptr) return Status::Error(partial + ": cannot open for writing");
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  bool ok = std::fwrite(len, 1, 8, out.f) == 8 && std::fwrite(text.data(), 1, text.size(), out.f) == text.size();
   // Little-endian hosts only (x86-64, aarch64): values are written as they lie in memory.
   std::vector<uint8_t> filled;  // the current tensor's bytes, for those written by fill
   for (size_t i = 0; i < tensors.size() && ok; ++i) {
@@ -57,15 +65,16 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
       tensors[i].fill(filled.data());
       data = filled.data();
     }
-    ok = std::fwrite(data, 1, sizes[i], f) == sizes[i];
+    ok = std::fwrite(data, 1, sizes[i], out.f) == sizes[i];
   }
-  if (std::fclose(f) != 0) ok = false;
-  if (ok && std::rename(partial.c_str(), path.c_str()) != 0)
-    return Status::Error(path + ": cannot replace it with " + partial + ": " + std::strerror(errno));
-  if (!ok) {
-    std::remove(partial.c_str());
-    return Status::Error(path + ": write failed (disk full?)");
+  const int closed = std::fclose(out.f);
+  out.f = nullptr;
+  if (!ok || closed != 0) return Status::Error(path + ": write failed (disk full?)");
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    return Status::Error(path + ": cannot replace it with " + partial + ": " + std::strerror(err));
   }
+  out.committed = true;
   return Status::Ok();
 }
 

@@ -111,7 +111,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Which quantisation a tensor of the MoE++ layout gets: the matrices Model::quantize treats.
+// Which quantisation a tensor of the MoE++ layout gets: the matrices quantised at load
+// (LoadOptions::expert_quant / rest_quant).
 WeightQuant quant_for(const std::string& name, const ExportQuant& quant) {
   if (name.find(".experts.") != std::string::npos && (ends_with(name, ".up_proj.weight") || ends_with(name, ".down_proj.weight")))
     return quant.experts;
@@ -251,19 +252,22 @@ Status export_hf_model(const TrainParams& params, const std::string& dir, Stored
 Status export_model(const Model& model, const std::string& dir, StoredDType stored, const ExportQuant& quant) {
   MOEPP_ASSIGN_OR_RETURN(TrainParams layout, TrainParams::layout(model.config()));
   std::map<int64_t, const Weight*> weight_at;  // by the layout's offset
-  MOEPP_RETURN_IF_ERROR(TrainParams::for_each_model_weight(
-      model, layout, [&](const Weight& w, const ParamRef& r, const std::string& what) -> Status {
-        weight_at[r.offset] = &w;
-        return Status::Ok();
-      }));
+  Status found = TrainParams::for_each_model_weight(model, layout, [&](const Weight& w, const ParamRef& r, const std::string&) {
+    weight_at[r.offset] = &w;
+    return Status::Ok();
+  });
+  if (!found.ok()) return found.with_context("export");
   std::vector<TensorBytesView> out;
   ThreadPool* pool = quant.pool;
   for (const ParamTensor& t : layout.tensors()) {
     const Weight& w = *weight_at.at(t.ref.offset);
     const WeightQuant q = t.shape.size() == 2 ? quant_for(t.name, quant) : WeightQuant::kNone;
-    if (w.quant != q)
-      return Status::Error("export: " + t.name + " is " + weight_format_name(w) + ", expected " +
-                           (q == WeightQuant::kNone ? std::string("f32 or bf16") : quant_name(q)) +
+    if (w.quant != q && w.quant != WeightQuant::kNone)  // a checkpoint stored quantised
+      return Status::Error("export: " + t.name + " is stored as " + weight_format_name(w) + ", expected " +
+                           (q == WeightQuant::kNone ? std::string("f32 or bf16: convert needs a float checkpoint")
+                                                    : quant_name(q) + std::string(": quantize it from a float checkpoint")));
+    if (w.quant != q)  // a caller that loaded the model without the export's quantisation
+      return Status::Error("export: " + t.name + " is " + weight_format_name(w) + ", expected " + quant_name(q) +
                            " (load the model with the export's quantisation)");
     if (q == WeightQuant::kNone) {
       out.push_back({t.name, stored == StoredDType::kF32 ? DType::kF32 : DType::kBF16, t.shape, nullptr,

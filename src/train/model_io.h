@@ -27,7 +27,8 @@ Result<ModelConfig> model_config_from_json(const nlohmann::json& json, const std
 Result<nlohmann::ordered_json> moepp_config_json(const ModelConfig& config);
 
 // Group quantisation of the stored model (`moepp quantize`): FFN experts' up_proj/down_proj,
-// and the rest (attention projections, an untied lm_head), as Model::quantize does at load.
+// and the rest (attention projections, an untied lm_head), as loading quantises them
+// (LoadOptions::expert_quant / rest_quant).
 // A quantised tensor NAME is stored as I8 [rows, cols] (q8) or U8 [rows, ceil(cols / 2)] (q4,
 // two values a byte, low nibble first) with its scales in NAME.moepp_scales, F32 [rows,
 // ceil(cols / 32)] (kQuantScalesSuffix); WeightLoader reads them back as the same weights.

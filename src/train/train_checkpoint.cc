@@ -40,7 +40,9 @@ Status save_train_checkpoint(const std::string& dir, const TrainParams& params, 
   if (ec) return Status::Error(js + ": cannot move the checkpoint into place: " + ec.message());
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {  // superseded states
     const std::string name = entry.path().filename().string();
-    if (name != state_file && name.rfind("train_state-", 0) == 0 && entry.path().extension() == ".safetensors")
+    // (and what an interrupted save left: write_safetensors writes NAME.partial first)
+    if (name != state_file && name.rfind("train_state-", 0) == 0 &&
+        (entry.path().extension() == ".safetensors" || entry.path().extension() == ".partial"))
       std::filesystem::remove(entry.path(), ec);
   }
   return Status::Ok();

@@ -4,8 +4,7 @@ against the same model in f32, as the mean KL divergence KL(p_f32 || p_quant) ov
 
 `moepp quantize` must store exactly those weights: a model it writes gives the same logits, bit
 for bit, as quantising the original at load, for every family it can write in the MoE++ layout
-(mixed formats included). The checkpoints are bf16 and the forward f32, so this also holds the
-load path, which quantises bf16 experts as stored, to `quantize`'s, which widens them to f32 first; LLaMA-MoE (no MoE++ equivalent of its router) and bad --type values are
+(mixed formats included); LLaMA-MoE (no MoE++ equivalent of its router) and bad --type values are
 refused with a one-line error.
 
 A q8 KV cache (`--kv-cache q8`, f32 weights) is held to q8's budget.

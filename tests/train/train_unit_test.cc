@@ -247,8 +247,17 @@ TEST(TrainExport, VanillaMoeLoadsBackAsMoEppWithZeroGateMap) {
 // `quantize` and `convert` write a loaded model tensor by tensor (export_model); the file must be
 // byte for byte what the f32 parameter copy's export writes: floats in f32 and in bf16, zero
 // gate maps for a model without gating residual, and q8/q4 tensors with their scales when the
-// model was quantised as it was built (the same random values, quantised at once).
+// model was quantised as it was built (the same random values, quantised at once, on a pool).
+// The wide model has more than 64 rows a matrix (several pool tasks) and odd widths (short
+// quantisation groups, a q4 row ending in half a byte); bf16 models are quantised from bf16.
 TEST(TrainExport, ModelExportWritesTheParamsExportsFile) {
+  ModelConfig wide = tiny_config(false);
+  wide.d_model = 45;
+  wide.vocab_size = 100;
+  wide.tie_word_embeddings = false;
+  for (MoeLayerSpec& s : wide.layers)
+    for (size_t e = 0; e < s.ffn_width.size(); ++e)
+      if (s.kinds[e] == ExpertKind::kFfn) s.ffn_width[e] = 72;
   ThreadPool pool(2);
   const std::string base = ::testing::TempDir() + "/moepp_export_model";
   struct RemoveOnExit {
@@ -263,31 +272,36 @@ TEST(TrainExport, ModelExportWritesTheParamsExportsFile) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   };
   int cases = 0;
-  for (const ModelConfig& c : {tiny_config(true), tiny_vanilla_config()}) {
-    for (StoredDType stored : {StoredDType::kF32, StoredDType::kBF16}) {
-      for (auto [experts, rest] : {std::pair{WeightQuant::kNone, WeightQuant::kNone},
-                                   std::pair{WeightQuant::kQ4, WeightQuant::kQ8}}) {
-        const std::string what = std::to_string(cases++);
-        ExportQuant quant;
-        quant.experts = experts;
-        quant.rest = rest;
-        auto f32_model = Model::random(c, 5, LoadOptions{});
-        ASSERT_TRUE(f32_model.ok()) << f32_model.status().message();
-        auto params = TrainParams::from_model(**f32_model);
-        ASSERT_TRUE(params.ok()) << params.status().message();
-        ASSERT_TRUE(export_hf_model(*params, base + "/params" + what, stored, quant).ok());
-        LoadOptions load;
-        load.expert_quant = experts;
-        load.rest_quant = rest;
-        auto model = Model::random(c, 5, load);
-        ASSERT_TRUE(model.ok()) << model.status().message();
-        quant.pool = &pool;
-        Status s = export_model(**model, base + "/model" + what, stored, quant);
-        ASSERT_TRUE(s.ok()) << s.message();
-        const std::string a = bytes_of(base + "/params" + what + "/model.safetensors");
-        EXPECT_GT(a.size(), 1000u) << what;
-        EXPECT_TRUE(a == bytes_of(base + "/model" + what + "/model.safetensors")) << "case " << what;
-        EXPECT_EQ(bytes_of(base + "/params" + what + "/config.json"), bytes_of(base + "/model" + what + "/config.json"));
+  for (const ModelConfig& c : {tiny_config(true), tiny_vanilla_config(), wide}) {
+    for (ComputeDType compute : {ComputeDType::kF32, ComputeDType::kBF16}) {
+      for (StoredDType stored : {StoredDType::kF32, StoredDType::kBF16}) {
+        for (auto [experts, rest] : {std::pair{WeightQuant::kNone, WeightQuant::kNone},
+                                     std::pair{WeightQuant::kQ4, WeightQuant::kQ8}}) {
+          const std::string what = std::to_string(cases++);
+          ExportQuant quant;
+          quant.experts = experts;
+          quant.rest = rest;
+          LoadOptions floats;
+          floats.dtype = compute;
+          auto float_model = Model::random(c, 5, floats);
+          ASSERT_TRUE(float_model.ok()) << float_model.status().message();
+          auto params = TrainParams::from_model(**float_model);
+          ASSERT_TRUE(params.ok()) << params.status().message();
+          ASSERT_TRUE(export_hf_model(*params, base + "/params" + what, stored, quant).ok());
+          LoadOptions load = floats;
+          load.expert_quant = experts;
+          load.rest_quant = rest;
+          load.pool = &pool;
+          auto model = Model::random(c, 5, load);
+          ASSERT_TRUE(model.ok()) << model.status().message();
+          quant.pool = &pool;
+          Status s = export_model(**model, base + "/model" + what, stored, quant);
+          ASSERT_TRUE(s.ok()) << s.message();
+          const std::string a = bytes_of(base + "/params" + what + "/model.safetensors");
+          EXPECT_GT(a.size(), 1000u) << what;
+          EXPECT_TRUE(a == bytes_of(base + "/model" + what + "/model.safetensors")) << "case " << what;
+          EXPECT_EQ(bytes_of(base + "/params" + what + "/config.json"), bytes_of(base + "/model" + what + "/config.json"));
+        }
       }
     }
   }

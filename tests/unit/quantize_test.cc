@@ -102,6 +102,26 @@ TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
   }
 }
 
+// Loading quantises bf16 experts as stored instead of widening them to f32 first
+// (WeightLoader::expert_matrix): the quantiser must write the same bytes from either.
+TEST(Quantize, Bf16AndItsF32WideningGiveTheSameBytes) {
+  std::mt19937 rng(24);
+  for (int64_t cols : {45, 96}) {
+    const Weight bf = testing::random_weight(rng, 70, cols, 0.5f, DType::kBF16);
+    Weight f32 = make_owned_weight(DType::kF32, bf.rows, cols);
+    for (int64_t i = 0; i < bf.rows * cols; ++i)
+      static_cast<float*>(const_cast<void*>(f32.data))[i] = bf16_to_f32(bf.bf16()[i]);
+    for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+      auto a = quantize_weight(bf, q);
+      auto b = quantize_weight(f32, q);
+      ASSERT_TRUE(a.ok() && b.ok());
+      const size_t value_bytes = static_cast<size_t>(bf.rows * (q == WeightQuant::kQ8 ? cols : a->q4_row_bytes()));
+      EXPECT_EQ(std::memcmp(a->data, b->data, value_bytes), 0) << cols << " " << quant_name(q);
+      EXPECT_EQ(std::memcmp(a->scales, b->scales, static_cast<size_t>(bf.rows * a->groups_per_row()) * 4), 0);
+    }
+  }
+}
+
 TEST(Quantize, MatmulEqualsDequantisedMatmul) {
   std::mt19937 rng(22);
   ThreadPool pool(2);
