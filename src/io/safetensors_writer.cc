@@ -84,14 +84,14 @@ Status write_safetensors_f32(const std::string& path, const std::vector<F32Tenso
   std::vector<std::unique_ptr<std::vector<uint16_t>>> halves;  // bf16 copies the views point into
   for (const F32TensorView& t : tensors) {
     if (stored == StoredDType::kF32 || t.data == nullptr) {
-      views.push_back({t.name, DType::kF32, t.shape, t.data});
+      views.push_back({t.name, DType::kF32, t.shape, t.data, {}});
       continue;
     }
     size_t n = 1;
     for (int64_t s : t.shape) n *= static_cast<size_t>(std::max<int64_t>(s, 0));
     auto half = std::make_unique<std::vector<uint16_t>>(n);
     for (size_t i = 0; i < n; ++i) (*half)[i] = f32_to_bf16(t.data[i]);
-    views.push_back({t.name, DType::kBF16, t.shape, half->data()});
+    views.push_back({t.name, DType::kBF16, t.shape, half->data(), {}});
     halves.push_back(std::move(half));
   }
   return write_safetensors(path, views, metadata);

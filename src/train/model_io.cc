@@ -225,14 +225,14 @@ Status export_hf_model(const TrainParams& params, const std::string& dir, Stored
     const WeightQuant q = v.shape.size() == 2 ? quant_for(v.name, quant) : WeightQuant::kNone;
     if (q == WeightQuant::kNone) {
       if (stored == StoredDType::kF32) {
-        out.push_back({v.name, DType::kF32, v.shape, v.data});
+        out.push_back({v.name, DType::kF32, v.shape, v.data, {}});
         continue;
       }
       size_t n = 1;
       for (int64_t d : v.shape) n *= static_cast<size_t>(d);
       halves.emplace_back(n);
       for (size_t i = 0; i < n; ++i) halves.back()[i] = f32_to_bf16(v.data[i]);
-      out.push_back({v.name, DType::kBF16, v.shape, halves.back().data()});
+      out.push_back({v.name, DType::kBF16, v.shape, halves.back().data(), {}});
       continue;
     }
     Weight w;
@@ -241,9 +241,9 @@ Status export_hf_model(const TrainParams& params, const std::string& dir, Stored
     w.data = v.data;
     MOEPP_ASSIGN_OR_RETURN(Weight qw, quantize_weight(w, q, quant.pool));
     keep.push_back(qw);
-    if (q == WeightQuant::kQ8) out.push_back({v.name, DType::kI8, {qw.rows, qw.cols}, qw.data});
-    else out.push_back({v.name, DType::kU8, {qw.rows, qw.q4_row_bytes()}, qw.data});
-    out.push_back({v.name + kQuantScalesSuffix, DType::kF32, {qw.rows, qw.groups_per_row()}, qw.scales});
+    if (q == WeightQuant::kQ8) out.push_back({v.name, DType::kI8, {qw.rows, qw.cols}, qw.data, {}});
+    else out.push_back({v.name, DType::kU8, {qw.rows, qw.q4_row_bytes()}, qw.data, {}});
+    out.push_back({v.name + kQuantScalesSuffix, DType::kF32, {qw.rows, qw.groups_per_row()}, qw.scales, {}});
   }
   for (TensorBytesView& z : zero_gate_maps(params, stored)) out.push_back(std::move(z));
   return write_export(dir, params.config(), stored, out, quant);
