@@ -284,6 +284,12 @@ Status export_model(const Model& model, const std::string& dir, StoredDType stor
   return write_export(dir, model.config(), stored, out, quant);
 }
 
+Status check_exportable(const std::string& model_dir) {
+  Result<ModelConfig> config = read_model_config(model_dir + "/config.json");
+  if (!config.ok()) return Status::Ok();
+  return moepp_config_json(*config).status();
+}
+
 Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out) {
   namespace fs = std::filesystem;
   std::error_code ec;

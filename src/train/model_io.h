@@ -51,6 +51,11 @@ Status export_hf_model(const TrainParams& params, const std::string& dir, Stored
 Status export_model(const Model& model, const std::string& dir, StoredDType stored = StoredDType::kF32,
                     const ExportQuant& quant = {});
 
+// Whether the model directory's config.json can be written in the MoE++ layout (LLaMA-MoE's
+// router cannot): export_model's config check, without loading the weights. A config that does
+// not read passes here; loading it reports the problem.
+Status check_exportable(const std::string& model_dir);
+
 // Copies the tokenizer files (a file, or tokenizer.json / tokenizer.model / tokenizer_config.json /
 // special_tokens_map.json of a directory) into `out`, so `moepp generate -p` works there.
 Status copy_tokenizer_files(const std::string& tokenizer, const std::string& out);

@@ -21,6 +21,7 @@ int run_convert(const ConvertOptions& o) {
   if (o.dtype == "bf16") stored = StoredDType::kBF16;
   else if (o.dtype == "f32") stored = StoredDType::kF32;
   else return fail(Status::Error("--dtype: expected bf16 or f32, got '" + o.dtype + "'"));
+  if (Status s = check_exportable(o.in); !s.ok()) return fail(s);  // before the load
   ThreadPool pool(ThreadPool::default_threads());  // converts the weights while loading and writing
   LoadOptions load;
   load.pool = &pool;

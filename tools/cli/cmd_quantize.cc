@@ -40,6 +40,7 @@ int run_quantize(const QuantizeOptions& o) {
     if (!q.ok()) return fail(q.status());
     quant.rest = *q;
   }
+  if (Status s = check_exportable(o.in); !s.ok()) return fail(s);  // before the load
   // Quantised as every command quantises at load (the stored model gives the same logits), on a
   // pool; the export then writes the model tensor by tensor.
   ThreadPool pool(ThreadPool::default_threads());
