@@ -1,7 +1,9 @@
 // config.json -> ModelConfig through the family registry, and the reverse for MoE++.
 #include "train/model_io.h"
 
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -210,65 +212,17 @@ void float_values_row_major(const Weight& w, StoredDType stored, uint8_t* out, T
   });
 }
 
-}  // namespace
-
-Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored,
-                       const ExportQuant& quant) {
-  std::vector<F32TensorView> views;
-  for (const ParamTensor& t : params.tensors()) views.push_back({t.name, t.shape, params.at(t.ref)});
-  // Built here, written by write_export: the bf16 halves and quantised copies the views point into.
-  std::vector<TensorBytesView> out;
-  std::vector<Weight> keep;
-  std::vector<std::vector<uint16_t>> halves;
-  halves.reserve(views.size());
-  for (const F32TensorView& v : views) {
-    const WeightQuant q = v.shape.size() == 2 ? quant_for(v.name, quant) : WeightQuant::kNone;
-    if (q == WeightQuant::kNone) {
-      if (stored == StoredDType::kF32) {
-        out.push_back({v.name, DType::kF32, v.shape, v.data, {}});
-        continue;
-      }
-      size_t n = 1;
-      for (int64_t d : v.shape) n *= static_cast<size_t>(d);
-      halves.emplace_back(n);
-      for (size_t i = 0; i < n; ++i) halves.back()[i] = f32_to_bf16(v.data[i]);
-      out.push_back({v.name, DType::kBF16, v.shape, halves.back().data(), {}});
-      continue;
-    }
-    Weight w;
-    w.rows = v.shape[0];
-    w.cols = v.shape[1];
-    w.data = v.data;
-    MOEPP_ASSIGN_OR_RETURN(Weight qw, quantize_weight(w, q, quant.pool));
-    keep.push_back(qw);
-    if (q == WeightQuant::kQ8) out.push_back({v.name, DType::kI8, {qw.rows, qw.cols}, qw.data, {}});
-    else out.push_back({v.name, DType::kU8, {qw.rows, qw.q4_row_bytes()}, qw.data, {}});
-    out.push_back({v.name + kQuantScalesSuffix, DType::kF32, {qw.rows, qw.groups_per_row()}, qw.scales, {}});
-  }
-  for (TensorBytesView& z : zero_gate_maps(params, stored)) out.push_back(std::move(z));
-  return write_export(dir, params.config(), stored, out, quant);
-}
-
-Status export_model(const Model& model, const std::string& dir, StoredDType stored, const ExportQuant& quant) {
-  MOEPP_ASSIGN_OR_RETURN(TrainParams layout, TrainParams::layout(model.config()));
-  std::map<int64_t, const Weight*> weight_at;  // by the layout's offset
-  Status found = TrainParams::for_each_model_weight(model, layout, [&](const Weight& w, const ParamRef& r, const std::string&) {
-    weight_at[r.offset] = &w;
-    return Status::Ok();
-  });
-  if (!found.ok()) return found.with_context("export");
+// The layout's tensors written from `weight_of(tensor, q)`, the weight of each as the file stores
+// it (q8/q4 where quant_for says so), a tensor's bytes produced when its turn comes.
+using StoredWeightOf = std::function<Result<const Weight*>(const ParamTensor& t, WeightQuant q)>;
+Status export_weights(const TrainParams& layout, const ModelConfig& c, const StoredWeightOf& weight_of,
+                      const std::string& dir, StoredDType stored, const ExportQuant& quant) {
   std::vector<TensorBytesView> out;
   ThreadPool* pool = quant.pool;
   for (const ParamTensor& t : layout.tensors()) {
-    const Weight& w = *weight_at.at(t.ref.offset);
     const WeightQuant q = t.shape.size() == 2 ? quant_for(t.name, quant) : WeightQuant::kNone;
-    if (w.quant != q && w.quant != WeightQuant::kNone)  // a checkpoint stored quantised
-      return Status::Error("export: " + t.name + " is stored as " + weight_format_name(w) + ", expected " +
-                           (q == WeightQuant::kNone ? std::string("f32 or bf16: convert needs a float checkpoint")
-                                                    : quant_name(q) + std::string(": quantize it from a float checkpoint")));
-    if (w.quant != q)  // a caller that loaded the model without the export's quantisation
-      return Status::Error("export: " + t.name + " is " + weight_format_name(w) + ", expected " + quant_name(q) +
-                           " (load the model with the export's quantisation)");
+    MOEPP_ASSIGN_OR_RETURN(const Weight* stored_weight, weight_of(t, q));
+    const Weight& w = *stored_weight;
     if (q == WeightQuant::kNone) {
       out.push_back({t.name, stored == StoredDType::kF32 ? DType::kF32 : DType::kBF16, t.shape, nullptr,
                      [&w, stored, pool](uint8_t* bytes) { float_values_row_major(w, stored, bytes, pool); }});
@@ -281,7 +235,46 @@ Status export_model(const Model& model, const std::string& dir, StoredDType stor
                    [&w](uint8_t* bytes) { quantized_scales_row_major(w, reinterpret_cast<float*>(bytes)); }});
   }
   for (TensorBytesView& z : zero_gate_maps(layout, stored)) out.push_back(std::move(z));
-  return write_export(dir, model.config(), stored, out, quant);
+  return write_export(dir, c, stored, out, quant);
+}
+
+}  // namespace
+
+Status export_hf_model(const TrainParams& params, const std::string& dir, StoredDType stored,
+                       const ExportQuant& quant) {
+  std::deque<Weight> weights;  // f32 views of the parameters, or their quantised copies
+  auto weight_of = [&](const ParamTensor& t, WeightQuant q) -> Result<const Weight*> {
+    Weight view;
+    view.rows = t.ref.rows;
+    view.cols = t.ref.cols;
+    view.data = params.at(t.ref);
+    MOEPP_ASSIGN_OR_RETURN(Weight w, quantize_weight(view, q, quant.pool));  // the view itself for kNone
+    weights.push_back(std::move(w));
+    return &weights.back();
+  };
+  return export_weights(params, params.config(), weight_of, dir, stored, quant);
+}
+
+Status export_model(const Model& model, const std::string& dir, StoredDType stored, const ExportQuant& quant) {
+  MOEPP_ASSIGN_OR_RETURN(TrainParams layout, TrainParams::layout(model.config()));
+  std::map<int64_t, const Weight*> weight_at;  // by the layout's offset
+  Status found = TrainParams::for_each_model_weight(model, layout, [&](const Weight& w, const ParamRef& r, const std::string&) {
+    weight_at[r.offset] = &w;
+    return Status::Ok();
+  });
+  if (!found.ok()) return found.with_context("export");
+  auto weight_of = [&](const ParamTensor& t, WeightQuant q) -> Result<const Weight*> {
+    const Weight* w = weight_at.at(t.ref.offset);
+    if (w->quant != q && w->quant != WeightQuant::kNone)  // a checkpoint stored quantised
+      return Status::Error("export: " + t.name + " is stored as " + weight_format_name(*w) + ", expected " +
+                           (q == WeightQuant::kNone ? std::string("f32 or bf16: convert needs a float checkpoint")
+                                                    : quant_name(q) + std::string(": quantize it from a float checkpoint")));
+    if (w->quant != q)  // a caller that loaded the model without the export's quantisation
+      return Status::Error("export: " + t.name + " is " + weight_format_name(*w) + ", expected " + quant_name(q) +
+                           " (load the model with the export's quantisation)");
+    return w;
+  };
+  return export_weights(layout, model.config(), weight_of, dir, stored, quant);
 }
 
 Status check_exportable(const std::string& model_dir) {
