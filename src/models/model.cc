@@ -28,9 +28,27 @@ namespace {
 // Quantised (q != kNone) and row-interleaved copy of *w in place of the original. A view into
 // the mapped checkpoint gives its pages back, so the copy does not add to the memory (the file
 // stays mapped for the small tensors still viewed there). Nothing to do when *w is prepared
-// already (an expert done as it was loaded).
-Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, ThreadPool* pool) {
-  if (w->empty() || (w->interleaved8 && w->quant == q)) return Status::Ok();
+// already (an expert done as it was loaded). options.shapes_only: the format alone, as the copy
+// would have it.
+Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, const LoadOptions& options) {
+  if (w->rows == 0 || (w->interleaved8 && w->quant == q)) return Status::Ok();
+  // Stored quantised by `moepp quantize`: kept as stored when asked for the same format (or
+  // none); another format would quantise the quantised values again.
+  if (w->quant != WeightQuant::kNone) {
+    if (q != WeightQuant::kNone && q != w->quant)
+      return Status::Error(what + ": stored as " + quant_name(w->quant) + " in the checkpoint, cannot be requantised to " +
+                           quant_name(q) + " (quantise the float checkpoint instead)");
+    q = WeightQuant::kNone;
+  }
+  if (options.shapes_only) {
+    if (q != WeightQuant::kNone) {
+      w->quant = q;
+      w->dtype = DType::kF32;
+    }
+    w->interleaved8 = true;
+    return Status::Ok();
+  }
+  ThreadPool* pool = options.pool;
   Weight out = *w;
   if (q != WeightQuant::kNone) {
     auto quantized = quantize_weight(*w, q, pool);
@@ -149,6 +167,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
 
   WeightLoader loader(*m->source_, m->precision_.weight_dtype(), dir, options.pool);
   loader.stage_experts_for_quantization(options.expert_quant != WeightQuant::kNone);
+  loader.set_shapes_only(options.shapes_only);
+  m->has_weight_values_ = !options.shapes_only;
   family->declare_ignored(loader);
   ModelWeights& w = m->weights_;
   const int64_t d = c.d_model;
@@ -166,7 +186,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     MOEPP_ASSIGN_OR_RETURN(lw.attention.v, loader.matrix(p + "self_attn.v_proj.weight", kv_width, d));
     MOEPP_ASSIGN_OR_RETURN(lw.attention.o, loader.matrix(p + "self_attn.o_proj.weight", d, q_width));
     loader.on_expert_matrix([&](Weight* e) {
-      return prepare_matrix(e, options.expert_quant, "layer " + std::to_string(l) + " experts", options.pool);
+      return prepare_matrix(e, options.expert_quant, "layer " + std::to_string(l) + " experts", options);
     });
     MOEPP_RETURN_IF_ERROR(family->load_moe_layer(c, l, loader, &lw.moe));
     MOEPP_RETURN_IF_ERROR(m->prepare_layer(lw, l, options));
@@ -174,6 +194,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   MOEPP_ASSIGN_OR_RETURN(w.final_norm, loader.vector("model.norm.weight", d));
   if (c.tie_word_embeddings && !loader.has("lm_head.weight")) {
     w.lm_head = w.embed;
+    w.head_tied = true;
   } else {
     MOEPP_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", c.vocab_size, d));
   }
@@ -189,6 +210,7 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
   if (c.n_layers <= 0 || c.d_model <= 0 || c.vocab_size <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
       c.head_dim <= 0 || c.n_heads % c.n_kv_heads != 0 || static_cast<int64_t>(c.layers.size()) != c.n_layers)
     return Status::Error("random model: inconsistent shape (layers, heads, widths or layer specs)");
+  if (options.shapes_only) return Status::Error("random model: shapes_only loads a checkpoint's shapes, not random weights");
   std::unique_ptr<Model> m(new Model());
   m->config_ = config;
   MOEPP_RETURN_IF_ERROR(m->set_precision(options));
@@ -207,6 +229,7 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
   w.embed = fill(c.vocab_size, d, init);
   w.final_norm = fill(1, d, 0.0f, 1.0f);
   w.lm_head = c.tie_word_embeddings ? w.embed : fill(c.vocab_size, d, init);
+  w.head_tied = c.tie_word_embeddings;
   MOEPP_RETURN_IF_ERROR(m->prepare_head(options));
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -234,9 +257,9 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
         // peak memory of a quantised model.
         const std::string where = "layer " + std::to_string(l) + " experts";
         ew.gate_up = fill(2 * spec.ffn_width[e], d, init);
-        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.gate_up, options.expert_quant, where, options.pool));
+        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.gate_up, options.expert_quant, where, options));
         ew.down = fill(d, spec.ffn_width[e], init);
-        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.down, options.expert_quant, where, options.pool));
+        MOEPP_RETURN_IF_ERROR(prepare_matrix(&ew.down, options.expert_quant, where, options));
       } else if (spec.kinds[e] == ExpertKind::kConstant) {
         ew.constant_gate = fill(2, d, init);
         ew.constant_value = fill(1, d, init);
@@ -251,17 +274,17 @@ Result<std::unique_ptr<Model>> Model::random(const ModelConfig& config, uint64_t
 Status Model::prepare_layer(LayerWeights& lw, int64_t layer, const LoadOptions& options) {
   const std::string where = "layer " + std::to_string(layer);
   for (Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o})
-    MOEPP_RETURN_IF_ERROR(prepare_matrix(w, options.rest_quant, where + " attention", options.pool));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(w, options.rest_quant, where + " attention", options));
   for (ExpertWeights& e : lw.moe.experts) {
-    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.gate_up, options.expert_quant, where + " experts", options.pool));
-    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.down, options.expert_quant, where + " experts", options.pool));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.gate_up, options.expert_quant, where + " experts", options));
+    MOEPP_RETURN_IF_ERROR(prepare_matrix(&e.down, options.expert_quant, where + " experts", options));
   }
   return Status::Ok();
 }
 
 Status Model::prepare_head(const LoadOptions& options) {
-  if (weights_.lm_head.data == weights_.embed.data) return Status::Ok();  // tied: the embedding's rows
-  return prepare_matrix(&weights_.lm_head, options.rest_quant, "lm_head", options.pool);
+  if (weights_.head_tied) return Status::Ok();  // the embedding's rows
+  return prepare_matrix(&weights_.lm_head, options.rest_quant, "lm_head", options);
 }
 
 ParamCounts Model::param_counts() const {
@@ -269,7 +292,7 @@ ParamCounts Model::param_counts() const {
   auto count = [](const Weight& w) { return w.rows * w.cols; };
   ParamCounts pc;
   int64_t dense = count(weights_.embed) + count(weights_.final_norm);
-  if (weights_.lm_head.data != weights_.embed.data) dense += count(weights_.lm_head);
+  if (!weights_.head_tied) dense += count(weights_.lm_head);
   pc.total = dense;
   pc.active_max = pc.active_min = dense;
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -298,7 +321,7 @@ ParamCounts Model::param_counts() const {
 
 size_t Model::weight_bytes() const {
   size_t bytes = weights_.embed.nbytes() + weights_.final_norm.nbytes();
-  if (weights_.lm_head.data != weights_.embed.data) bytes += weights_.lm_head.nbytes();
+  if (!weights_.head_tied) bytes += weights_.lm_head.nbytes();
   for (const LayerWeights& lw : weights_.layers) {
     for (const Weight* w : {&lw.input_norm, &lw.post_norm, &lw.attention.q, &lw.attention.k, &lw.attention.v,
                             &lw.attention.o, &lw.moe.router.w1, &lw.moe.router.w2, &lw.moe.router.gate_map})
@@ -319,6 +342,7 @@ std::unique_ptr<Model> Model::clone_sharing_weights() const {
   m->kv_storage_ = kv_storage_;
   m->inv_freq_ = inv_freq_;
   m->checkpoint_dtypes_ = checkpoint_dtypes_;
+  m->has_weight_values_ = has_weight_values_;
   return m;
 }
 
@@ -344,6 +368,7 @@ Result<std::unique_ptr<Model>> Model::with_zero_computation_only() const {
 }
 
 Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
+  if (!has_weight_values_) return Status::Error(dir_ + ": loaded for its shapes only (no weight values to run)");
   // A bf16 cache would round an f32 forward's keys and values (f32 storage holds either exactly).
   if (cache.bf16() && !precision_.bf16())
     return Status::Error("KV cache: expected f32 storage for a model computing in f32, found bf16");

@@ -30,6 +30,11 @@ struct LoadOptions {
   // Threads that convert, quantise and interleave the weights while loading (the command's pool,
   // borrowed for the load only); none: the loading thread alone.
   ThreadPool* pool = nullptr;
+  // Model::load checks the checkpoint's config, tensor names, shapes and dtypes and gives every
+  // weight the shape and format a full load would, without reading, converting or allocating a
+  // single weight (`moepp info` on a checkpoint of any size). Such a model has no numbers to run:
+  // forward() refuses it.
+  bool shapes_only = false;
 };
 
 // Hooks called during forward (tests, routing analysis, debugging): per layer output and
@@ -76,6 +81,8 @@ class Model {
   std::vector<std::pair<std::string, int64_t>> checkpoint_dtypes() const { return checkpoint_dtypes_; }
   ParamCounts param_counts() const;
   size_t weight_bytes() const;
+  // False for a model loaded with LoadOptions::shapes_only.
+  bool has_weight_values() const { return has_weight_values_; }
 
   // A bf16 forward's keys and values are bf16 values, so its cache stores them as bf16.
   KvCache make_cache() const { return KvCache(config_.n_layers, config_.n_kv_heads, config_.head_dim, kv_storage_); }
@@ -106,6 +113,7 @@ class Model {
   ModelWeights weights_;
   Precision precision_;
   KvStorage kv_storage_ = KvStorage::kF32;
+  bool has_weight_values_ = true;
   std::vector<float> inv_freq_;  // [head_dim/2]
   std::unique_ptr<TensorSource> source_;  // keeps mapped weights alive
   std::vector<std::pair<std::string, int64_t>> checkpoint_dtypes_;  // dtype name -> tensor count

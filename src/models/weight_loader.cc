@@ -16,6 +16,18 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+namespace {
+
+Weight shape_only_weight(DType dtype, int64_t rows, int64_t cols) {
+  Weight w;
+  w.dtype = dtype;
+  w.rows = rows;
+  w.cols = cols;
+  return w;
+}
+
+}  // namespace
+
 Result<const TensorEntry*> WeightLoader::find(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorEntry* e = source_.find(name);
   if (e == nullptr) return Status::Error(dir_ + ": missing tensor '" + name + "'");
@@ -74,6 +86,9 @@ Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const Ten
   if (scales.dtype != DType::kF32 || scales.shape != scale_shape)
     return Status::Error(scales.file + ": tensor '" + scales.name + "': expected F32 " + shape_string(scale_shape) +
                          ", got " + dtype_name(scales.dtype) + " " + shape_string(scales.shape));
+  used_.insert(name);
+  used_.insert(scales.name);
+  if (shapes_only_) return w;
   // Copied into aligned memory: safetensors packs tensors back to back, so the scales may sit
   // at any byte offset in the file.
   const size_t value_bytes = e->nbytes;
@@ -87,8 +102,6 @@ Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const Ten
   for (int64_t i = 0; i < rows * w.groups_per_row(); ++i)
     if (!std::isfinite(w.scales[i]))
       return Status::Error(scales.file + ": tensor '" + scales.name + "': scale " + std::to_string(i) + " is not finite");
-  used_.insert(name);
-  used_.insert(scales.name);
   return w;
 }
 
@@ -105,6 +118,7 @@ Result<Weight> WeightLoader::matrix_as(const std::string& name, int64_t rows, in
   if (const TensorEntry* scales = source_.find(name + kQuantScalesSuffix))
     return quantized_matrix(name, *scales, rows, cols);
   MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {rows, cols}));
+  if (shapes_only_) return shape_only_weight(target, rows, cols);
   const bool aligned = reinterpret_cast<uintptr_t>(e->data) % dtype_size(target) == 0;
   if (e->dtype == target && aligned) {  // zero-copy view into the mapped file
     Weight w;
@@ -121,6 +135,7 @@ Result<Weight> WeightLoader::matrix_as(const std::string& name, int64_t rows, in
 
 Result<Weight> WeightLoader::vector(const std::string& name, int64_t n) {
   MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(name, {n}));
+  if (shapes_only_) return shape_only_weight(target_, 1, n);
   Weight w = make_owned_weight(target_, 1, n);
   convert_into(*e, const_cast<void*>(w.data), target_);
   return w;
@@ -146,7 +161,7 @@ Result<Weight> WeightLoader::stacked_as(const std::vector<std::string>& names, c
                                         int64_t cols, DType target) {
   int64_t total = 0;
   for (int64_t r : rows) total += r;
-  Weight w = make_owned_weight(target, total, cols);
+  Weight w = shapes_only_ ? shape_only_weight(target, total, cols) : make_owned_weight(target, total, cols);
   uint8_t* dst = static_cast<uint8_t*>(const_cast<void*>(w.data));
   for (size_t i = 0; i < names.size(); ++i) {
     if (has(names[i] + kQuantScalesSuffix))
@@ -154,6 +169,7 @@ Result<Weight> WeightLoader::stacked_as(const std::vector<std::string>& names, c
                            "' is quantised, but this family stacks it with others: quantised files are written in "
                            "the MoE++ layout by `moepp quantize`");
     MOEPP_ASSIGN_OR_RETURN(const TensorEntry* e, find(names[i], {rows[i], cols}));
+    if (shapes_only_) continue;
     convert_into(*e, dst, target);
     dst += static_cast<size_t>(rows[i] * cols) * dtype_size(target);
   }

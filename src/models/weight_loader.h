@@ -30,6 +30,9 @@ class WeightLoader {
   Result<Weight> expert_matrix(const std::string& name, int64_t rows, int64_t cols);
   Result<Weight> expert_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
   void stage_experts_for_quantization(bool on) { stage_experts_ = on; }
+  // Names, shapes and dtypes checked as always, but the weights returned carry their shape,
+  // dtype and format only (data null): nothing read from the tensors, nothing allocated.
+  void set_shapes_only(bool on) { shapes_only_ = on; }
   // A 1-D tensor [n], returned as [1, n].
   Result<Weight> vector(const std::string& name, int64_t n);
   // Tensors of shapes [rows_i, cols] stacked along rows into one weight (e.g. gate; up).
@@ -68,6 +71,7 @@ class WeightLoader {
   MatrixHook expert_hook_;
   ThreadPool* pool_;
   bool stage_experts_ = false;
+  bool shapes_only_ = false;
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);

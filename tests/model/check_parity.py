@@ -30,6 +30,9 @@ on 3 prompts (BOS + random ids, 7/12/16 tokens, fixed seed), and compares:
   carries the change forward), so routes and logits are compared on tokens < t only. The preset
   seeds are chosen so that no prompt has a near-tie; excusals are reported.
 * MoE++ presets: the reference routes must use every expert kind (ffn, constant, copy, zero).
+* `moepp info --json` (which reads the tensors' headers only): params_total is the checkpoint's
+  element count (less the tensors inference ignores), weight_bytes 4 bytes a parameter under
+  f32 and 2 under --dtype bf16, checkpoint_dtypes the count of tensors per stored dtype.
 
 One line per case (PASS/FAIL with the worst error), then "N passed, M failed"; exit status 1 if
 any failed. --quick runs a subset.
@@ -100,6 +103,35 @@ def run_engine(moepp, model_dir, ids, dtype, chunk, out_prefix, timeout):
         with open(ro) as f:
             routes = json.load(f)
     return logits, routes, None
+
+
+IGNORED_SUFFIXES = (".rotary_emb.inv_freq", ".gate.weight_noise.weight")  # unused by inference
+DTYPE_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+
+
+def check_info(moepp, model_dir, sd, timeout):
+    """Returns None if `moepp info --json` agrees with the checkpoint's tensors, else what differs."""
+    params = sum(t.numel() for k, t in sd.items() if not k.endswith(IGNORED_SUFFIXES))
+    dtypes = {}
+    for t in sd.values():
+        dtypes[DTYPE_NAMES[t.dtype]] = dtypes.get(DTYPE_NAMES[t.dtype], 0) + 1
+    problems = []
+    for dtype, bytes_per_param in (("f32", 4), ("bf16", 2)):
+        cmd = [moepp, "info", "-m", model_dir, "--json", "--dtype", dtype]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            info = json.loads(r.stdout) if r.returncode == 0 else None
+        except (subprocess.TimeoutExpired, OSError, ValueError) as e:
+            return f"{' '.join(cmd)}: {e}"
+        if info is None:
+            return f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()[:300]}"
+        if info["params_total"] != params:
+            problems.append(f"params_total {info['params_total']}, checkpoint has {params}")
+        if info["weight_bytes"] != bytes_per_param * params:
+            problems.append(f"--dtype {dtype}: weight_bytes {info['weight_bytes']}, expected {bytes_per_param * params}")
+        if info["checkpoint_dtypes"] != dtypes:
+            problems.append(f"checkpoint_dtypes {info['checkpoint_dtypes']}, checkpoint has {dtypes}")
+    return "; ".join(problems) or None
 
 
 def compare(ref, logits, routes, dtype, n_layers, n_experts):
@@ -183,6 +215,8 @@ def main(argv=None):
         except Exception as e:  # a broken generator is a failed case, not a crash
             report(False, f"{tag}: checkpoint generation failed: {e}")
             continue
+        problem = check_info(moepp, mdir, sd, a.timeout)
+        report(problem is None, f"{tag} info: " + (problem or "parameters, bytes and dtypes as in the checkpoint"))
         n_layers = cfg["num_hidden_layers"]
         prompts = default_prompts(cfg["vocab_size"])
         for dtype, chunks in runs:

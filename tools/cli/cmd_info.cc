@@ -1,4 +1,5 @@
-// `moepp info -m DIR`: family, shapes, each layer's expert table, parameters, dtypes, memory.
+// `moepp info -m DIR`: family, shapes, each layer's expert table, parameters, dtypes, memory, from
+// the config and the tensors' headers (no weight is read).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -43,8 +44,8 @@ std::string human_bytes(double b) {
 int run_info(const InfoOptions& o) {
   auto load_options = o.model.load_options();
   if (!load_options.ok()) return fail(load_options.status());
-  ThreadPool pool(ThreadPool::default_threads());  // converts and quantises the weights while loading
-  load_options->pool = &pool;
+  // Shapes and formats only: instant, and no memory, for a checkpoint of any size.
+  load_options->shapes_only = true;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
   const Model& model = *loaded.value();
@@ -78,7 +79,7 @@ int run_info(const InfoOptions& o) {
   const ModelWeights& mw = model.weights();
   const Weight* expert = nullptr;
   for (const ExpertWeights& e : mw.layers[0].moe.experts)
-    if (!e.gate_up.empty()) expert = &e.gate_up;
+    if (e.gate_up.rows > 0) expert = &e.gate_up;
   const std::string expert_format = expert ? weight_format_name(*expert) : "none";
   const std::string rest_format = weight_format_name(mw.layers[0].attention.q);
   j["expert_weights"] = expert_format;
