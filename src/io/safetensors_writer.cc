@@ -2,14 +2,14 @@
 #include "io/safetensors_writer.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "platform/durable_file.h"
 
 namespace moepp {
 
@@ -38,8 +38,8 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
-  // Written beside the target and renamed over it at the end: a failed write leaves the old file
-  // whole, and a model still reading the old file through its mapping (`moepp convert -m DIR -o
+  // Written beside the target and renamed over it at the end (platform/durable_file.h): a failed
+  // write or a crash leaves the old file whole, and a model still reading the old file through its mapping (`moepp convert -m DIR -o
   // DIR`) keeps reading it. The partial file goes however the write ends (errors, exceptions).
   const std::string partial = path + ".partial";
   struct PartialFile {
@@ -70,10 +70,7 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
   const int closed = std::fclose(out.f);
   out.f = nullptr;
   if (!ok || closed != 0) return Status::Error(path + ": write failed (disk full?)");
-  if (std::rename(partial.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    return Status::Error(path + ": cannot replace it with " + partial + ": " + std::strerror(err));
-  }
+  MOEPP_RETURN_IF_ERROR(commit_replacement(partial, path));  // on the disk before it replaces the old file
   out.committed = true;
   return Status::Ok();
 }

@@ -10,6 +10,7 @@
 
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
+#include "platform/durable_file.h"
 #include "models/config_reader.h"
 #include "models/family.h"
 #include "tensor/quantize.h"
@@ -141,20 +142,13 @@ Status write_export(const std::string& dir, const ModelConfig& c, StoredDType st
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Error(dir + ": cannot create directory: " + ec.message());
   MOEPP_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", tensors, export_metadata(quant)));
-  {
-    std::ofstream out(dir + "/config.json");
-    out << config.dump(2) << "\n";
-    out.close();
-    if (!out) return Status::Error(dir + "/config.json: write failed");
-  }
+  const std::string config_text = config.dump(2) + "\n";
+  MOEPP_RETURN_IF_ERROR(write_file_replacing(dir + "/config.json", config_text.data(), config_text.size()));
   nlohmann::ordered_json gen;
   if (config.contains("bos_token_id")) gen["bos_token_id"] = config["bos_token_id"];
   if (config.contains("eos_token_id")) gen["eos_token_id"] = config["eos_token_id"];
-  std::ofstream out(dir + "/generation_config.json");
-  out << gen.dump(2) << "\n";
-  out.close();
-  if (!out) return Status::Error(dir + "/generation_config.json: write failed");
-  return Status::Ok();
+  const std::string gen_text = gen.dump(2) + "\n";
+  return write_file_replacing(dir + "/generation_config.json", gen_text.data(), gen_text.size());
 }
 
 // The zero gate_map MoE++ checkpoints need, for each layer of a model without gating residual.

@@ -10,6 +10,7 @@
 #include "io/checkpoint_dir.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
+#include "platform/durable_file.h"
 
 namespace moepp {
 
@@ -30,14 +31,9 @@ Status save_train_checkpoint(const std::string& dir, const TrainParams& params, 
   nlohmann::json m = meta;
   m["step"] = adamw.steps();
   m["state_file"] = state_file;
-  {
-    std::ofstream out(js + ".tmp");
-    out << m.dump(1) << "\n";
-    out.close();
-    if (!out) return Status::Error(js + ".tmp: write failed");
-  }
-  std::filesystem::rename(js + ".tmp", js, ec);
-  if (ec) return Status::Error(js + ": cannot move the checkpoint into place: " + ec.message());
+  // On the disk before the superseded states below go: a crash leaves the old or the new state.
+  const std::string text = m.dump(1) + "\n";
+  MOEPP_RETURN_IF_ERROR(write_file_replacing(js, text.data(), text.size()));
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {  // superseded states
     const std::string name = entry.path().filename().string();
     // (and what an interrupted save left: write_safetensors writes NAME.partial first)

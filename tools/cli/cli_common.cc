@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "platform/thread_pool.h"
+
 namespace moepp::cli {
 
 Result<std::vector<int32_t>> parse_ids(const std::string& text, const char* flag) {
@@ -32,21 +34,11 @@ Result<ComputeDType> parse_dtype(const std::string& text) {
   return Status::Error("--dtype: expected f32 or bf16, got '" + text + "'");
 }
 
-Status write_file_atomic(const std::string& path, const void* data, size_t size) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return Status::Error(path + ": cannot write: " + std::strerror(errno));
-  const bool ok = std::fwrite(data, 1, size, f) == size;
-  if (std::fclose(f) != 0 || !ok) {
-    std::remove(tmp.c_str());
-    return Status::Error(path + ": write failed: " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::Error(path + ": cannot rename into place: " + std::strerror(errno));
-  }
-  return Status::Ok();
+void add_threads_option(CLI::App* sub, int* threads, const std::string& help) {
+  sub->add_option("-t,--threads", *threads, help)->check(CLI::Range(0, kMaxThreads));
 }
+
+int thread_count(int threads) { return threads > 0 ? threads : ThreadPool::default_threads(); }
 
 int fail(const Status& status) {
   std::fprintf(stderr, "moepp: %s\n", status.message().c_str());

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "base/status.h"
 #include "ops/precision.h"
 
@@ -13,10 +15,16 @@ namespace moepp::cli {
 // "1,2,3" -> {1, 2, 3}; names the flag in the error.
 Result<std::vector<int32_t>> parse_ids(const std::string& text, const char* flag);
 Result<ComputeDType> parse_dtype(const std::string& text);
-// Writes bytes to `path` via a temporary file and a rename, so a failed write never leaves a
-// truncated file where a good one was.
-Status write_file_atomic(const std::string& path, const void* data, size_t size);
 // Prints "moepp: <message>" to stderr and returns the exit code 1.
 int fail(const Status& status);
+
+// The most threads a command may ask for: more would exhaust the system's threads (an abort)
+// before any work is done.
+constexpr int kMaxThreads = 1024;
+// Adds -t/--threads to `sub`: 0 (the default) is the machine's physical cores; a value below 0
+// or above kMaxThreads is a parse error that names the flag.
+void add_threads_option(CLI::App* sub, int* threads, const std::string& help = "Threads (default: physical cores)");
+// The pool size a -t value asks for (0: ThreadPool::default_threads()).
+int thread_count(int threads);
 
 }  // namespace moepp::cli

@@ -431,7 +431,11 @@ int run_bench(const BenchOptions& o) {
     auto t = parse_counts(o.threads, "-t", false);
     if (!t.ok()) return fail(t.status());
     config.threads.clear();
-    for (int64_t v : *t) config.threads.push_back(static_cast<int>(v));
+    for (int64_t v : *t) {
+      if (v > kMaxThreads)
+        return fail(Status::Error(str_format("-t: expected 1 to %d threads, got %lld", kMaxThreads, static_cast<long long>(v))));
+      config.threads.push_back(static_cast<int>(v));
+    }
   }
   auto prompts = parse_counts(o.prompts, "-p", true);
   if (!prompts.ok()) return fail(prompts.status());

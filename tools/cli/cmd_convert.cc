@@ -14,6 +14,7 @@ namespace {
 
 struct ConvertOptions {
   std::string in, out, dtype = "bf16";
+  int threads = 0;
 };
 
 int run_convert(const ConvertOptions& o) {
@@ -22,7 +23,7 @@ int run_convert(const ConvertOptions& o) {
   else if (o.dtype == "f32") stored = StoredDType::kF32;
   else return fail(Status::Error("--dtype: expected bf16 or f32, got '" + o.dtype + "'"));
   if (Status s = check_exportable(o.in); !s.ok()) return fail(s);  // before the load
-  ThreadPool pool(ThreadPool::default_threads());  // converts the weights while loading and writing
+  ThreadPool pool(thread_count(o.threads));  // converts the weights while loading and writing
   LoadOptions load;
   load.pool = &pool;
   // A bf16 export holds the model in bf16: the loader rounds f32 and f16 values to bf16 as the
@@ -47,6 +48,7 @@ Runner add_convert_command(CLI::App& app) {
   sub->add_option("-m,--model", o->in, "Model directory to read (any supported family)")->required();
   sub->add_option("-o,--out", o->out, "Directory to write (config.json, model.safetensors, tokenizer files)")->required();
   sub->add_option("--dtype", o->dtype, "Stored weight type: bf16 (round to nearest even) or f32")->capture_default_str();
+  add_threads_option(sub, &o->threads, "Threads that convert the weights (default: physical cores)");
   return [o] { return run_convert(*o); };
 }
 

@@ -51,7 +51,7 @@ int run_eval(const EvalOptions& o) {
   eo.add_bos = !o.no_bos;
   auto encoded = encode_task(*docs, fewshot, eo, tok.get());
   if (!encoded.ok()) return fail(encoded.status().with_context(o.task));
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  ThreadPool pool(thread_count(o.threads));  // also converts and quantises the weights while loading
   load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
@@ -112,7 +112,7 @@ Runner add_eval_command(CLI::App& app) {
   sub->add_flag("--no-bos", o->no_bos, "Text tasks: do not add the tokenizer's BOS token to the context");
   sub->add_option("--batch-tokens", o->batch_tokens, "Tokens per forward pass (choices are packed together)")->capture_default_str();
   o->model.add_to(sub);
-  sub->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  add_threads_option(sub, &o->threads);
   sub->add_flag("--json", o->json, "Print metrics and per-document scores as JSON");
   return [o] { return run_eval(*o); };
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "platform/durable_file.h"
 #include "commands.h"
 #include "generation_flags.h"
 #include "models/model.h"
@@ -48,7 +49,7 @@ int run_logits(const LogitsOptions& o) {
   auto load_options = o.model.load_options();
   if (!load_options.ok()) return fail(load_options.status());
   if (o.chunk < 0) return fail(Status::Error("--chunk: expected a positive number of tokens, got " + std::to_string(o.chunk)));
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  ThreadPool pool(thread_count(o.threads));  // also converts and quantises the weights while loading
   load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
@@ -67,20 +68,20 @@ int run_logits(const LogitsOptions& o) {
     if (!s.ok()) return fail(s.with_context("--ids"));
     all_logits.insert(all_logits.end(), logits.begin(), logits.end());
   }
-  Status s = write_file_atomic(o.output, all_logits.data(), all_logits.size() * sizeof(float));
+  Status s = write_file_replacing(o.output, all_logits.data(), all_logits.size() * sizeof(float));
   if (!s.ok()) return fail(s);
   if (!o.routes.empty()) {
     nlohmann::json j;
     j["layers"] = recorder.experts_;
     j["weights"] = recorder.weights_;
     const std::string text = j.dump() + "\n";
-    s = write_file_atomic(o.routes, text.data(), text.size());
+    s = write_file_replacing(o.routes, text.data(), text.size());
     if (!s.ok()) return fail(s);
   }
   if (!o.dump_dir.empty()) {
     for (size_t l = 0; l < recorder.hidden_.size(); ++l) {
       const auto& h = recorder.hidden_[l];
-      s = write_file_atomic(o.dump_dir + str_format("/layer_%02zu.f32", l), h.data(), h.size() * sizeof(float));
+      s = write_file_replacing(o.dump_dir + str_format("/layer_%02zu.f32", l), h.data(), h.size() * sizeof(float));
       if (!s.ok()) return fail(s);
     }
   }
@@ -99,7 +100,7 @@ Runner add_logits_command(CLI::App& app) {
   o->model.add_to(sub);
   sub->add_option("--chunk", o->chunk, "Feed the tokens through the KV cache this many at a time (1 = token by token; default: all at once)");
   sub->add_option("--dump-dir", o->dump_dir, "Write each layer's output hidden states as layer_NN.f32 [n_tokens, d_model] into this existing directory");
-  sub->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  add_threads_option(sub, &o->threads);
   return [o] { return run_logits(*o); };
 }
 

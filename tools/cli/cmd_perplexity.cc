@@ -43,7 +43,7 @@ int run_perplexity(const PerplexityOptions& o) {
   }
   auto ids = load_token_input(o.input, tok.get());
   if (!ids.ok()) return fail(ids.status());
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  ThreadPool pool(thread_count(o.threads));  // also converts and quantises the weights while loading
   load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
@@ -140,7 +140,7 @@ Runner add_perplexity_command(CLI::App& app) {
   sub->add_option("--kl-base", o->kl_base, "Report KL(saved || this run) per position against a --save-logits file");
   sub->add_option("--batch-tokens", o->batch_tokens, "Tokens per forward pass (windows are packed together)")->capture_default_str();
   o->model.add_to(sub);
-  sub->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  add_threads_option(sub, &o->threads);
   sub->add_flag("--json", o->json, "Print the results as JSON (with every token's NLL)");
   return [o] { return run_perplexity(*o); };
 }

@@ -17,6 +17,7 @@ namespace {
 
 struct QuantizeOptions {
   std::string in, out, type, experts, rest;
+  int threads = 0;
 };
 
 int run_quantize(const QuantizeOptions& o) {
@@ -43,7 +44,7 @@ int run_quantize(const QuantizeOptions& o) {
   if (Status s = check_exportable(o.in); !s.ok()) return fail(s);  // before the load
   // Quantised as every command quantises at load (the stored model gives the same logits), on a
   // pool; the export then writes the model tensor by tensor.
-  ThreadPool pool(ThreadPool::default_threads());
+  ThreadPool pool(thread_count(o.threads));
   LoadOptions load;
   load.expert_quant = quant.experts;
   load.rest_quant = quant.rest;
@@ -77,6 +78,7 @@ Runner add_quantize_command(CLI::App& app) {
       ->required();
   sub->add_option("--experts", o->experts, "Override for the FFN experts: q8, q4 or none");
   sub->add_option("--rest", o->rest, "Override for attention and lm_head: q8, q4 or none");
+  add_threads_option(sub, &o->threads, "Threads that quantise (default: physical cores)");
   sub->footer(
       "Example: moepp quantize -m models/default -o /tmp/default-q4 --type q4 --rest q8\n"
       "The output loads with every command (-m /tmp/default-q4); compare quality with\n"

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "platform/durable_file.h"
 #include "commands.h"
 #include "generation_flags.h"
 #include "eval/html_report.h"
@@ -28,7 +29,7 @@ struct RoutesOptions {
   int threads = 0;
 };
 
-Status write_text(const std::string& path, const std::string& text) { return write_file_atomic(path, text.data(), text.size()); }
+Status write_text(const std::string& path, const std::string& text) { return write_file_replacing(path, text.data(), text.size()); }
 
 int run_routes(const RoutesOptions& o) {
   if (o.batch_tokens < 1) return fail(Status::Error("--batch-tokens: expected a positive number, got " + std::to_string(o.batch_tokens)));
@@ -41,7 +42,7 @@ int run_routes(const RoutesOptions& o) {
   else if (o.input.has_text()) return fail(t.status());
   auto ids = load_token_input(o.input, tok.get());
   if (!ids.ok()) return fail(ids.status());
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  ThreadPool pool(thread_count(o.threads));  // also converts and quantises the weights while loading
   load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
@@ -100,7 +101,7 @@ Runner add_routes_command(CLI::App& app) {
   sub->add_option("--ctx", o->ctx, "Tokens per independent window (default: max_position_embeddings, at most 4096)");
   sub->add_option("--batch-tokens", o->batch_tokens, "Tokens per forward pass (windows are packed together)")->capture_default_str();
   o->model.add_to(sub);
-  sub->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  add_threads_option(sub, &o->threads);
   return [o] { return run_routes(*o); };
 }
 

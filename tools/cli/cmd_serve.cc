@@ -81,7 +81,7 @@ int run_serve(ServeOptions o) {
     if (!t.ok()) return fail(t.status().with_context(o.model_dir + "/tokenizer_config.json"));
     chat_template = std::make_unique<ChatTemplate>(std::move(t).value());
   }
-  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());  // also converts and quantises the weights while loading
+  ThreadPool pool(thread_count(o.threads));  // also converts and quantises the weights while loading
   load_options->pool = &pool;
   auto loaded = Model::load(o.model_dir, *load_options);
   if (!loaded.ok()) return fail(loaded.status());
@@ -147,7 +147,7 @@ Runner add_serve_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--max-tokens", o->server.limits.max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();
   sub->add_option("--max-body", o->max_body_kib, "Largest request body in KiB (413 beyond)")->capture_default_str();
-  sub->add_option("-t,--threads", o->threads, "Compute threads (default: physical cores)");
+  add_threads_option(sub, &o->threads, "Compute threads (default: physical cores)");
   sub->add_flag("-q,--quiet", o->quiet, "No per-request log lines (prompts are never logged)");
   o->model.add_to(sub);
   o->draft.add_to(sub);

@@ -163,6 +163,7 @@ Status validate(const TrainCliOptions& o) {
                                     (long long)o.batch));
   if (o.log_every < 1 || o.eval_every < 0 || o.eval_batches < 1 || o.checkpoint_every < 0 || o.stop_at < 0 || o.threads < 0)
     return Status::Error("--log-every, --eval-batches: expected >= 1; --eval-every, --checkpoint-every, --stop-at, --threads: >= 0");
+  if (o.threads > kMaxThreads) return Status::Error(str_format("--threads: expected 0 to %d, got %lld", kMaxThreads, static_cast<long long>(o.threads)));
   if (o.balance_layers != "sum" && o.balance_layers != "mean")
     return Status::Error("--balance-layers: expected sum or mean, got " + o.balance_layers);
   return Status::Ok();
@@ -210,7 +211,7 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
   Result<TrainParams> params = Status::Error("unset");
   if (!o.resume && !o.init_from.empty()) {
     auto model = [&] {
-      ThreadPool pool(o.threads > 0 ? static_cast<int>(o.threads) : ThreadPool::default_threads());  // for the load
+      ThreadPool pool(thread_count(static_cast<int>(o.threads)));  // for the load
       LoadOptions load;
       load.pool = &pool;
       return Model::load(o.init_from, load);
@@ -246,7 +247,7 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
     if (Status s = load_train_checkpoint(o.checkpoint_dir, &trainer->params(), &trainer->optimizer()); !s.ok())
       return fail(s);
   }
-  ThreadPool pool(o.threads > 0 ? static_cast<int>(o.threads) : ThreadPool::default_threads());
+  ThreadPool pool(thread_count(static_cast<int>(o.threads)));
   const int64_t start = trainer->optimizer().steps();
   const int64_t end = o.stop_at > 0 ? std::min(o.steps, o.stop_at) : o.steps;
   std::fprintf(stderr, "train: %lld parameters, %zu training tokens, %zu validation tokens, steps %lld..%lld of %lld\n",

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "platform/durable_file.h"
 #include "commands.h"
 #include "tokenizer/tokenizer.h"
 
@@ -74,7 +75,7 @@ int run_train_tokenizer(const TrainTokenizerOptions& o) {
                                  {"eos_token", "</s>"}, {"unk_token", "<unk>"}, {"legacy", true},
                                  {"tokenizer_class", "LlamaTokenizer"}};
   const std::string text = config.dump(2) + "\n";
-  if (Status s = write_file_atomic((fs::path(o.out) / "tokenizer_config.json").string(), text.data(), text.size()); !s.ok())
+  if (Status s = write_file_replacing((fs::path(o.out) / "tokenizer_config.json").string(), text.data(), text.size()); !s.ok())
     return fail(s);
   auto tok = load_tokenizer(o.out);
   if (!tok.ok()) return fail(tok.status().with_context("the trained tokenizer does not load"));
@@ -94,7 +95,7 @@ Runner add_train_tokenizer_command(CLI::App& app) {
   sub->add_option("--model-type", o->model_type, "bpe or unigram")->capture_default_str();
   sub->add_option("--character-coverage", o->character_coverage, "Share of characters kept as pieces; rarer ones fall back to bytes")
       ->capture_default_str();
-  sub->add_option("-t,--threads", o->threads, "Training threads")->capture_default_str();
+  sub->add_option("-t,--threads", o->threads, "Training threads")->capture_default_str()->check(CLI::Range(1, kMaxThreads));
   sub->add_option("--max-sentences", o->max_sentences, "Sentences sampled from the input at most")->capture_default_str();
   return [o] { return run_train_tokenizer(*o); };
 }

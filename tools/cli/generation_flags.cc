@@ -51,7 +51,7 @@ void GenerationFlags::add_to(CLI::App* sub) {
   sub->add_option("--top-k", top_k, "Keep the k most likely tokens; 0 = all")->capture_default_str();
   sub->add_option("--top-p", top_p, "Nucleus sampling mass in (0, 1]")->capture_default_str();
   sub->add_option("-s,--seed", seed, "Random seed for sampling")->capture_default_str();
-  sub->add_option("-t,--threads", threads, "Threads (default: physical cores)");
+  add_threads_option(sub, &threads);
   model.add_to(sub);
 }
 
@@ -126,6 +126,6 @@ void add_token_input_flags(CLI::App* sub, TokenInput* input) {
   sub->add_flag("--no-bos", input->no_bos, "Do not add the tokenizer's BOS token to the text");
 }
 
-int GenerationFlags::thread_count() const { return threads > 0 ? threads : ThreadPool::default_threads(); }
+int GenerationFlags::thread_count() const { return cli::thread_count(threads); }
 
 }  // namespace moepp::cli
