@@ -8,6 +8,8 @@
 #include <limits>
 #include <numeric>
 
+#include "platform/durable_file.h"
+
 namespace moepp {
 namespace {
 
@@ -29,7 +31,9 @@ void log_softmax(const float* logits, int64_t vocab, std::vector<double>* out) {
 }
 
 LogitsWriter::~LogitsWriter() {
-  if (f_ != nullptr) std::fclose(f_);
+  if (f_ == nullptr) return;
+  std::fclose(f_);  // not closed: an error or an interruption; the old file stays
+  std::remove(partial_path().c_str());
 }
 
 Status LogitsWriter::open(const std::string& path, int64_t vocab_size, int top_k) {
@@ -39,8 +43,8 @@ Status LogitsWriter::open(const std::string& path, int64_t vocab_size, int top_k
   path_ = path;
   vocab_ = vocab_size;
   top_k_ = top_k;
-  f_ = std::fopen(path.c_str(), "wb");
-  if (f_ == nullptr) return Status::Error(path + ": cannot write: " + std::strerror(errno));
+  f_ = std::fopen(partial_path().c_str(), "wb");
+  if (f_ == nullptr) return Status::Error(partial_path() + ": cannot write: " + std::strerror(errno));
   const uint32_t version = 1, k = static_cast<uint32_t>(top_k);
   const uint64_t rows = 0, vocab = static_cast<uint64_t>(vocab_size);
   if (std::fwrite(kLogitsMagic, 1, 8, f_) != 8 || !write_pod(f_, version) || !write_pod(f_, k) ||
@@ -81,8 +85,9 @@ Status LogitsWriter::close() {
   const bool ok = std::fseek(f_, 16, SEEK_SET) == 0 && write_pod(f_, rows);
   const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
-  if (!ok || !closed) return Status::Error(path_ + ": write failed");
-  return Status::Ok();
+  Status s = ok && closed ? commit_replacement(partial_path(), path_) : Status::Error(path_ + ": write failed");
+  if (!s.ok()) std::remove(partial_path().c_str());
+  return s;
 }
 
 LogitsReader::~LogitsReader() {

@@ -32,9 +32,12 @@ class LogitsWriter {
   ~LogitsWriter();
   Status open(const std::string& path, int64_t vocab_size, int top_k);
   Status add(int32_t target, const float* logits /*[vocab]*/);
-  Status close();  // writes the row count into the header
+  // Writes the row count into the header and puts the file in place: rows go to PATH.partial
+  // until then, so an interrupted run leaves the old file whole.
+  Status close();
 
  private:
+  std::string partial_path() const { return path_ + ".partial"; }
   std::string path_;
   FILE* f_ = nullptr;
   int64_t vocab_ = 0, rows_ = 0;

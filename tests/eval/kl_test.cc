@@ -103,6 +103,40 @@ TEST(SavedLogits, BadFiles) {
   EXPECT_NE(s.message().find("row 1 truncated"), std::string::npos) << s.message();
 }
 
+// Rows go to PATH.partial until close(): a run that stops early (an error, ^C) leaves the old
+// file whole, and readable while the new one is written.
+TEST(SavedLogits, TheOldFileStaysUntilClose) {
+  const std::string path = tmp_path("replace.lgt");
+  const float a[3] = {0, 1, 2}, b[3] = {2, 1, 0};
+  auto write = [&](const float* row, int rows, bool close) {
+    LogitsWriter w;
+    ASSERT_TRUE(w.open(path, 3, 0).ok());
+    for (int i = 0; i < rows; ++i) ASSERT_TRUE(w.add(0, row).ok());
+    if (close) {
+      ASSERT_TRUE(w.close().ok());
+    }
+  };
+  write(a, 1, true);
+  {
+    LogitsWriter w;  // reading the old file while the new one is written
+    ASSERT_TRUE(w.open(path, 3, 0).ok());
+    ASSERT_TRUE(w.add(0, b).ok());
+    LogitsReader r;
+    ASSERT_TRUE(r.open(path).ok());
+    EXPECT_EQ(r.n_rows(), 1);
+  }
+  write(b, 3, false);  // abandoned
+  LogitsReader old_file;
+  ASSERT_TRUE(old_file.open(path).ok());
+  EXPECT_EQ(old_file.n_rows(), 1);
+  EXPECT_FALSE(std::ifstream(path + ".partial").good());
+  write(b, 2, true);
+  LogitsReader new_file;
+  ASSERT_TRUE(new_file.open(path).ok());
+  EXPECT_EQ(new_file.n_rows(), 2);
+  EXPECT_FALSE(std::ifstream(path + ".partial").good());
+}
+
 TEST(SavedLogits, Summary) {
   const KlSummary s = summarize_kl({0.0, 0.1, 0.2, 0.3}, 3);
   EXPECT_NEAR(s.mean, 0.15, 1e-12);
