@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "eval/progress.h"
+#include "platform/progress.h"
 
 namespace moepp {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "eval/progress.h"
+#include "platform/progress.h"
 
 namespace moepp {
 

@@ -162,10 +162,17 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   m->source_ = std::make_unique<TensorSource>(std::move(source));
   m->weight_format_ = m->source_->format();
   std::map<std::string, int64_t> dtype_counts;
-  for (const TensorEntry& e : m->source_->entries()) ++dtype_counts[dtype_name(e.dtype)];
+  int64_t total_bytes = 0;
+  for (const TensorEntry& e : m->source_->entries()) {
+    ++dtype_counts[dtype_name(e.dtype)];
+    total_bytes += static_cast<int64_t>(e.nbytes);
+  }
   m->checkpoint_dtypes_.assign(dtype_counts.begin(), dtype_counts.end());
 
   WeightLoader loader(*m->source_, m->precision_.weight_dtype(), dir, options.pool);
+  auto report_progress = [&] {
+    if (options.progress) options.progress(loader.bytes_used(), total_bytes);
+  };
   loader.stage_experts_for_quantization(options.expert_quant != WeightQuant::kNone);
   loader.set_shapes_only(options.shapes_only);
   m->has_weight_values_ = !options.shapes_only;
@@ -173,6 +180,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   ModelWeights& w = m->weights_;
   const int64_t d = c.d_model;
   MOEPP_ASSIGN_OR_RETURN(w.embed, loader.matrix("model.embed_tokens.weight", c.vocab_size, d));
+  report_progress();
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -190,6 +198,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     });
     MOEPP_RETURN_IF_ERROR(family->load_moe_layer(c, l, loader, &lw.moe));
     MOEPP_RETURN_IF_ERROR(m->prepare_layer(lw, l, options));
+    report_progress();
   }
   MOEPP_ASSIGN_OR_RETURN(w.final_norm, loader.vector("model.norm.weight", d));
   if (c.tie_word_embeddings && !loader.has("lm_head.weight")) {
@@ -200,6 +209,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   }
   MOEPP_RETURN_IF_ERROR(loader.check_all_used());
   MOEPP_RETURN_IF_ERROR(m->prepare_head(options));
+  if (options.progress) options.progress(total_bytes, total_bytes);  // ignored tensors included
 
   m->inv_freq_ = rope_inv_freq(c);
   return m;

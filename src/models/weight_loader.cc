@@ -41,6 +41,7 @@ Result<const TensorEntry*> WeightLoader::find(const std::string& name, const std
     return Status::Error(e->file + ": tensor '" + name + "': expected dtype F32, BF16 or F16, got " +
                          dtype_name(e->dtype));
   used_.insert(name);
+  bytes_used_ += static_cast<int64_t>(e->nbytes);
   return e;
 }
 
@@ -88,6 +89,7 @@ Result<Weight> WeightLoader::quantized_matrix(const std::string& name, const Ten
                          ", got " + dtype_name(scales.dtype) + " " + shape_string(scales.shape));
   used_.insert(name);
   used_.insert(scales.name);
+  bytes_used_ += static_cast<int64_t>(e->nbytes + scales.nbytes);
   if (shapes_only_) return w;
   // Copied into aligned memory: safetensors packs tensors back to back, so the scales may sit
   // at any byte offset in the file.

@@ -39,6 +39,8 @@ class WeightLoader {
   Result<Weight> stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
 
   bool has(const std::string& name) const { return source_.find(name) != nullptr; }
+  // Bytes of the checkpoint tensors taken so far (the load's progress).
+  int64_t bytes_used() const { return bytes_used_; }
   // Called by load_ffn_expert on each expert matrix as soon as it is loaded (the model quantises
   // and interleaves it there), so loading holds one expert's originals at a time, not a layer's.
   using MatrixHook = std::function<Status(Weight*)>;
@@ -72,6 +74,7 @@ class WeightLoader {
   ThreadPool* pool_;
   bool stage_experts_ = false;
   bool shapes_only_ = false;
+  int64_t bytes_used_ = 0;
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
+#include "platform/progress.h"
 #include "platform/thread_pool.h"
 
 namespace moepp::cli {
@@ -39,6 +41,15 @@ void add_threads_option(CLI::App* sub, int* threads, const std::string& help) {
 }
 
 int thread_count(int threads) { return threads > 0 ? threads : ThreadPool::default_threads(); }
+
+std::function<void(int64_t, int64_t)> loading_progress() {
+  auto bar = std::make_shared<std::unique_ptr<Progress>>();  // made at the first call, when the total is known
+  return [bar](int64_t done, int64_t total) {
+    if (*bar == nullptr) *bar = std::make_unique<Progress>("loading", total / 1000000, "MB", std::chrono::seconds(1));
+    (*bar)->update(done / 1000000);
+    if (done >= total) (*bar)->finish();
+  };
+}
 
 int fail(const Status& status) {
   std::fprintf(stderr, "moepp: %s\n", status.message().c_str());

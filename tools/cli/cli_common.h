@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,8 @@ constexpr int kMaxThreads = 1024;
 void add_threads_option(CLI::App* sub, int* threads, const std::string& help = "Threads (default: physical cores)");
 // The pool size a -t value asks for (0: ThreadPool::default_threads()).
 int thread_count(int threads);
+// LoadOptions::progress for a command: a bar in MB read on a terminal, once a load has taken a
+// second (small models load without one).
+std::function<void(int64_t, int64_t)> loading_progress();
 
 }  // namespace moepp::cli

@@ -26,6 +26,7 @@ int run_convert(const ConvertOptions& o) {
   ThreadPool pool(thread_count(o.threads));  // converts the weights while loading and writing
   LoadOptions load;
   load.pool = &pool;
+  load.progress = loading_progress();
   // A bf16 export holds the model in bf16: the loader rounds f32 and f16 values to bf16 as the
   // writer would (nearest even), so the file is the same at half the memory.
   if (stored == StoredDType::kBF16) load.dtype = ComputeDType::kBF16;

@@ -173,8 +173,10 @@ int run_generate(const GenerateCliOptions& o) {
                   0.5 * experts.top_k, 100 * experts.zc_share);
     }
     std::fflush(stdout);  // the generated line before the stats line, also when piped
-    std::fprintf(stderr, "prompt %lld tokens at %.1f tok/s; generated %lld tokens at %.1f tok/s\n",
-                 (long long)stats.prompt_tokens, pp_s, (long long)stats.generated_tokens, tok_s);
+    // The first generated token comes out of the prompt's pass: the decode rate needs two.
+    const std::string rate = stats.generated_tokens >= 2 ? str_format(" at %.1f tok/s", tok_s) : std::string();
+    std::fprintf(stderr, "prompt %lld tokens at %.1f tok/s; generated %lld tokens%s\n", (long long)stats.prompt_tokens,
+                 pp_s, (long long)stats.generated_tokens, rate.c_str());
     if (drafter && o.stats)
       std::fprintf(stderr,
                    "draft %s: %lld verify steps, N = %.2f draft tokens accepted per step, implied hit rate p = %.3f, "

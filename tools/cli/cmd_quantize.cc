@@ -49,6 +49,7 @@ int run_quantize(const QuantizeOptions& o) {
   load.expert_quant = quant.experts;
   load.rest_quant = quant.rest;
   load.pool = &pool;
+  load.progress = loading_progress();
   quant.pool = &pool;
   auto model = Model::load(o.in, load);
   if (!model.ok()) return fail(model.status());

@@ -1,5 +1,5 @@
 // Progress bar: "label [#####.....] 123/456 12.3 s" redrawn in place with \r.
-#include "eval/progress.h"
+#include "platform/progress.h"
 
 #include <unistd.h>
 
@@ -7,15 +7,16 @@
 
 namespace moepp {
 
-Progress::Progress(std::string label, int64_t total)
-    : label_(std::move(label)), total_(total), enabled_(isatty(2) == 1 && total > 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+Progress::Progress(std::string label, int64_t total, std::string unit, std::chrono::milliseconds quiet_for)
+    : label_(std::move(label)), total_(total), unit_(std::move(unit)), quiet_for_(quiet_for),
+      enabled_(isatty(2) == 1 && total > 0), start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
 Progress::~Progress() { finish(); }
 
 void Progress::update(int64_t done) {
   if (!enabled_ || finished_) return;
   const auto now = std::chrono::steady_clock::now();
+  if (now - start_ < quiet_for_) return;
   if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   draw(done);
@@ -28,14 +29,16 @@ void Progress::draw(int64_t done) {
   for (int i = 0; i < kWidth; ++i) bar[i] = i < filled ? '#' : '.';
   bar[kWidth] = '\0';
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::fprintf(stderr, "\r%s [%s] %lld/%lld %.1f s", label_.c_str(), bar, static_cast<long long>(done),
-               static_cast<long long>(total_), secs);
+  std::fprintf(stderr, "\r%s [%s] %lld/%lld%s%s %.1f s", label_.c_str(), bar, static_cast<long long>(done),
+               static_cast<long long>(total_), unit_.empty() ? "" : " ", unit_.c_str(), secs);
   std::fflush(stderr);
+  drawn_ = true;
 }
 
 void Progress::finish() {
   if (!enabled_ || finished_) return;
   finished_ = true;
+  if (!drawn_ && std::chrono::steady_clock::now() - start_ < quiet_for_) return;  // done before it was due
   draw(total_);
   std::fprintf(stderr, "\n");
 }

@@ -1,10 +1,11 @@
-// LoadOptions::shapes_only (`moepp info`): every weight gets the shape and format a full load
-// gives it, with nothing read or allocated, and the model refuses to run. Checkpoints are
-// written by export_model from random models: f32, bf16 and quantised files, tied and untied
-// heads, MoE++ and vanilla expert tables.
+// LoadOptions on real files. shapes_only (`moepp info`): every weight gets the shape and format a
+// full load gives it, with nothing read or allocated, and the model refuses to run. progress: the
+// bytes loaded, rising to the file's total. Checkpoints are written by export_model from random
+// models: f32, bf16 and quantised files, tied and untied heads, MoE++ and vanilla expert tables.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -176,6 +177,39 @@ TEST(ShapesOnlyLoad, KeepsAQuantisedFileAsStoredWhenAskedForItsOwnFormat) {
     ASSERT_FALSE(b.ok());
     EXPECT_NE(b.status().message().find("stored as q8"), std::string::npos) << b.status().message();
     EXPECT_NE(b.status().message().find("to q4"), std::string::npos) << b.status().message();
+  }
+}
+
+TEST(LoadProgress, RisesToTheFilesBytes) {
+  const std::string dir = ::testing::TempDir() + "/moepp_load_progress";
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_dir{dir};
+  testing::TinyShape shape;
+  shape.layers = 3;
+  auto m = Model::random(testing::tiny_config(shape), 3, LoadOptions{});
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(export_model(**m, dir, StoredDType::kBF16).ok());
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(dir + "/model.safetensors"));
+  for (bool shapes_only : {false, true}) {
+    std::vector<std::pair<int64_t, int64_t>> calls;
+    LoadOptions o;
+    o.shapes_only = shapes_only;
+    o.progress = [&](int64_t done, int64_t total) { calls.emplace_back(done, total); };
+    ASSERT_TRUE(Model::load(dir, o).ok());
+    ASSERT_EQ(calls.size(), 1u + 3u + 1u);  // the embedding, each layer, the end
+    const int64_t total = calls[0].second;
+    EXPECT_GT(total, file_bytes * 9 / 10);  // the tensors: all of the file but its header
+    EXPECT_LT(total, file_bytes);
+    for (size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(calls[i].second, total);
+      EXPECT_GT(calls[i].first, i == 0 ? 0 : calls[i - 1].first) << "call " << i;
+    }
+    EXPECT_EQ(calls.back().first, total);
   }
 }
 
