@@ -14,7 +14,7 @@
 namespace moepp {
 
 Status write_safetensors(const std::string& path, const std::vector<TensorBytesView>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
+                         const std::map<std::string, std::string>& metadata, const WriteProgress& progress) {
   nlohmann::ordered_json header;
   nlohmann::ordered_json meta = nlohmann::ordered_json::object();
   if (metadata.empty()) meta["format"] = "pt";
@@ -57,6 +57,7 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
   bool ok = std::fwrite(len, 1, 8, out.f) == 8 && std::fwrite(text.data(), 1, text.size(), out.f) == text.size();
   // Little-endian hosts only (x86-64, aarch64): values are written as they lie in memory.
   std::vector<uint8_t> filled;  // the current tensor's bytes, for those written by fill
+  uint64_t written = 0;         // of `offset` tensor bytes in all
   for (size_t i = 0; i < tensors.size() && ok; ++i) {
     if (sizes[i] == 0) continue;
     const void* data = tensors[i].data;
@@ -66,6 +67,8 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
       data = filled.data();
     }
     ok = std::fwrite(data, 1, sizes[i], out.f) == sizes[i];
+    written += sizes[i];
+    if (progress) progress(static_cast<int64_t>(written), static_cast<int64_t>(offset));
   }
   const int closed = std::fclose(out.f);
   out.f = nullptr;

@@ -34,11 +34,14 @@ struct F32TensorView {
 
 enum class StoredDType { kF32, kBF16 };
 
+// Bytes of tensor data written so far and in all, after each tensor (a command's progress bar).
+using WriteProgress = std::function<void(int64_t done_bytes, int64_t total_bytes)>;
+
 // Writes `tensors` (names must be unique) to `path`, replacing it only once all is written (the
 // bytes go to PATH.partial first, removed on failure). metadata goes into
 // "__metadata__" (the reference writer's {"format": "pt"} when empty).
 Status write_safetensors(const std::string& path, const std::vector<TensorBytesView>& tensors,
-                         const std::map<std::string, std::string>& metadata = {});
+                         const std::map<std::string, std::string>& metadata = {}, const WriteProgress& progress = {});
 
 Status write_safetensors_f32(const std::string& path, const std::vector<F32TensorView>& tensors,
                              const std::map<std::string, std::string>& metadata = {},

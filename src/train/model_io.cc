@@ -141,7 +141,7 @@ Status write_export(const std::string& dir, const ModelConfig& c, StoredDType st
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Error(dir + ": cannot create directory: " + ec.message());
-  MOEPP_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", tensors, export_metadata(quant)));
+  MOEPP_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", tensors, export_metadata(quant), quant.progress));
   const std::string config_text = config.dump(2) + "\n";
   MOEPP_RETURN_IF_ERROR(write_file_replacing(dir + "/config.json", config_text.data(), config_text.size()));
   nlohmann::ordered_json gen;

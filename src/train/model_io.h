@@ -36,6 +36,7 @@ struct ExportQuant {
   WeightQuant experts = WeightQuant::kNone;
   WeightQuant rest = WeightQuant::kNone;
   ThreadPool* pool = nullptr;  // threads that quantise (none: the calling thread)
+  WriteProgress progress;       // model.safetensors' bytes written (a command's progress bar)
 };
 
 // Writes dir/config.json, dir/generation_config.json and dir/model.safetensors (f32 or bf16 as

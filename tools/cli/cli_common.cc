@@ -42,10 +42,10 @@ void add_threads_option(CLI::App* sub, int* threads, const std::string& help) {
 
 int thread_count(int threads) { return threads > 0 ? threads : ThreadPool::default_threads(); }
 
-std::function<void(int64_t, int64_t)> loading_progress() {
+std::function<void(int64_t, int64_t)> progress_bar(const char* label) {
   auto bar = std::make_shared<std::unique_ptr<Progress>>();  // made at the first call, when the total is known
-  return [bar](int64_t done, int64_t total) {
-    if (*bar == nullptr) *bar = std::make_unique<Progress>("loading", total / 1000000, "MB", std::chrono::seconds(1));
+  return [bar, label](int64_t done, int64_t total) {
+    if (*bar == nullptr) *bar = std::make_unique<Progress>(label, total / 1000000, "MB", std::chrono::seconds(1));
     (*bar)->update(done / 1000000);
     if (done >= total) (*bar)->finish();
   };

@@ -27,8 +27,8 @@ constexpr int kMaxThreads = 1024;
 void add_threads_option(CLI::App* sub, int* threads, const std::string& help = "Threads (default: physical cores)");
 // The pool size a -t value asks for (0: ThreadPool::default_threads()).
 int thread_count(int threads);
-// LoadOptions::progress for a command: a bar in MB read on a terminal, once a load has taken a
-// second (small models load without one).
-std::function<void(int64_t, int64_t)> loading_progress();
+// A progress callback (LoadOptions::progress, ExportQuant::progress) for a command: a bar in MB
+// on a terminal, once the work has taken a second (small models load without one).
+std::function<void(int64_t done_bytes, int64_t total_bytes)> progress_bar(const char* label);
 
 }  // namespace moepp::cli

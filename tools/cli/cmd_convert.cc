@@ -26,7 +26,7 @@ int run_convert(const ConvertOptions& o) {
   ThreadPool pool(thread_count(o.threads));  // converts the weights while loading and writing
   LoadOptions load;
   load.pool = &pool;
-  load.progress = loading_progress();
+  load.progress = progress_bar("loading");
   // A bf16 export holds the model in bf16: the loader rounds f32 and f16 values to bf16 as the
   // writer would (nearest even), so the file is the same at half the memory.
   if (stored == StoredDType::kBF16) load.dtype = ComputeDType::kBF16;
@@ -34,6 +34,7 @@ int run_convert(const ConvertOptions& o) {
   if (!model.ok()) return fail(model.status());
   ExportQuant floats_only;
   floats_only.pool = &pool;
+  floats_only.progress = progress_bar("writing");
   if (Status s = export_model(**model, o.out, stored, floats_only); !s.ok()) return fail(s);
   if (Status s = copy_tokenizer_files(o.in, o.out); !s.ok()) return fail(s);
   std::fprintf(stderr, "convert: wrote %s (%lld parameters, %s)\n", o.out.c_str(), (long long)(*model)->param_counts().total,

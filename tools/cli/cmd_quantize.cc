@@ -49,8 +49,9 @@ int run_quantize(const QuantizeOptions& o) {
   load.expert_quant = quant.experts;
   load.rest_quant = quant.rest;
   load.pool = &pool;
-  load.progress = loading_progress();
+  load.progress = progress_bar("loading");
   quant.pool = &pool;
+  quant.progress = progress_bar("writing");
   auto model = Model::load(o.in, load);
   if (!model.ok()) return fail(model.status());
   // Norms, routers and embeddings stay floating point: f32 if the source is f32 and --type

@@ -214,7 +214,7 @@ int run_train(TrainCliOptions& o, const std::vector<Binding>& bindings) {
       ThreadPool pool(thread_count(static_cast<int>(o.threads)));  // for the load
       LoadOptions load;
       load.pool = &pool;
-      load.progress = loading_progress();
+      load.progress = progress_bar("loading");
       return Model::load(o.init_from, load);
     }();
     if (!model.ok()) return fail(model.status());

@@ -42,7 +42,7 @@ Result<LoadOptions> ModelFlags::load_options() const {
     MOEPP_ASSIGN_OR_RETURN(options.rest_quant, parse_quant(rest, "--rest"));
   }
   MOEPP_ASSIGN_OR_RETURN(options.kv_cache, parse_kv_cache(kv_cache));
-  options.progress = loading_progress();
+  options.progress = progress_bar("loading");
   return options;
 }
 
