@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/model.h"
+#include "scoped_dir.h"
 #include "tiny_model.h"
 #include "train/model_io.h"
 
@@ -34,14 +35,8 @@ struct Checkpoint {
 };
 
 TEST(ShapesOnlyLoad, GivesEveryWeightTheFullLoadsShapeAndFormat) {
-  const std::string base = ::testing::TempDir() + "/moepp_shapes_only";
-  struct RemoveOnExit {
-    std::string path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_dir{base};
+  const testing::ScopedDir scratch("moepp_shapes_only");  // removed however the test ends
+  const std::string& base = scratch.path();
   testing::TinyShape moepp_shape;
   moepp_shape.d_model = 48;  // groups of 32 and a short one
   testing::TinyShape vanilla_shape = moepp_shape;
@@ -149,14 +144,8 @@ TEST(ShapesOnlyLoad, GivesEveryWeightTheFullLoadsShapeAndFormat) {
 }
 
 TEST(ShapesOnlyLoad, KeepsAQuantisedFileAsStoredWhenAskedForItsOwnFormat) {
-  const std::string dir = ::testing::TempDir() + "/moepp_stored_q8";
-  struct RemoveOnExit {
-    std::string path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_dir{dir};
+  const testing::ScopedDir scratch("moepp_stored_q8");  // removed however the test ends
+  const std::string& dir = scratch.path();
   LoadOptions q8;
   q8.expert_quant = WeightQuant::kQ8;
   q8.rest_quant = WeightQuant::kQ8;
@@ -181,14 +170,8 @@ TEST(ShapesOnlyLoad, KeepsAQuantisedFileAsStoredWhenAskedForItsOwnFormat) {
 }
 
 TEST(LoadProgress, RisesToTheFilesBytes) {
-  const std::string dir = ::testing::TempDir() + "/moepp_load_progress";
-  struct RemoveOnExit {
-    std::string path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_dir{dir};
+  const testing::ScopedDir scratch("moepp_load_progress");  // removed however the test ends
+  const std::string& dir = scratch.path();
   testing::TinyShape shape;
   shape.layers = 3;
   auto m = Model::random(testing::tiny_config(shape), 3, LoadOptions{});

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "models/model.h"
+#include "scoped_dir.h"
 #include "train/decoder_grad.h"
 #include "train/model_io.h"
 #include "train/lr_schedule.h"
@@ -190,14 +191,8 @@ void expect_export_round_trip(const ModelConfig& c, const std::string& name) {
   ThreadPool pool(2);
   auto r = forward_backward(pool, *p, b, LossOptions{}, nullptr);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  const std::string dir = ::testing::TempDir() + "/moepp_export_" + name;
-  struct RemoveOnExit {  // ASSERTs return early: the directory goes however the test ends
-    std::string path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_dir{dir};
+  const testing::ScopedDir scratch("moepp_export_" + name);  // removed however the test ends
+  const std::string& dir = scratch.path();
   Status s = export_hf_model(*p, dir);
   ASSERT_TRUE(s.ok()) << s.message();
   auto m = Model::load(dir, LoadOptions{});
@@ -259,14 +254,8 @@ TEST(TrainExport, ModelExportWritesTheParamsExportsFile) {
     for (size_t e = 0; e < s.ffn_width.size(); ++e)
       if (s.kinds[e] == ExpertKind::kFfn) s.ffn_width[e] = 72;
   ThreadPool pool(2);
-  const std::string base = ::testing::TempDir() + "/moepp_export_model";
-  struct RemoveOnExit {
-    std::string path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_dir{base};
+  const testing::ScopedDir scratch("moepp_export_model");  // removed however the test ends
+  const std::string& base = scratch.path();
   auto bytes_of = [](const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
