@@ -8,8 +8,6 @@
 #include <limits>
 #include <numeric>
 
-#include "platform/durable_file.h"
-
 namespace moepp {
 namespace {
 
@@ -30,11 +28,6 @@ void log_softmax(const float* logits, int64_t vocab, std::vector<double>* out) {
   for (int64_t i = 0; i < vocab; ++i) (*out)[i] = logits[i] - lse;
 }
 
-LogitsWriter::~LogitsWriter() {
-  if (f_ == nullptr) return;
-  std::fclose(f_);  // not closed: an error or an interruption; the old file stays
-  std::remove(partial_path().c_str());
-}
 
 Status LogitsWriter::open(const std::string& path, int64_t vocab_size, int top_k) {
   if (top_k < 0 || top_k > vocab_size)
@@ -43,8 +36,8 @@ Status LogitsWriter::open(const std::string& path, int64_t vocab_size, int top_k
   path_ = path;
   vocab_ = vocab_size;
   top_k_ = top_k;
-  f_ = std::fopen(partial_path().c_str(), "wb");
-  if (f_ == nullptr) return Status::Error(partial_path() + ": cannot write: " + std::strerror(errno));
+  MOEPP_RETURN_IF_ERROR(out_.open(path));
+  f_ = out_.get();
   const uint32_t version = 1, k = static_cast<uint32_t>(top_k);
   const uint64_t rows = 0, vocab = static_cast<uint64_t>(vocab_size);
   if (std::fwrite(kLogitsMagic, 1, 8, f_) != 8 || !write_pod(f_, version) || !write_pod(f_, k) ||
@@ -83,11 +76,8 @@ Status LogitsWriter::close() {
   if (f_ == nullptr) return Status::Ok();
   const uint64_t rows = static_cast<uint64_t>(rows_);
   const bool ok = std::fseek(f_, 16, SEEK_SET) == 0 && write_pod(f_, rows);
-  const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
-  Status s = ok && closed ? commit_replacement(partial_path(), path_) : Status::Error(path_ + ": write failed");
-  if (!s.ok()) std::remove(partial_path().c_str());
-  return s;
+  return out_.commit(ok);
 }
 
 LogitsReader::~LogitsReader() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "platform/durable_file.h"
 
 namespace moepp {
 
@@ -29,17 +30,16 @@ struct LogitsRow {
 
 class LogitsWriter {
  public:
-  ~LogitsWriter();
   Status open(const std::string& path, int64_t vocab_size, int top_k);
   Status add(int32_t target, const float* logits /*[vocab]*/);
   // Writes the row count into the header and puts the file in place: rows go to PATH.partial
-  // until then, so an interrupted run leaves the old file whole.
+  // until then (platform/durable_file.h), so an error leaves the old file whole.
   Status close();
 
  private:
-  std::string partial_path() const { return path_ + ".partial"; }
   std::string path_;
-  FILE* f_ = nullptr;
+  ReplacingFile out_;
+  FILE* f_ = nullptr;  // out_'s, while open
   int64_t vocab_ = 0, rows_ = 0;
   int top_k_ = 0;
 };

@@ -39,22 +39,14 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   // Written beside the target and renamed over it at the end (platform/durable_file.h): a failed
-  // write or a crash leaves the old file whole, and a model still reading the old file through its mapping (`moepp convert -m DIR -o
-  // DIR`) keeps reading it. The partial file goes however the write ends (errors, exceptions).
-  const std::string partial = path + ".partial";
-  struct PartialFile {
-    std::string path;
-    FILE* f = nullptr;
-    bool committed = false;
-    ~PartialFile() {
-      if (f != nullptr) std::fclose(f);
-      if (!committed) std::remove(path.c_str());
-    }
-  } out{partial, std::fopen(partial.c_str(), "wb")};
-  if (out.f == nullptr) return Status::Error(partial + ": cannot open for writing");
+  // write or a crash leaves the old file whole, and a model still reading the old file through
+  // its mapping (`moepp convert -m DIR -o DIR`) keeps reading it.
+  ReplacingFile out;
+  MOEPP_RETURN_IF_ERROR(out.open(path));
+  FILE* f = out.get();
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
-  bool ok = std::fwrite(len, 1, 8, out.f) == 8 && std::fwrite(text.data(), 1, text.size(), out.f) == text.size();
+  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
   // Little-endian hosts only (x86-64, aarch64): values are written as they lie in memory.
   std::vector<uint8_t> filled;  // the current tensor's bytes, for those written by fill
   uint64_t written = 0;         // of `offset` tensor bytes in all
@@ -66,16 +58,11 @@ Status write_safetensors(const std::string& path, const std::vector<TensorBytesV
       tensors[i].fill(filled.data());
       data = filled.data();
     }
-    ok = std::fwrite(data, 1, sizes[i], out.f) == sizes[i];
+    ok = std::fwrite(data, 1, sizes[i], f) == sizes[i];
     written += sizes[i];
     if (progress) progress(static_cast<int64_t>(written), static_cast<int64_t>(offset));
   }
-  const int closed = std::fclose(out.f);
-  out.f = nullptr;
-  if (!ok || closed != 0) return Status::Error(path + ": write failed (disk full?)");
-  MOEPP_RETURN_IF_ERROR(commit_replacement(partial, path));  // on the disk before it replaces the old file
-  out.committed = true;
-  return Status::Ok();
+  return out.commit(ok);
 }
 
 Status write_safetensors_f32(const std::string& path, const std::vector<F32TensorView>& tensors,

@@ -173,6 +173,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
   auto report_progress = [&] {
     if (options.progress) options.progress(loader.bytes_used(), total_bytes);
   };
+  report_progress();  // 0 bytes: a progress bar's clock starts here
   loader.stage_experts_for_quantization(options.expert_quant != WeightQuant::kNone);
   loader.set_shapes_only(options.shapes_only);
   m->has_weight_values_ = !options.shapes_only;
@@ -201,8 +202,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     report_progress();
   }
   MOEPP_ASSIGN_OR_RETURN(w.final_norm, loader.vector("model.norm.weight", d));
-  if (c.tie_word_embeddings && !loader.has("lm_head.weight")) {
-    w.lm_head = w.embed;
+  if ((c.tie_word_embeddings && !loader.has("lm_head.weight")) ||
+      loader.same_tensor("lm_head.weight", "model.embed_tokens.weight")) {
+    w.lm_head = w.embed;  // the embedding's rows, one copy
     w.head_tied = true;
   } else {
     MOEPP_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", c.vocab_size, d));

@@ -178,6 +178,16 @@ Result<Weight> WeightLoader::stacked_as(const std::vector<std::string>& names, c
   return w;
 }
 
+bool WeightLoader::same_tensor(const std::string& a, const std::string& b) {
+  const TensorEntry* ea = source_.find(a);
+  const TensorEntry* eb = source_.find(b);
+  if (ea == nullptr || eb == nullptr || ea->data != eb->data || ea->dtype != eb->dtype || ea->shape != eb->shape)
+    return false;
+  used_.insert(a);
+  used_.insert(b);
+  return true;
+}
+
 Status WeightLoader::check_all_used() const {
   for (const TensorEntry& e : source_.entries()) {
     if (used_.count(e.name)) continue;

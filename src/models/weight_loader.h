@@ -39,6 +39,9 @@ class WeightLoader {
   Result<Weight> stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
 
   bool has(const std::string& name) const { return source_.find(name) != nullptr; }
+  // Whether tensors a and b are one tensor stored twice (a PyTorch .bin's tied lm_head is a view
+  // of the embedding): same bytes, dtype and shape. Marks both used.
+  bool same_tensor(const std::string& a, const std::string& b);
   // Bytes of the checkpoint tensors taken so far (the load's progress).
   int64_t bytes_used() const { return bytes_used_; }
   // Called by load_ffn_expert on each expert matrix as soon as it is loaded (the model quantises

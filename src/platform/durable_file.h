@@ -4,18 +4,39 @@
 // the rename first and leave an empty file behind).
 #pragma once
 
-#include <string>
 #include <cstddef>
+#include <cstdio>
+#include <string>
 
 #include "base/status.h"
 
 namespace moepp {
 
-// Flushes `written` (a closed file) to the disk, renames it over `target` and flushes the
-// directory entry. On error `written` is left for the caller to remove.
-Status commit_replacement(const std::string& written, const std::string& target);
+class ReplacingFile {
+ public:
+  ReplacingFile() = default;
+  ReplacingFile(const ReplacingFile&) = delete;
+  ReplacingFile& operator=(const ReplacingFile&) = delete;
+  // Not committed (an error, an exception): the partial file goes and the old file stays.
+  ~ReplacingFile();
 
-// Writes `size` bytes to PATH.tmp and commits it over `path`; the temporary goes on error.
+  // Opens the file that will replace `path`: PATH.partial beside it (beside the file a symlink
+  // names, so the link stays). A device or a pipe (/dev/null, /dev/stdout) is written in place.
+  Status open(const std::string& path);
+  FILE* get() const { return f_; }
+  // Closes the file, flushes it to the disk, renames it over the target and flushes the
+  // directory. `written_ok`: whether every write succeeded (false: an error naming the path).
+  // An error flushing the directory comes after the rename: the new file is in place.
+  Status commit(bool written_ok);
+
+ private:
+  std::string path_;     // as the caller named it, for messages
+  std::string target_;   // the regular file replaced
+  std::string partial_;  // empty: written in place
+  FILE* f_ = nullptr;
+};
+
+// Writes `size` bytes to replace `path` (ReplacingFile); the partial file goes on error.
 Status write_file_replacing(const std::string& path, const void* data, size_t size);
 
 }  // namespace moepp

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 
 namespace moepp {
@@ -11,7 +12,17 @@ Progress::Progress(std::string label, int64_t total, std::string unit, std::chro
     : label_(std::move(label)), total_(total), unit_(std::move(unit)), quiet_for_(quiet_for),
       enabled_(isatty(2) == 1 && total > 0), start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
-Progress::~Progress() { finish(); }
+namespace {
+std::atomic<bool> g_line_open{false};  // a bar drawn without its new line yet (one terminal: stderr)
+}  // namespace
+
+Progress::~Progress() {
+  if (!finished_) end_open_line();
+}
+
+void Progress::end_open_line() {
+  if (g_line_open.exchange(false)) std::fprintf(stderr, "\n");
+}
 
 void Progress::update(int64_t done) {
   if (!enabled_ || finished_) return;
@@ -33,6 +44,7 @@ void Progress::draw(int64_t done) {
                static_cast<long long>(total_), unit_.empty() ? "" : " ", unit_.c_str(), secs);
   std::fflush(stderr);
   drawn_ = true;
+  g_line_open = true;
 }
 
 void Progress::finish() {
@@ -40,7 +52,7 @@ void Progress::finish() {
   finished_ = true;
   if (!drawn_ && std::chrono::steady_clock::now() - start_ < quiet_for_) return;  // done before it was due
   draw(total_);
-  std::fprintf(stderr, "\n");
+  end_open_line();
 }
 
 }  // namespace moepp

@@ -14,9 +14,11 @@ class Progress {
   // time has passed, so work that ends sooner (a small model's load) prints nothing.
   Progress(std::string label, int64_t total, std::string unit = "",
            std::chrono::milliseconds quiet_for = std::chrono::milliseconds(0));
-  ~Progress();
+  ~Progress();  // without finish() (an error): the line ends where the bar stopped
   void update(int64_t done);  // redraws at most ~10 times a second
-  void finish();
+  void finish();              // the bar at its total, and a new line
+  // Ends a bar's line left open (an error message goes on a line of its own).
+  static void end_open_line();
 
  private:
   void draw(int64_t done);

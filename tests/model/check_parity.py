@@ -30,6 +30,8 @@ on 3 prompts (BOS + random ids, 7/12/16 tokens, fixed seed), and compares:
   carries the change forward), so routes and logits are compared on tokens < t only. The preset
   seeds are chosen so that no prompt has a near-tie; excusals are reported.
 * MoE++ presets: the reference routes must use every expert kind (ffn, constant, copy, zero).
+* A tied head stored as a view of the embedding (PyTorch .bin files of tied models) loads as the
+  same model as one stored without lm_head: the same info and bit-identical logits, f32 and q4.
 * `moepp info --json` (which reads the tensors' headers only): params_total is the checkpoint's
   element count (less the tensors inference ignores), weight_bytes 4 bytes a parameter under
   f32 and 2 under --dtype bf16, checkpoint_dtypes the count of tensors per stored dtype.
@@ -134,6 +136,41 @@ def check_info(moepp, model_dir, sd, timeout):
     return "; ".join(problems) or None
 
 
+def check_tied_views(moepp, model_dir, work, timeout):
+    """Returns None if lm_head as a view of the embedding loads as no lm_head at all, else what differs."""
+    cfg, sd = load_checkpoint(model_dir)
+    cfg = dict(cfg, tie_word_embeddings=True)
+    sd = {k: v.clone() for k, v in sd.items() if k != "lm_head.weight"}
+    dirs = {}
+    for name, with_view in (("view", True), ("absent", False)):
+        d = dirs[name] = os.path.join(work, "tied-" + name)
+        os.makedirs(d, exist_ok=True)
+        part = dict(sd, **({"lm_head.weight": sd["model.embed_tokens.weight"]} if with_view else {}))
+        torch.save(part, os.path.join(d, "pytorch_model.bin"))
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f)
+    outputs = {}
+    for name, d in dirs.items():
+        for flags in ([], ["--weights", "q4"]):
+            info = subprocess.run([moepp, "info", "-m", d, "--json"] + flags, capture_output=True, text=True,
+                                  timeout=timeout)
+            out = os.path.join(d, "logits.f32")
+            run = subprocess.run([moepp, "logits", "-m", d, "--ids", "1,5,9,2", "-o", out] + flags,
+                                 capture_output=True, text=True, timeout=timeout)
+            if info.returncode or run.returncode:
+                return f"{name} {flags}: {info.stderr.strip()[:200]} {run.stderr.strip()[:200]}"
+            j = json.loads(info.stdout)
+            with open(out, "rb") as f:
+                outputs[(name, tuple(flags))] = (j["params_total"], j["weight_bytes"], f.read())
+    for flags in ((), ("--weights", "q4")):
+        a, b = outputs[("view", flags)], outputs[("absent", flags)]
+        if a[:2] != b[:2]:
+            return f"{' '.join(flags) or 'f32'}: params/bytes {a[:2]} with the view, {b[:2]} without lm_head"
+        if a[2] != b[2]:
+            return f"{' '.join(flags) or 'f32'}: logits differ"
+    return None
+
+
 def compare(ref, logits, routes, dtype, n_layers, n_experts):
     """ref = (logits [T, V] torch fp32, reference routes). Returns (ok, note, err, tol, excused);
     err/tol are None when the logits were not compared."""
@@ -217,6 +254,10 @@ def main(argv=None):
             continue
         problem = check_info(moepp, mdir, sd, a.timeout)
         report(problem is None, f"{tag} info: " + (problem or "parameters, bytes and dtypes as in the checkpoint"))
+        if family == "moepp" and preset == "7b" and fmt == "safetensors":
+            problem = check_tied_views(moepp, mdir, work, a.timeout)
+            report(problem is None, f"{tag} tied head as a view of the embedding: " +
+                   (problem or "the same info and logits as without lm_head"))
         n_layers = cfg["num_hidden_layers"]
         prompts = default_prompts(cfg["vocab_size"])
         for dtype, chunks in runs:

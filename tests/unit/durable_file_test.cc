@@ -1,5 +1,5 @@
-// write_file_replacing / commit_replacement: the new bytes replace the old whole, and a failed
-// write leaves the old file and no temporary behind. (That the bytes reach the disk before the
+// ReplacingFile / write_file_replacing: the new bytes replace the old whole, and a failed write
+// leaves the old file and no partial file behind. (That the bytes reach the disk before the
 // rename is fsync's promise; a test cannot cut the power.)
 #include "platform/durable_file.h"
 
@@ -60,11 +60,41 @@ TEST_F(DurableFile, AFailedReplacementKeepsTheOldAndCleansUp) {
   EXPECT_FALSE(fs::exists(dir_ / "missing"));
 }
 
-TEST_F(DurableFile, CommitNamesAWrittenFileThatIsNotThere) {
-  Status s = commit_replacement((dir_ / "never_written").string(), (dir_ / "target").string());
+TEST_F(DurableFile, AnUncommittedFileLeavesTheOld) {
+  const fs::path target = dir_ / "state.json";
+  ASSERT_TRUE(write_file_replacing(target.string(), "old", 3).ok());
+  {
+    ReplacingFile out;
+    ASSERT_TRUE(out.open(target.string()).ok());
+    std::fputs("new, half written", out.get());
+    EXPECT_EQ(read_all(target), "old");  // readable meanwhile
+  }  // an error or an exception: never committed
+  EXPECT_EQ(read_all(target), "old");
+  EXPECT_FALSE(fs::exists(target.string() + ".partial"));
+  ReplacingFile failed;
+  ASSERT_TRUE(failed.open(target.string()).ok());
+  Status s = failed.commit(false);  // a write the caller saw fail
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("never_written"), std::string::npos) << s.message();
-  EXPECT_FALSE(fs::exists(dir_ / "target"));
+  EXPECT_NE(s.message().find("write failed"), std::string::npos) << s.message();
+  EXPECT_EQ(read_all(target), "old");
+  EXPECT_FALSE(fs::exists(target.string() + ".partial"));
+}
+
+TEST_F(DurableFile, ASymlinkKeepsPointingAtTheNewBytes) {
+  const fs::path real = dir_ / "real.json", link = dir_ / "link.json";
+  ASSERT_TRUE(write_file_replacing(real.string(), "old", 3).ok());
+  fs::create_symlink(real, link);
+  ASSERT_TRUE(write_file_replacing(link.string(), "new", 3).ok());
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(read_all(real), "new");
+  EXPECT_EQ(read_all(link), "new");
+}
+
+TEST_F(DurableFile, ADeviceIsWrittenInPlace) {
+  // /dev/null stays the device (as root a rename would have put a plain file there).
+  ASSERT_TRUE(write_file_replacing("/dev/null", "bytes", 5).ok());
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+  EXPECT_FALSE(fs::exists("/dev/null.partial"));
 }
 
 }  // namespace

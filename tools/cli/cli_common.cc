@@ -42,16 +42,20 @@ void add_threads_option(CLI::App* sub, int* threads, const std::string& help) {
 
 int thread_count(int threads) { return threads > 0 ? threads : ThreadPool::default_threads(); }
 
-std::function<void(int64_t, int64_t)> progress_bar(const char* label) {
+std::function<void(int64_t, int64_t)> progress_bar(const std::string& label) {
   auto bar = std::make_shared<std::unique_ptr<Progress>>();  // made at the first call, when the total is known
   return [bar, label](int64_t done, int64_t total) {
     if (*bar == nullptr) *bar = std::make_unique<Progress>(label, total / 1000000, "MB", std::chrono::seconds(1));
     (*bar)->update(done / 1000000);
-    if (done >= total) (*bar)->finish();
+    if (done >= total) {
+      (*bar)->finish();
+      bar->reset();  // a second load (a draft model) gets a bar of its own
+    }
   };
 }
 
 int fail(const Status& status) {
+  Progress::end_open_line();
   std::fprintf(stderr, "moepp: %s\n", status.message().c_str());
   return 1;
 }

@@ -29,6 +29,6 @@ void add_threads_option(CLI::App* sub, int* threads, const std::string& help = "
 int thread_count(int threads);
 // A progress callback (LoadOptions::progress, ExportQuant::progress) for a command: a bar in MB
 // on a terminal, once the work has taken a second (small models load without one).
-std::function<void(int64_t done_bytes, int64_t total_bytes)> progress_bar(const char* label);
+std::function<void(int64_t done_bytes, int64_t total_bytes)> progress_bar(const std::string& label);
 
 }  // namespace moepp::cli

@@ -64,7 +64,7 @@ int run_train_tokenizer(const TrainTokenizerOptions& o) {
       {"split_digits", "true"},
       {"normalization_rule_name", "identity"},
       {"unk_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"}, {"pad_id", "-1"},
-      {"num_threads", std::to_string(o.threads)},
+      {"num_threads", std::to_string(thread_count(o.threads))},
       {"input_sentence_size", std::to_string(o.max_sentences)},
       {"shuffle_input_sentence", "true"},
       {"minloglevel", "1"},
@@ -95,7 +95,7 @@ Runner add_train_tokenizer_command(CLI::App& app) {
   sub->add_option("--model-type", o->model_type, "bpe or unigram")->capture_default_str();
   sub->add_option("--character-coverage", o->character_coverage, "Share of characters kept as pieces; rarer ones fall back to bytes")
       ->capture_default_str();
-  sub->add_option("-t,--threads", o->threads, "Training threads")->capture_default_str()->check(CLI::Range(1, kMaxThreads));
+  add_threads_option(sub, &o->threads, "Training threads (default 2; 0: physical cores)");
   sub->add_option("--max-sentences", o->max_sentences, "Sentences sampled from the input at most")->capture_default_str();
   return [o] { return run_train_tokenizer(*o); };
 }
