@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 
@@ -30,15 +32,54 @@ Status sync_directory(const std::string& dir) {
   return Status::Ok();
 }
 
+// Partial files being written, for remove_partial_files_in_signal_handler: each slot holds the
+// c_str() of a ReplacingFile's partial_ while it is open (the string is not touched meanwhile).
+constexpr int kPartialSlots = 16;
+std::atomic<const char*> g_partials[kPartialSlots];
+
+int list_partial(const std::string& path) {
+  for (int i = 0; i < kPartialSlots; ++i) {
+    const char* expected = nullptr;
+    if (g_partials[i].compare_exchange_strong(expected, path.c_str())) return i;
+  }
+  return -1;  // more files open at once than slots: that one is not cleaned up on a signal
+}
+
+void unlist_partial(int* slot) {
+  if (*slot >= 0) g_partials[*slot].store(nullptr);
+  *slot = -1;
+}
+
+extern "C" void remove_partials_and_reraise(int sig) {
+  remove_partial_files_in_signal_handler();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
 }  // namespace
 
+void remove_partial_files_in_signal_handler() {
+  for (std::atomic<const char*>& p : g_partials)
+    if (const char* path = p.load()) ::unlink(path);
+}
+
+void remove_partial_files_on_interrupt() {
+  struct sigaction sa {};
+  sa.sa_handler = remove_partials_and_reraise;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 ReplacingFile::~ReplacingFile() {
+  unlist_partial(&slot_);
   if (f_ == nullptr) return;
   std::fclose(f_);
   if (!partial_.empty()) std::remove(partial_.c_str());
 }
 
 Status ReplacingFile::open(const std::string& path) {
+  if (f_ != nullptr) return Status::Error(path + ": opened for replacing while " + path_ + " is still open");
   path_ = target_ = path;
   partial_.clear();
   struct stat st;
@@ -52,6 +93,7 @@ Status ReplacingFile::open(const std::string& path) {
   const std::string& opened = in_place ? target_ : partial_;
   f_ = std::fopen(opened.c_str(), "wb");
   if (f_ == nullptr) return Status::Error(opened + ": cannot open for writing: " + std::strerror(errno));
+  if (!partial_.empty()) slot_ = list_partial(partial_);
   return Status::Ok();
 }
 
@@ -65,6 +107,7 @@ Status ReplacingFile::commit(bool written_ok) {
   }
   ok = std::fclose(f_) == 0 && ok;
   f_ = nullptr;
+  unlist_partial(&slot_);  // renamed or removed below
   if (!ok) {
     if (!partial_.empty()) std::remove(partial_.c_str());
     return Status::Error(path_ + ": write failed" + (written_ok ? std::string(": ") + std::strerror(err) : " (disk full?)"));

@@ -34,7 +34,16 @@ class ReplacingFile {
   std::string target_;   // the regular file replaced
   std::string partial_;  // empty: written in place
   FILE* f_ = nullptr;
+  int slot_ = -1;  // partial_ in the signal handler's list (-1: not listed)
 };
+
+// For a command's SIGINT/SIGTERM handler: removes the partial files of ReplacingFiles still open
+// (unlink only: async-signal-safe), so an interrupted `quantize` of a large model leaves no
+// gigabytes behind. The old files stay whole either way.
+void remove_partial_files_in_signal_handler();
+// Installs that cleanup for SIGINT and SIGTERM, each then ending the process as the signal would
+// have (a command with handlers of its own, such as serve, replaces them).
+void remove_partial_files_on_interrupt();
 
 // Writes `size` bytes to replace `path` (ReplacingFile); the partial file goes on error.
 Status write_file_replacing(const std::string& path, const void* data, size_t size);

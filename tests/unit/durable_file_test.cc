@@ -80,6 +80,29 @@ TEST_F(DurableFile, AnUncommittedFileLeavesTheOld) {
   EXPECT_FALSE(fs::exists(target.string() + ".partial"));
 }
 
+// What the CLI's SIGINT/SIGTERM handler does: the open partial files go, the old files stay.
+TEST_F(DurableFile, TheSignalCleanupRemovesOpenPartialFiles) {
+  const fs::path a = dir_ / "a.safetensors", b = dir_ / "b.json";
+  ASSERT_TRUE(write_file_replacing(a.string(), "old", 3).ok());
+  ReplacingFile out_a, out_b;
+  ASSERT_TRUE(out_a.open(a.string()).ok());
+  ASSERT_TRUE(out_b.open(b.string()).ok());
+  std::fputs("partial", out_a.get());
+  ASSERT_TRUE(fs::exists(a.string() + ".partial"));
+  ASSERT_TRUE(fs::exists(b.string() + ".partial"));
+  remove_partial_files_in_signal_handler();
+  EXPECT_FALSE(fs::exists(a.string() + ".partial"));
+  EXPECT_FALSE(fs::exists(b.string() + ".partial"));
+  EXPECT_EQ(read_all(a), "old");
+  EXPECT_FALSE(fs::exists(b));
+  // Committed files are off the list: a later signal touches nothing.
+  ReplacingFile out_c;
+  ASSERT_TRUE(out_c.open(a.string()).ok());
+  ASSERT_TRUE(out_c.commit(std::fputs("new", out_c.get()) >= 0).ok());
+  remove_partial_files_in_signal_handler();
+  EXPECT_EQ(read_all(a), "new");
+}
+
 TEST_F(DurableFile, ASymlinkKeepsPointingAtTheNewBytes) {
   const fs::path real = dir_ / "real.json", link = dir_ / "link.json";
   ASSERT_TRUE(write_file_replacing(real.string(), "old", 3).ok());

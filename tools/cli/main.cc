@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "platform/durable_file.h"
 #include "platform/heap_tuning.h"
 
 namespace moepp::cli {
@@ -25,6 +26,7 @@ bool register_command(int order, AddCommand add) {
 
 int main(int argc, char** argv) {
   moepp::keep_freed_buffers_for_reuse();
+  moepp::remove_partial_files_on_interrupt();  // ^C during a write leaves no NAME.partial behind
   CLI::App app{"moepp: an engine for Mixture-of-Experts language models (MoE++, Mixtral, LLaMA-MoE)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("moepp 0.1.0"));
