@@ -1,6 +1,8 @@
 // Saved-logits reading and writing with plain stdio; KL per row and its summary.
 #include "eval/kl.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -38,6 +40,9 @@ Status LogitsWriter::open(const std::string& path, int64_t vocab_size, int top_k
   top_k_ = top_k;
   MOEPP_RETURN_IF_ERROR(out_.open(path));
   f_ = out_.get();
+  // close() writes the row count into the header: a pipe cannot take it.
+  if (::lseek(::fileno(f_), 0, SEEK_CUR) < 0)
+    return Status::Error(path + ": --save-logits needs a file it can seek in (a pipe or terminal cannot take the header's row count)");
   const uint32_t version = 1, k = static_cast<uint32_t>(top_k);
   const uint64_t rows = 0, vocab = static_cast<uint64_t>(vocab_size);
   if (std::fwrite(kLogitsMagic, 1, 8, f_) != 8 || !write_pod(f_, version) || !write_pod(f_, k) ||

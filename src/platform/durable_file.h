@@ -20,8 +20,9 @@ class ReplacingFile {
   // Not committed (an error, an exception): the partial file goes and the old file stays.
   ~ReplacingFile();
 
-  // Opens the file that will replace `path`: PATH.partial beside it (beside the file a symlink
-  // names, so the link stays). A device or a pipe (/dev/null, /dev/stdout) is written in place.
+  // Opens the file that will replace `path`: PATH.partial beside it (a symlink is replaced as a
+  // link: the file it named, say a shared blob, stays as it was). A device, a pipe or a path
+  // under /dev/ or /proc/ (/dev/null, /dev/stdout) is written in place.
   Status open(const std::string& path);
   FILE* get() const { return f_; }
   // Closes the file, flushes it to the disk, renames it over the target and flushes the
@@ -30,8 +31,7 @@ class ReplacingFile {
   Status commit(bool written_ok);
 
  private:
-  std::string path_;     // as the caller named it, for messages
-  std::string target_;   // the regular file replaced
+  std::string path_;     // the file replaced
   std::string partial_;  // empty: written in place
   FILE* f_ = nullptr;
   int slot_ = -1;  // partial_ in the signal handler's list (-1: not listed)
@@ -41,8 +41,9 @@ class ReplacingFile {
 // (unlink only: async-signal-safe), so an interrupted `quantize` of a large model leaves no
 // gigabytes behind. The old files stay whole either way.
 void remove_partial_files_in_signal_handler();
-// Installs that cleanup for SIGINT and SIGTERM, each then ending the process as the signal would
-// have (a command with handlers of its own, such as serve, replaces them).
+// Installs that cleanup for SIGINT and SIGTERM (unless ignored when the process started), each
+// then ending the process as the signal would have (a command with handlers of its own, such as
+// serve, replaces them).
 void remove_partial_files_on_interrupt();
 
 // Writes `size` bytes to replace `path` (ReplacingFile); the partial file goes on error.

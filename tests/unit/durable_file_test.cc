@@ -3,8 +3,13 @@
 // rename is fsync's promise; a test cannot cut the power.)
 #include "platform/durable_file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -39,20 +44,23 @@ TEST_F(DurableFile, ReplacesTheOldBytesWhole) {
   EXPECT_EQ(read_all(target), old_text);
   ASSERT_TRUE(write_file_replacing(target.string(), new_text.data(), new_text.size()).ok());
   EXPECT_EQ(read_all(target), new_text);  // shorter: no tail of the old bytes
-  EXPECT_FALSE(fs::exists(target.string() + ".tmp"));
+  EXPECT_FALSE(fs::exists(target.string() + ".partial"));
   EXPECT_TRUE(write_file_replacing(target.string(), "", 0).ok());
   EXPECT_EQ(fs::file_size(target), 0u);
 }
 
-TEST_F(DurableFile, AFailedReplacementKeepsTheOldAndCleansUp) {
-  // The target is a non-empty directory: the rename fails after the bytes were written.
+TEST_F(DurableFile, AFailedRenameKeepsTheOldAndCleansUp) {
+  // The target becomes a non-empty directory while its replacement is written: the rename fails.
   const fs::path target = dir_ / "busy";
+  ReplacingFile out;
+  ASSERT_TRUE(out.open(target.string()).ok());
+  std::fputs("x", out.get());
   fs::create_directories(target / "inside");
-  Status s = write_file_replacing(target.string(), "x", 1);
+  Status s = out.commit(true);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find(target.string()), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("cannot replace"), std::string::npos) << s.message();
   EXPECT_TRUE(fs::is_directory(target / "inside"));
-  EXPECT_FALSE(fs::exists(target.string() + ".tmp"));
+  EXPECT_FALSE(fs::exists(target.string() + ".partial"));
   // A directory that does not exist: named, nothing created.
   s = write_file_replacing((dir_ / "missing" / "f.json").string(), "x", 1);
   ASSERT_FALSE(s.ok());
@@ -84,40 +92,69 @@ TEST_F(DurableFile, AnUncommittedFileLeavesTheOld) {
 TEST_F(DurableFile, TheSignalCleanupRemovesOpenPartialFiles) {
   const fs::path a = dir_ / "a.safetensors", b = dir_ / "b.json";
   ASSERT_TRUE(write_file_replacing(a.string(), "old", 3).ok());
-  ReplacingFile out_a, out_b;
-  ASSERT_TRUE(out_a.open(a.string()).ok());
-  ASSERT_TRUE(out_b.open(b.string()).ok());
-  std::fputs("partial", out_a.get());
-  ASSERT_TRUE(fs::exists(a.string() + ".partial"));
-  ASSERT_TRUE(fs::exists(b.string() + ".partial"));
-  remove_partial_files_in_signal_handler();
-  EXPECT_FALSE(fs::exists(a.string() + ".partial"));
-  EXPECT_FALSE(fs::exists(b.string() + ".partial"));
-  EXPECT_EQ(read_all(a), "old");
-  EXPECT_FALSE(fs::exists(b));
-  // Committed files are off the list: a later signal touches nothing.
+  {
+    ReplacingFile out_a, out_b;
+    ASSERT_TRUE(out_a.open(a.string()).ok());
+    ASSERT_TRUE(out_b.open(b.string()).ok());
+    std::fputs("partial", out_a.get());
+    ASSERT_TRUE(fs::exists(a.string() + ".partial"));
+    ASSERT_TRUE(fs::exists(b.string() + ".partial"));
+    remove_partial_files_in_signal_handler();
+    EXPECT_FALSE(fs::exists(a.string() + ".partial"));
+    EXPECT_FALSE(fs::exists(b.string() + ".partial"));
+    EXPECT_EQ(read_all(a), "old");
+    EXPECT_FALSE(fs::exists(b));
+  }  // closed uncommitted: off the list
+  // A committed file is off the list too: a later signal leaves a file of that name alone.
   ReplacingFile out_c;
   ASSERT_TRUE(out_c.open(a.string()).ok());
   ASSERT_TRUE(out_c.commit(std::fputs("new", out_c.get()) >= 0).ok());
-  remove_partial_files_in_signal_handler();
   EXPECT_EQ(read_all(a), "new");
+  { std::ofstream(a.string() + ".partial") << "someone else's"; }
+  remove_partial_files_in_signal_handler();
+  EXPECT_EQ(read_all(a.string() + ".partial"), "someone else's");
 }
 
-TEST_F(DurableFile, ASymlinkKeepsPointingAtTheNewBytes) {
-  const fs::path real = dir_ / "real.json", link = dir_ / "link.json";
-  ASSERT_TRUE(write_file_replacing(real.string(), "old", 3).ok());
-  fs::create_symlink(real, link);
+// The handler itself: SIGTERM during a write removes the partial file and ends the process by
+// the signal, as the default action would.
+TEST_F(DurableFile, SigtermDuringAWriteLeavesNoPartialFile) {
+  const fs::path target = dir_ / "model.safetensors";
+  EXPECT_EXIT(
+      {
+        remove_partial_files_on_interrupt();
+        ReplacingFile out;
+        if (out.open(target.string()).ok() && fs::exists(target.string() + ".partial")) std::raise(SIGTERM);
+        std::exit(0);  // not reached when the handler works
+      },
+      ::testing::KilledBySignal(SIGTERM), "");
+  EXPECT_FALSE(fs::exists(target.string() + ".partial"));
+  EXPECT_FALSE(fs::exists(target));
+}
+
+TEST_F(DurableFile, ASymlinkIsReplacedAsALink) {
+  // What the link named (say a blob a model cache shares between revisions) stays as it was.
+  const fs::path blob = dir_ / "blob", link = dir_ / "model.safetensors";
+  ASSERT_TRUE(write_file_replacing(blob.string(), "old", 3).ok());
+  fs::create_symlink(blob, link);
   ASSERT_TRUE(write_file_replacing(link.string(), "new", 3).ok());
-  EXPECT_TRUE(fs::is_symlink(link));
-  EXPECT_EQ(read_all(real), "new");
+  EXPECT_FALSE(fs::is_symlink(link));
   EXPECT_EQ(read_all(link), "new");
+  EXPECT_EQ(read_all(blob), "old");
 }
 
-TEST_F(DurableFile, ADeviceIsWrittenInPlace) {
-  // /dev/null stays the device (as root a rename would have put a plain file there).
-  ASSERT_TRUE(write_file_replacing("/dev/null", "bytes", 5).ok());
-  EXPECT_TRUE(fs::is_character_file("/dev/null"));
-  EXPECT_FALSE(fs::exists("/dev/null.partial"));
+TEST_F(DurableFile, APipeIsWrittenInPlace) {
+  // A FIFO stays a FIFO and its reader gets the bytes (a rename would have put a file there).
+  const fs::path fifo = dir_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  ASSERT_TRUE(write_file_replacing(fifo.string(), "bytes", 5).ok());
+  char got[8] = {};
+  EXPECT_EQ(::read(reader, got, sizeof(got)), 5);
+  ::close(reader);
+  EXPECT_EQ(std::string(got), "bytes");
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_FALSE(fs::exists(fifo.string() + ".partial"));
 }
 
 }  // namespace
