@@ -78,7 +78,7 @@ void remove_partial_files_in_signal_handler() {
 }
 
 void remove_partial_files_on_interrupt() {
-  for (int sig : {SIGINT, SIGTERM}) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {  // SIGHUP: the terminal or the ssh session went away
     struct sigaction old {};
     // Ignored when started (a script's background job ignores ^C): it stays ignored.
     if (sigaction(sig, nullptr, &old) != 0 || old.sa_handler == SIG_IGN) continue;

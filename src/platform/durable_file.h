@@ -41,9 +41,9 @@ class ReplacingFile {
 // (unlink only: async-signal-safe), so an interrupted `quantize` of a large model leaves no
 // gigabytes behind. The old files stay whole either way.
 void remove_partial_files_in_signal_handler();
-// Installs that cleanup for SIGINT and SIGTERM (unless ignored when the process started), each
-// then ending the process as the signal would have (a command with handlers of its own, such as
-// serve, replaces them).
+// Installs that cleanup for SIGINT, SIGTERM and SIGHUP (unless ignored when the process
+// started), each then ending the process as the signal would have (a command with handlers of
+// its own, such as serve, replaces them).
 void remove_partial_files_on_interrupt();
 
 // Writes `size` bytes to replace `path` (ReplacingFile); the partial file goes on error.

@@ -115,20 +115,22 @@ TEST_F(DurableFile, TheSignalCleanupRemovesOpenPartialFiles) {
   EXPECT_EQ(read_all(a.string() + ".partial"), "someone else's");
 }
 
-// The handler itself: SIGTERM during a write removes the partial file and ends the process by
-// the signal, as the default action would.
-TEST_F(DurableFile, SigtermDuringAWriteLeavesNoPartialFile) {
+// The handler itself: SIGTERM or SIGHUP during a write removes the partial file and ends the
+// process by the signal, as the default action would.
+TEST_F(DurableFile, ASignalDuringAWriteLeavesNoPartialFile) {
   const fs::path target = dir_ / "model.safetensors";
-  EXPECT_EXIT(
-      {
-        remove_partial_files_on_interrupt();
-        ReplacingFile out;
-        if (out.open(target.string()).ok() && fs::exists(target.string() + ".partial")) std::raise(SIGTERM);
-        std::exit(0);  // not reached when the handler works
-      },
-      ::testing::KilledBySignal(SIGTERM), "");
-  EXPECT_FALSE(fs::exists(target.string() + ".partial"));
-  EXPECT_FALSE(fs::exists(target));
+  for (int sig : {SIGTERM, SIGHUP}) {
+    EXPECT_EXIT(
+        {
+          remove_partial_files_on_interrupt();
+          ReplacingFile out;
+          if (out.open(target.string()).ok() && fs::exists(target.string() + ".partial")) std::raise(sig);
+          std::exit(0);  // not reached when the handler works
+        },
+        ::testing::KilledBySignal(sig), "");
+    EXPECT_FALSE(fs::exists(target.string() + ".partial")) << "signal " << sig;
+    EXPECT_FALSE(fs::exists(target));
+  }
 }
 
 TEST_F(DurableFile, ASymlinkIsReplacedAsALink) {

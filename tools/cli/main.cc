@@ -26,7 +26,7 @@ bool register_command(int order, AddCommand add) {
 
 int main(int argc, char** argv) {
   moepp::keep_freed_buffers_for_reuse();
-  moepp::remove_partial_files_on_interrupt();  // ^C during a write leaves no NAME.partial behind
+  moepp::remove_partial_files_on_interrupt();  // ^C, SIGTERM or a hang-up during a write leaves no NAME.partial
   CLI::App app{"moepp: an engine for Mixture-of-Experts language models (MoE++, Mixtral, LLaMA-MoE)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("moepp 0.1.0"));
