@@ -30,7 +30,6 @@ void log_softmax(const float* logits, int64_t vocab, std::vector<double>* out) {
   for (int64_t i = 0; i < vocab; ++i) (*out)[i] = logits[i] - lse;
 }
 
-
 Status LogitsWriter::open(const std::string& path, int64_t vocab_size, int top_k) {
   if (top_k < 0 || top_k > vocab_size)
     return Status::Error(str_format("--save-top-k: expected 0 (full) to the vocabulary size %lld, got %d",

@@ -36,8 +36,8 @@ struct LoadOptions {
   // single weight (`moepp info` on a checkpoint of any size). Such a model has no numbers to run:
   // forward() refuses it.
   bool shapes_only = false;
-  // Called as Model::load goes (after the embedding, each layer and the head) with the bytes of
-  // the checkpoint's tensors loaded so far and in all; a command's progress bar.
+  // Called as Model::load goes (at the start, after the embedding, each layer and the head) with
+  // the bytes of the checkpoint's tensors loaded so far and in all; a command's progress bar.
   std::function<void(int64_t done_bytes, int64_t total_bytes)> progress;
 };
 

@@ -20,7 +20,7 @@ struct ModelWeights {
   Weight embed;       // [vocab_size, d_model]
   Weight final_norm;  // [1, d_model]
   Weight lm_head;     // [vocab_size, d_model] (the embedding when tied)
-  bool head_tied = false;  // lm_head is the embedding (tie_word_embeddings and no lm_head tensor)
+  bool head_tied = false;  // lm_head is the embedding (tied with no lm_head tensor, or one viewing it)
   std::vector<LayerWeights> layers;
 };
 

@@ -18,6 +18,8 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 namespace {
 
+// A weight's shape and dtype with no values (data null): a shapes-only load's weights, and the
+// start of a view into the file.
 Weight shape_only_weight(DType dtype, int64_t rows, int64_t cols) {
   Weight w;
   w.dtype = dtype;
@@ -123,10 +125,7 @@ Result<Weight> WeightLoader::matrix_as(const std::string& name, int64_t rows, in
   if (shapes_only_) return shape_only_weight(target, rows, cols);
   const bool aligned = reinterpret_cast<uintptr_t>(e->data) % dtype_size(target) == 0;
   if (e->dtype == target && aligned) {  // zero-copy view into the mapped file
-    Weight w;
-    w.dtype = target;
-    w.rows = rows;
-    w.cols = cols;
+    Weight w = shape_only_weight(target, rows, cols);
     w.data = e->data;
     return w;
   }

@@ -10,9 +10,9 @@
 
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
-#include "platform/durable_file.h"
 #include "models/config_reader.h"
 #include "models/family.h"
+#include "platform/durable_file.h"
 #include "tensor/quantize.h"
 
 namespace moepp {
@@ -123,7 +123,6 @@ WeightQuant quant_for(const std::string& name, const ExportQuant& quant) {
     return quant.rest;
   return WeightQuant::kNone;
 }
-
 
 // The safetensors metadata of an export: the quantisation, when there is one.
 std::map<std::string, std::string> export_metadata(const ExportQuant& quant) {

@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
-#include "platform/durable_file.h"
 #include "commands.h"
 #include "generation_flags.h"
 #include "models/model.h"
+#include "platform/durable_file.h"
 
 namespace moepp::cli {
 namespace {

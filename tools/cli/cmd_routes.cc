@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
-#include "platform/durable_file.h"
 #include "commands.h"
 #include "generation_flags.h"
 #include "eval/html_report.h"
@@ -16,6 +15,7 @@
 #include "eval/route_stats.h"
 #include "eval/token_input.h"
 #include "models/model.h"
+#include "platform/durable_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moepp::cli {

@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
-#include "platform/durable_file.h"
 #include "commands.h"
+#include "platform/durable_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moepp::cli {
