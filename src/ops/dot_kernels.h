@@ -148,7 +148,7 @@ using PairedRowsKernel = void (*)(const PairedRows& a, int64_t m0, int64_t M, co
                                   int64_t n1, float* y /*[M, ldy]*/, int64_t ldy);
 
 struct KernelSet {
-  const char* isa;  // "scalar", "avx2", "avx2vnni", "avx512"
+  const char* isa;  // "scalar", "avx2", "avx2vnni", "avx512", "avx512bf16"
   RowsKernel rows;  // any weight format (q8/q4: quantises x itself, once per call)
   QuantizedRowsKernel quantized_rows;
   QuantizeRowsKernel quantize_rows;
@@ -172,14 +172,16 @@ struct KernelSet {
 // The scalar reference (always present), the AVX2+FMA set, the AVX2 set with its q8/q4 integer
 // path on AVX-VNNI (CPUs with AVX-VNNI but without AVX-512, such as Intel's client CPUs from Alder
 // Lake on) and the AVX-512 set (F, BW, DQ, VL, VNNI; it uses the AVX2 set for what it does not
-// cover). Null when the CPU lacks them.
+// cover; bf16 batches on f32 panels and FMAs) and its twin that takes bf16 batches of bf16-valued
+// inputs on vdpbf16ps (AVX512_BF16). Null when the CPU lacks them.
 const KernelSet& scalar_kernels();
 const KernelSet* avx2_kernels();
 const KernelSet* avx2vnni_kernels();
 const KernelSet* avx512_kernels();
+const KernelSet* avx512bf16_kernels();
 
 // The set in use: the best the CPU supports, or the one MOEPP_KERNELS names ("scalar", "avx2",
-// "avx2vnni", "avx512") when the CPU has it.
+// "avx2vnni", "avx512", "avx512bf16") when the CPU has it.
 const KernelSet& active_kernels();
 // Every set this CPU can run, best last (tests run each one).
 std::vector<const KernelSet*> available_kernels();

@@ -26,7 +26,7 @@ machine = run("--machine", "--json", "-t", "1", "--read-mib", "32")
 expect(len(machine) == 1, f"--machine --json: one line per thread count, got {len(machine)}")
 for key in ("read_gb_s", "fp32_gflop_s", "bf16_gflop_s", "int8_gop_s"):
     expect(all(m.get(key, 0) > 0 for m in machine), f"--machine --json: {key} missing or not positive")
-expect(all(m.get("kernels") in ("scalar", "avx2", "avx512") for m in machine), f"--machine --json: kernels: {machine}")
+expect(all(m.get("kernels") in ("scalar", "avx2", "avx2vnni", "avx512", "avx512bf16") for m in machine), f"--machine --json: kernels: {machine}")
 forced = subprocess.run([args.moepp, "bench", "--machine", "--json", "-t", "1", "--read-mib", "32"], capture_output=True,
                         text=True, env={**os.environ, "MOEPP_KERNELS": "scalar"})
 expect(forced.returncode == 0 and json.loads(forced.stdout.splitlines()[0]).get("kernels") == "scalar",
