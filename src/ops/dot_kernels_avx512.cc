@@ -498,7 +498,16 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     if (last < n1) avx2.rows(x, 1, ldx, w, last, n1, y + (last - n0), ldy);
     return;
   }
-  if (kDpbf16Batches && bf16_native && w.dtype == DType::kBF16 && bf16_rows(x, M, ldx, w, n0, n1, y, ldy)) return;
+  // Under 48 tokens the FMA set takes vdpbf16ps too: packing f32 panels costs a pass over the
+  // weights and, for rows longer than L1 holds as f32, reads from L2 in every tile, which few tokens
+  // do not pay back. Sapphire Rapids, cold bf16 weights, one thread, GFLOP/s on f32 panels against
+  // vdpbf16ps: K 768 x 2-8 tokens 20-64 / 24-66, 16 and 32 tokens 94-103 / 83-86; K 1024 x 16-32
+  // 81-85 / 82-88, x 64 96 / 88; K 2048 x 8-32 52-78 / 65-85, x 64-128 112-120 / 86; K 2816 x 32 79
+  // / 87, x 64-128 94-118 / 87-96.
+  constexpr int64_t kPanelBatchTokens = 48;
+  if ((kDpbf16Batches || M < kPanelBatchTokens) && bf16_native && w.dtype == DType::kBF16 &&
+      bf16_rows(x, M, ldx, w, n0, n1, y, ldy))
+    return;
   // Batches: panels of 8 rows, read in place when the weight already is f32 panels from n0 on
   // (rows of the last panel past n1 are computed and dropped: the layout is padded to 8 rows).
   // One panel at a time, the next one's stored weights prefetched while this one is multiplied.
