@@ -52,27 +52,36 @@ Result<Weight> small_page_copy(const Weight& w) {
 }
 
 // The random [rows, cols] matrix of a format, row-major (interleave_rows8 makes the copies).
-Result<Weight> random_matrix(const std::string& format, const StreamProbeOptions& o) {
+Result<Weight> random_matrix(const std::string& format, int64_t rows, int64_t cols, uint64_t seed) {
   const bool bf16 = format == "bf16";
   if (!bf16 && format != "f32" && format != "q8" && format != "q4")
     return Status::Error("--weights: expected f32, bf16, q8 or q4, got '" + format + "'");
-  Weight w = make_owned_weight(bf16 ? DType::kBF16 : DType::kF32, o.rows, o.cols);
-  if (w.data == nullptr) return Status::Error("bench --stream: no memory for a " + format + " matrix");
-  fill_random_normal(o.seed, 0.0f, 0.02f, w.dtype, w.owner.get(), o.rows * o.cols);
+  Weight w = make_owned_weight(bf16 ? DType::kBF16 : DType::kF32, rows, cols);
+  if (w.data == nullptr) return Status::Error("bench: no memory for a " + format + " matrix");
+  fill_random_normal(seed, 0.0f, 0.02f, w.dtype, w.owner.get(), rows * cols);
   if (format == "q8" || format == "q4") return quantize_weight(w, format == "q8" ? WeightQuant::kQ8 : WeightQuant::kQ4);
   return w;
 }
 
+// Enough interleaved copies of `base` to fill `bytes` (2 to 4096 of them): cold in every cache
+// when taken in turn.
+std::vector<Weight> cold_copies(const Weight& base, int64_t bytes) {
+  const Weight first = interleave_rows8(base);
+  const auto extent = static_cast<int64_t>(interleaved_extent(first));
+  const int copies = static_cast<int>(std::clamp<int64_t>((bytes + extent - 1) / extent, 2, 4096));
+  std::vector<Weight> out{first};
+  for (int c = 1; c < copies; ++c) out.push_back(interleave_rows8(base));
+  return out;
+}
+
 // Appends the huge-page row, then the small-page row, of one format.
 Status probe_format(const std::string& format, const StreamProbeOptions& o, std::vector<StreamProbeRow>* out) {
-  auto base = random_matrix(format, o);
+  auto base = random_matrix(format, o.rows, o.cols, o.seed);
   if (!base.ok()) return base.status();
-  const Weight first = interleave_rows8(*base);
+  std::vector<Weight> huge = cold_copies(*base, o.copies_bytes), small;
+  const Weight& first = huge[0];
   const size_t extent = interleaved_extent(first);
-  const int copies = static_cast<int>(std::clamp<int64_t>((o.copies_bytes + static_cast<int64_t>(extent) - 1) /
-                                                             static_cast<int64_t>(extent), 2, 4096));
-  std::vector<Weight> huge{first}, small;
-  for (int c = 1; c < copies; ++c) huge.push_back(interleave_rows8(*base));
+  const int copies = static_cast<int>(huge.size());
   for (const Weight& w : huge) {
     auto s = small_page_copy(w);
     if (!s.ok()) return s.status();
@@ -146,7 +155,78 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   return Status::Ok();
 }
 
+// Appends one row per set for `tokens` inputs against copies of one format's matrix.
+Status probe_batch(const std::string& format, const std::vector<Weight>& copies, int64_t tokens,
+                   const std::vector<const kernels::KernelSet*>& sets, const BatchProbeOptions& o,
+                   std::vector<BatchProbeRow>* out) {
+  const int64_t N = o.rows, K = o.cols;
+  std::vector<float> x(static_cast<size_t>(tokens * K));
+  fill_random_normal(o.seed + 2 + static_cast<uint64_t>(tokens), 0.0f, 1.0f, DType::kF32, x.data(), tokens * K);
+  for (float& v : x) v = round_bf16(v);
+  const bool quantized = copies[0].quant != WeightQuant::kNone;
+  std::vector<std::vector<float>> ys(sets.size(), std::vector<float>(static_cast<size_t>(tokens * N)));
+  auto product = [&](const kernels::KernelSet& set, const Weight& w, float* y) {
+    thread_local kernels::QuantizedRows qx;  // as matmul: the inputs quantised once for all tasks
+    if (quantized) kernels::quantize_all_rows(set, x.data(), tokens, K, K, &qx);
+    for (int64_t r0 = 0; r0 < N; r0 += o.task_rows) {
+      const int64_t r1 = std::min(N, r0 + o.task_rows);
+      if (quantized) set.quantized_rows(qx, 0, tokens, w, r0, r1, y + r0, N);
+      else set.rows(x.data(), tokens, K, w, r0, r1, y + r0, N);
+    }
+  };
+  std::vector<std::function<void(int)>> variants;
+  std::vector<int> first;
+  const int n_copies = static_cast<int>(copies.size());
+  for (size_t v = 0; v < sets.size(); ++v) {
+    product(*sets[v], copies[0], ys[v].data());
+    if (std::memcmp(ys[v].data(), ys[0].data(), ys[v].size() * sizeof(float)) != 0)
+      return Status::Error(std::string("bench --batch-kernels: the ") + sets[v]->isa + " and " + sets[0]->isa + " " +
+                           format + " products differ");
+    variants.push_back([&, v](int c) { product(*sets[v], copies[static_cast<size_t>(c)], ys[v].data()); });
+    // Each set starts its own share of the copies away, so none reads a copy another just left
+    // in the last-level cache.
+    first.push_back(static_cast<int>(v) * n_copies / static_cast<int>(sets.size()));
+  }
+  const std::vector<double> seconds = time_in_turns(variants, first, n_copies, o.calls);
+  const double bytes = static_cast<double>(interleaved_extent(copies[0])) * o.calls;
+  for (size_t v = 0; v < sets.size(); ++v) {
+    BatchProbeRow row;
+    row.weights = format;
+    row.tokens = tokens;
+    row.kernels = sets[v]->isa;
+    row.rows = N;
+    row.cols = K;
+    row.gflop_s = 2.0 * static_cast<double>(N * K * tokens) * o.calls / seconds[v] / 1e9;
+    row.gb_s = bytes / seconds[v] / 1e9;
+    out->push_back(row);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::string>& formats,
+                                                       const BatchProbeOptions& options) {
+  if (options.rows < 8 || options.cols < 32 || options.rows > (1 << 20) || options.cols > (1 << 20))
+    return Status::Error("--stream-shape: expected rows >= 8 and cols >= 32 (at most 2^20 each), got " +
+                         std::to_string(options.rows) + "x" + std::to_string(options.cols));
+  if (options.calls < 1) return Status::Error("bench --batch-kernels: expected at least one call per set");
+  for (int64_t t : options.tokens)
+    if (t < 1 || t > 65536) return Status::Error("-p: expected 1 to 65536 tokens a call, got " + std::to_string(t));
+  std::vector<const kernels::KernelSet*> sets;
+  for (const kernels::KernelSet* set : kernels::available_kernels())
+    if (set != &kernels::scalar_kernels()) sets.push_back(set);
+  if (sets.empty()) sets.push_back(&kernels::scalar_kernels());
+  std::vector<BatchProbeRow> rows;
+  for (const std::string& f : formats) {
+    auto base = random_matrix(f, options.rows, options.cols, options.seed);
+    if (!base.ok()) return base.status();
+    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes);
+    for (int64_t tokens : options.tokens)
+      if (Status s = probe_batch(f, copies, tokens, sets, options, &rows); !s.ok()) return s;
+  }
+  return rows;
+}
 
 Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std::string>& formats,
                                                            const StreamProbeOptions& options) {

@@ -44,4 +44,34 @@ struct StreamProbeRow {
 Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std::string>& formats,
                                                            const StreamProbeOptions& options);
 
+// `moepp bench --batch-kernels`: the batch kernels (several tokens against one matrix, as a prefill's
+// projections and each expert's tokens) of every SIMD kernel set the CPU has, side by side on cold
+// copies of one random matrix, taking turns call by call. Each call multiplies `tokens` bf16-valued
+// input rows (as under --dtype bf16; quantised once per call for q8/q4) by the matrix in tasks of
+// `task_rows` rows, as matmul and the experts split it.
+struct BatchProbeOptions {
+  int64_t rows = 2816;
+  int64_t cols = 1024;
+  int64_t copies_bytes = int64_t{256} << 20;
+  int calls = 40;  // calls per set
+  std::vector<int64_t> tokens = {128};
+  int64_t task_rows = 128;
+  uint64_t seed = 1234;
+};
+
+struct BatchProbeRow {
+  std::string weights;  // "f32", "bf16", "q8", "q4"
+  int64_t tokens = 0;
+  std::string kernels;  // the set's name (KernelSet::isa)
+  int64_t rows = 0, cols = 0;
+  double gflop_s = 0;   // 2 x rows x cols x tokens per call
+  double gb_s = 0;      // the stored matrix's bytes per call
+};
+
+// Rows for each format and token count, one per SIMD set (the scalar twin where it is the only
+// one). Errors: an unknown format, a shape or token count out of range, no memory, and sets whose
+// products differ (they must be the same bits).
+Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::string>& formats,
+                                                       const BatchProbeOptions& options);
+
 }  // namespace moepp

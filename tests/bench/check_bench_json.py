@@ -109,6 +109,26 @@ for r in st:
     expect(r.get("test") == "stream" and r.get("rows") == 64 and r.get("cols") == 256, f"--stream fields: {r}")
     expect(r.get("kernel_gb_s", 0) > 0 and r.get("read_gb_s", 0) > 0 and
            abs(r.get("ratio", 0) - r["kernel_gb_s"] / r["read_gb_s"]) < 1e-9, f"--stream rates: {r}")
+# --batch-kernels: one row per SIMD set (or the scalar twin alone), format and token count; the
+# sets' products are compared bit for bit before timing, and -p 0 is refused.
+bk = run("--batch-kernels", "--weights", "bf16,q4", "-p", "3,50", "--stream-shape", "40x96", "--batch-calls", "2", "--json")
+sets = sorted({r.get("kernels") for r in bk})
+expect(len(bk) == 4 * len(sets) and all(r.get("test") == "batch_kernels" for r in bk), f"--batch-kernels rows: {bk}")
+expect([(r["weights"], r["tokens"]) for r in bk][::len(sets)] == [("bf16", 3), ("bf16", 50), ("q4", 3), ("q4", 50)],
+       f"--batch-kernels order: {bk}")
+for r in bk:
+    expect(r.get("rows") == 40 and r.get("cols") == 96 and r.get("gflop_s", 0) > 0 and r.get("gb_s", 0) > 0,
+           f"--batch-kernels fields: {r}")
+# Both rates divide by the same seconds: their ratio is 2 x 40 x 96 x tokens / the matrix's bytes,
+# so it grows with the tokens alone for one format.
+for fmt in ("bf16", "q4"):
+    ratios = {(r["tokens"], r["kernels"]): r["gflop_s"] / r["gb_s"] for r in bk if r["weights"] == fmt and r["gb_s"] > 0}
+    if len(ratios) == 2 * len(sets):
+        per_token = [v / t for (t, _), v in ratios.items()]
+        expect(max(per_token) - min(per_token) < 1e-6 * max(per_token), f"--batch-kernels {fmt} rates: {ratios}")
+no_tokens = subprocess.run([args.moepp, "bench", "--batch-kernels", "-p", "0"], capture_output=True, text=True)
+expect(no_tokens.returncode != 0 and "-p: expected 1 to 65536 tokens" in no_tokens.stderr,
+       f"--batch-kernels -p 0: rc {no_tokens.returncode}, {no_tokens.stderr!r}")
 bad_shape = subprocess.run([args.moepp, "bench", "--stream", "--stream-shape", "64by256"], capture_output=True, text=True)
 expect(bad_shape.returncode != 0 and "--stream-shape: expected ROWSxCOLS" in bad_shape.stderr,
        f"bad --stream-shape: rc {bad_shape.returncode}, {bad_shape.stderr!r}")

@@ -59,6 +59,8 @@ struct BenchOptions {
   std::string stream_shape = "2816x1024";
   int stream_calls = 400;
   int64_t stream_task_rows = 0;
+  bool batch_kernels = false;          // every SIMD set's batch kernels side by side on cold weights
+  int batch_calls = 40;
   bool attention = false;              // one decode step's attention against a plain read of the cache
   std::string attention_shape = "4x4x64";
   std::string caches = "bf16,f32";
@@ -404,6 +406,40 @@ int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, i
   return 0;
 }
 
+// --batch-kernels: every SIMD set's batch kernels on cold weights, taking turns.
+int run_batch_kernels(const BenchOptions& o, const std::vector<std::string>& formats, const std::vector<int64_t>& tokens,
+                      ReportFormat format) {
+  BatchProbeOptions bo;
+  long long rows = 0, cols = 0;
+  char tail = 0;
+  if (std::sscanf(o.stream_shape.c_str(), "%lldx%lld%c", &rows, &cols, &tail) != 2)
+    return fail(Status::Error("--stream-shape: expected ROWSxCOLS (e.g. 2816x1024), got '" + o.stream_shape + "'"));
+  bo.rows = rows;
+  bo.cols = cols;
+  bo.calls = o.batch_calls;
+  bo.tokens = tokens;
+  bo.seed = o.seed;
+  auto rows_out = probe_batch_kernels(formats, bo);
+  if (!rows_out.ok()) return fail(rows_out.status());
+  if (format == ReportFormat::kMarkdown)
+    std::printf("| weights | tokens | kernels | matrix | GFLOP/s | GB/s |\n|---|--:|---|---|--:|--:|\n");
+  if (format == ReportFormat::kCsv) std::printf("weights,tokens,kernels,rows,cols,gflop_s,gb_s\n");
+  for (const BatchProbeRow& r : *rows_out) {
+    if (format == ReportFormat::kJson) {
+      nlohmann::json j = {{"test", "batch_kernels"}, {"weights", r.weights}, {"tokens", r.tokens}, {"kernels", r.kernels},
+                          {"rows", r.rows},   {"cols", r.cols},       {"gflop_s", r.gflop_s}, {"gb_s", r.gb_s}};
+      std::printf("%s\n", j.dump().c_str());
+    } else if (format == ReportFormat::kCsv) {
+      std::printf("%s,%lld,%s,%lld,%lld,%.2f,%.2f\n", r.weights.c_str(), static_cast<long long>(r.tokens), r.kernels.c_str(),
+                  static_cast<long long>(r.rows), static_cast<long long>(r.cols), r.gflop_s, r.gb_s);
+    } else {
+      std::printf("| %s | %lld | %s | %lld x %lld | %.1f | %.2f |\n", r.weights.c_str(), static_cast<long long>(r.tokens),
+                  r.kernels.c_str(), static_cast<long long>(r.rows), static_cast<long long>(r.cols), r.gflop_s, r.gb_s);
+    }
+  }
+  return 0;
+}
+
 int run_bench(const BenchOptions& o) {
   const ReportFormat format = o.json ? ReportFormat::kJson : o.csv ? ReportFormat::kCsv : ReportFormat::kMarkdown;
   if (o.json && o.csv) return fail(Status::Error("--json and --csv: choose one output format"));
@@ -452,6 +488,11 @@ int run_bench(const BenchOptions& o) {
     config.zc_shares = *shares;
   }
   if (o.stream) return run_stream(o, weight_formats, o.threads.empty() ? 1 : config.threads[0], format);
+  if (o.batch_kernels) {
+    auto tokens = parse_counts(o.prompts, "-p", true, true);  // zeros kept, so the probe refuses them
+    if (!tokens.ok()) return fail(tokens.status());
+    return run_batch_kernels(o, weight_formats, *tokens, format);
+  }
   if (o.attention) {
     std::vector<int64_t> attention_depths = config.depths;  // -d left at its default 0: 2048
     attention_depths.erase(std::remove(attention_depths.begin(), attention_depths.end(), 0), attention_depths.end());
@@ -535,6 +576,7 @@ Runner add_bench_command(CLI::App& app) {
       "Examples:\n"
       "  moepp bench --machine\n"
       "  moepp bench --stream --weights bf16,q8,q4\n"
+      "  moepp bench --batch-kernels --weights bf16 -p 8,16,48,128 --stream-shape 2048x768\n"
       "  moepp bench --attention -d 512,2048,8192 -t 2\n"
       "  moepp bench --model-shape mixtral-1.8b,moepp-1b -t 1,2 -p 128 -n 32 --layers 4\n"
       "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json");
@@ -552,6 +594,12 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--stream-task-rows", o->stream_task_rows,
                   "--stream: run the kernel over tasks of this many rows, pulled by the threads from a counter as "
                   "decode's (expert, row block) tasks are (default 0: one block per thread)");
+  sub->add_flag("--batch-kernels", o->batch_kernels,
+                "Measure the batch kernels (-p tokens against one matrix, as a prefill's projections and an expert's "
+                "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
+                "matrix per --weights format, bf16-valued inputs, 128-row tasks on one thread, the sets taking turns "
+                "call by call; GFLOP/s and GB/s of the stored matrix. Alone, runs nothing else");
+  sub->add_option("--batch-calls", o->batch_calls, "--batch-kernels: calls per set and token count (default 40)");
   sub->add_flag("--attention", o->attention,
                 "Measure one decode step's attention (the engine's per-kv-head step: q.k, softmax, times V) over a "
                 "cache of -d positions (default 2048) against a plain read of the same keys and values, for each "
