@@ -467,8 +467,8 @@ std::pair<int64_t, int64_t> whole_blocks(int64_t n0, int64_t n1) {
 
 // Tokens of a batch multiplied by all of a task's panels before the next ones: every panel
 // streams its tokens' inputs from L2, and once they outgrow it, from L3 at half the FMAs' pace
-// (Sapphire Rapids under KVM, 1024 x 1024 bf16 weights, 512 tokens of f32 panels: 99 GFLOP/s in
-// one block, 126-135 in blocks of 768 KiB). Inputs of up to twice that stay one block: a second
+// (Sapphire Rapids under KVM, `moepp bench --batch-kernels --weights bf16 -p 512 --stream-shape
+// 1024x1024`, f32 panels: 94-99 GFLOP/s in one block, 122-131 in blocks of 768 KiB). Inputs of up to twice that stay one block: a second
 // block packs every panel again, which cost as much as it saved at 128 tokens of 2816 columns.
 int64_t batch_tokens_per_block(int64_t M, int64_t row_bytes) {
   constexpr int64_t kInputBlockBytes = 768 << 10;
@@ -499,11 +499,12 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     return;
   }
   // Under 48 tokens the FMA set takes vdpbf16ps too: packing f32 panels costs a pass over the
-  // weights and, for rows longer than L1 holds as f32, reads from L2 in every tile, which few tokens
-  // do not pay back. Sapphire Rapids, cold bf16 weights, one thread, GFLOP/s on f32 panels against
-  // vdpbf16ps: K 768 x 2-8 tokens 20-64 / 24-66, 16 and 32 tokens 94-103 / 83-86; K 1024 x 16-32
-  // 81-85 / 82-88, x 64 96 / 88; K 2048 x 8-32 52-78 / 65-85, x 64-128 112-120 / 86; K 2816 x 32 79
-  // / 87, x 64-128 94-118 / 87-96.
+  // weights, which few tokens do not pay back. `moepp bench --batch-kernels --weights bf16 -p
+  // 8,16,32,48,64,128 --stream-shape ROWSxCOLS` with panels from 1 token (Sapphire Rapids, cold
+  // weights, GFLOP/s on f32 panels / on vdpbf16ps, two runs): 2048x768 8: 56-58/64-67, 16: 86/80-81,
+  // 32: 102-103/82-83, 48: 115/86; 768x2048 32: 97-98/83-84, 48: 111/87; 2816x1024 32: 82-83/85-87,
+  // 48: 92-93/87-88, 128: 102-104/86-87; 1024x2816 32: 77-78/86-87, 48: 91/87-88. From 48 tokens
+  // the panels are never the slower.
   constexpr int64_t kPanelBatchTokens = 48;
   if ((kDpbf16Batches || M < kPanelBatchTokens) && bf16_native && w.dtype == DType::kBF16 &&
       bf16_rows(x, M, ldx, w, n0, n1, y, ldy))
