@@ -155,6 +155,13 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   return Status::Ok();
 }
 
+Status check_shape(int64_t rows, int64_t cols) {
+  if (rows < 8 || cols < 32 || rows > (1 << 20) || cols > (1 << 20))
+    return Status::Error("--stream-shape: expected rows >= 8 and cols >= 32 (at most 2^20 each), got " +
+                         std::to_string(rows) + "x" + std::to_string(cols));
+  return Status::Ok();
+}
+
 // Appends one row per set for `tokens` inputs against copies of one format's matrix.
 Status probe_batch(const std::string& format, const std::vector<Weight>& copies, int64_t tokens,
                    const std::vector<const kernels::KernelSet*>& sets, const BatchProbeOptions& o,
@@ -207,9 +214,7 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
 
 Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::string>& formats,
                                                        const BatchProbeOptions& options) {
-  if (options.rows < 8 || options.cols < 32 || options.rows > (1 << 20) || options.cols > (1 << 20))
-    return Status::Error("--stream-shape: expected rows >= 8 and cols >= 32 (at most 2^20 each), got " +
-                         std::to_string(options.rows) + "x" + std::to_string(options.cols));
+  if (Status s = check_shape(options.rows, options.cols); !s.ok()) return s;
   if (options.calls < 1) return Status::Error("bench --batch-kernels: expected at least one call per set");
   for (int64_t t : options.tokens)
     if (t < 1 || t > 65536) return Status::Error("-p: expected 1 to 65536 tokens a call, got " + std::to_string(t));
@@ -230,9 +235,7 @@ Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::st
 
 Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std::string>& formats,
                                                            const StreamProbeOptions& options) {
-  if (options.rows < 8 || options.cols < 32 || options.rows > (1 << 20) || options.cols > (1 << 20))
-    return Status::Error("--stream-shape: expected rows >= 8 and cols >= 32 (at most 2^20 each), got " +
-                         std::to_string(options.rows) + "x" + std::to_string(options.cols));
+  if (Status s = check_shape(options.rows, options.cols); !s.ok()) return s;
   if (options.task_rows < 0) return Status::Error("--stream-task-rows: expected 0 (one call) or a positive number of rows");
   if (options.threads < 1 || options.threads > 1024)
     return Status::Error("-t: expected 1 to 1024 threads, got " + std::to_string(options.threads));

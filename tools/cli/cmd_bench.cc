@@ -368,15 +368,21 @@ int run_attention(const BenchOptions& o, const std::vector<int64_t>& depths, con
   return 0;
 }
 
+// --stream-shape ROWSxCOLS (the probe checks the range).
+Status parse_stream_shape(const std::string& text, int64_t* rows, int64_t* cols) {
+  long long r = 0, c = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%lldx%lld%c", &r, &c, &tail) != 2)
+    return Status::Error("--stream-shape: expected ROWSxCOLS (e.g. 2816x1024), got '" + text + "'");
+  *rows = r;
+  *cols = c;
+  return Status::Ok();
+}
+
 // --stream: the one-token kernels' stream against a plain read, on huge and on small pages.
 int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, int threads, ReportFormat format) {
   StreamProbeOptions so;
-  long long rows = 0, cols = 0;
-  char tail = 0;
-  if (std::sscanf(o.stream_shape.c_str(), "%lldx%lld%c", &rows, &cols, &tail) != 2)
-    return fail(Status::Error("--stream-shape: expected ROWSxCOLS (e.g. 2816x1024), got '" + o.stream_shape + "'"));
-  so.rows = rows;
-  so.cols = cols;
+  if (Status s = parse_stream_shape(o.stream_shape, &so.rows, &so.cols); !s.ok()) return fail(s);
   so.calls = o.stream_calls;
   so.task_rows = o.stream_task_rows;
   so.threads = threads;
@@ -410,12 +416,7 @@ int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, i
 int run_batch_kernels(const BenchOptions& o, const std::vector<std::string>& formats, const std::vector<int64_t>& tokens,
                       ReportFormat format) {
   BatchProbeOptions bo;
-  long long rows = 0, cols = 0;
-  char tail = 0;
-  if (std::sscanf(o.stream_shape.c_str(), "%lldx%lld%c", &rows, &cols, &tail) != 2)
-    return fail(Status::Error("--stream-shape: expected ROWSxCOLS (e.g. 2816x1024), got '" + o.stream_shape + "'"));
-  bo.rows = rows;
-  bo.cols = cols;
+  if (Status s = parse_stream_shape(o.stream_shape, &bo.rows, &bo.cols); !s.ok()) return fail(s);
   bo.calls = o.batch_calls;
   bo.tokens = tokens;
   bo.seed = o.seed;
