@@ -172,12 +172,21 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
   for (float& v : x) v = round_bf16(v);
   const bool quantized = copies[0].quant != WeightQuant::kNone;
   std::vector<std::vector<float>> ys(sets.size(), std::vector<float>(static_cast<size_t>(tokens * N)));
+  // As matmul_many: the inputs quantised (q8/q4) or paired (bf16, where the set pairs this many
+  // tokens) once for all tasks.
   auto product = [&](const kernels::KernelSet& set, const Weight& w, float* y) {
-    thread_local kernels::QuantizedRows qx;  // as matmul: the inputs quantised once for all tasks
+    thread_local kernels::QuantizedRows qx;
+    thread_local kernels::PairedRows px;
     if (quantized) kernels::quantize_all_rows(set, x.data(), tokens, K, K, &qx);
+    px.K = 0;
+    if (!quantized && w.dtype == DType::kBF16 && set.pair_rows != nullptr && tokens > 1 && tokens < set.paired_below) {
+      px.pairs.resize(static_cast<size_t>(tokens * kernels::paired_row_words(K)));
+      if (set.pair_rows(x.data(), tokens, K, K, px.pairs.data())) px.K = K;
+    }
     for (int64_t r0 = 0; r0 < N; r0 += o.task_rows) {
       const int64_t r1 = std::min(N, r0 + o.task_rows);
       if (quantized) set.quantized_rows(qx, 0, tokens, w, r0, r1, y + r0, N);
+      else if (px.K > 0) set.paired_rows(px, 0, tokens, w, r0, r1, y + r0, N);
       else set.rows(x.data(), tokens, K, w, r0, r1, y + r0, N);
     }
   };
@@ -191,8 +200,8 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
                            format + " products differ");
     variants.push_back([&, v](int c) { product(*sets[v], copies[static_cast<size_t>(c)], ys[v].data()); });
     // Each set starts its own share of the copies away, so none reads a copy another just left
-    // in the last-level cache.
-    first.push_back(static_cast<int>(v) * n_copies / static_cast<int>(sets.size()));
+    // in the last-level cache (nor copy 0, which the check above just read).
+    first.push_back(1 + static_cast<int>(v) * (n_copies - 1) / static_cast<int>(sets.size()));
   }
   const std::vector<double> seconds = time_in_turns(variants, first, n_copies, o.calls);
   const double bytes = static_cast<double>(interleaved_extent(copies[0])) * o.calls;
@@ -216,8 +225,15 @@ Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::st
                                                        const BatchProbeOptions& options) {
   if (Status s = check_shape(options.rows, options.cols); !s.ok()) return s;
   if (options.calls < 1) return Status::Error("bench --batch-kernels: expected at least one call per set");
-  for (int64_t t : options.tokens)
+  if (options.tokens.empty()) return Status::Error("-p: expected the tokens of a call (e.g. 8,128), got none");
+  for (int64_t t : options.tokens) {
     if (t < 1 || t > 65536) return Status::Error("-p: expected 1 to 65536 tokens a call, got " + std::to_string(t));
+    // Inputs and one output per set: refused up front rather than failing to allocate.
+    const double bytes = 4.0 * static_cast<double>(t) * static_cast<double>(options.cols + 8 * options.rows);
+    if (bytes > 4e9)
+      return Status::Error("-p: " + std::to_string(t) + " tokens of a " + std::to_string(options.rows) + "x" +
+                           std::to_string(options.cols) + " matrix need more than 4 GB of inputs and outputs");
+  }
   std::vector<const kernels::KernelSet*> sets;
   for (const kernels::KernelSet* set : kernels::available_kernels())
     if (set != &kernels::scalar_kernels()) sets.push_back(set);

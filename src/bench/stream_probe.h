@@ -47,8 +47,9 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
 // `moepp bench --batch-kernels`: the batch kernels (several tokens against one matrix, as a prefill's
 // projections and each expert's tokens) of every SIMD kernel set the CPU has, side by side on cold
 // copies of one random matrix, taking turns call by call. Each call multiplies `tokens` bf16-valued
-// input rows (as under --dtype bf16; quantised once per call for q8/q4) by the matrix in tasks of
-// `task_rows` rows, as matmul and the experts split it.
+// input rows (as under --dtype bf16) by the matrix in tasks of `task_rows` rows, the inputs
+// quantised (q8/q4) or paired (bf16, where the set pairs that many tokens) once per call, as
+// matmul_many does.
 struct BatchProbeOptions {
   int64_t rows = 2816;
   int64_t cols = 1024;

@@ -201,8 +201,9 @@ std::vector<const KernelSet*> available_kernels() {
   const KernelSet* avx512bf16 = avx512bf16_kernels();
   // Which of the two AVX-512 sets is best depends on vdpbf16ps's throughput against the FMA's
   // (`moepp bench --machine`, per thread): Intel's cores (Sapphire Rapids under KVM: 106 GFLOP/s
-  // against 212) run it at half the FMA's rate, so batches go faster on f32 panels; AMD's Zen 4
-  // and 5 at twice (447-463 against 218-231). One-token products are the same in both sets.
+  // against 212) run it at half the FMA's rate, so large batches go faster on f32 panels; AMD's
+  // Zen 5 at twice (447-463 against 218-231; Zen 4, unmeasured here, is taken to be alike, as is
+  // any other non-Intel CPU with AVX512_BF16). One-token products are the same in both sets.
   const bool dpbf16_at_half_rate = __builtin_cpu_is("intel");
   if (avx512bf16 != nullptr && dpbf16_at_half_rate) sets.push_back(avx512bf16);
   if (avx512 != nullptr) sets.push_back(avx512);

@@ -1,7 +1,10 @@
 // The row-dot-product kernels behind matmul, one implementation per instruction set behind one
 // dispatch point. Every implementation computes the same bits, so a batch of tokens gives each
 // token exactly what it would get alone (the server's batching and speculative verification rely on
-// it) and the scalar twin is a bit-exact reference for the SIMD code.
+// it) and the scalar twin is a bit-exact reference for the SIMD code. The one exception is
+// vdpbf16ps (AVX-512 sets on CPUs with AVX512_BF16), which flushes subnormal bf16 products and
+// sums to zero: for values below 1.2e-38 its results can differ from the twin's, and from the
+// same set's FMA path (the avx512 set's batches of 48 tokens or more).
 //
 // The contract, for one output y = dot(x, W row n) over K columns:
 //   - K is zero-padded to a multiple of 8; lane j (0..7) accumulates
@@ -19,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -167,6 +171,9 @@ struct KernelSet {
   DequantizeKvRowsKernel dequantize_kv_rows = nullptr;
   DotRowsBlockQ8Kernel dot_rows_block_q8 = nullptr;    // null: every width takes the chunked path
   AxpyRowsBlockQ8Kernel axpy_rows_block_q8 = nullptr;
+  // Batches of this many tokens or more take `rows` on f32 inputs even where the set has a paired
+  // path (the avx512 set: f32 panels and FMAs from 48 tokens); callers pair only smaller ones.
+  int64_t paired_below = std::numeric_limits<int64_t>::max();
 };
 
 // The scalar reference (always present), the AVX2+FMA set, the AVX2 set with its q8/q4 integer
@@ -200,7 +207,7 @@ struct QuantizedRows {
   std::vector<int32_t> lane_sum;  // [M, groups, 8]: sum of x_int over each
                                   // lane's 4 columns (q4's offset)
 };
-// Inputs as vdpbf16ps reads them (AVX-512 set on CPUs with AVX512_BF16): per row, Q = ceil(K / 16)
+// Inputs as vdpbf16ps reads them (the AVX-512 sets on CPUs with AVX512_BF16): per row, Q = ceil(K / 16)
 // groups of 8 lanes, lane j holding bf16(x[16q + j]) in its high half and bf16(x[16q + 8 + j]) in
 // its low half.
 struct PairedRows {

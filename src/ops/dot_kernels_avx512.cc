@@ -8,9 +8,12 @@
 // chunk next to each other, so one 64-byte load feeds one register.
 //   - One token: a block of 8 rows = 4 zmm accumulators, one sequential stream.
 //   - Batches: weight rows are packed (converted to f32 once) into the same 8-row panel layout and
-//     multiplied in tiles of up to 6 tokens x 8 rows (24 of the 32 zmm registers).
+//     multiplied in tiles of up to 6 tokens x 8 rows (24 of the 32 zmm registers); inputs larger
+//     than L2 go in blocks of tokens.
 //   - bf16 weights with bf16-valued inputs (--dtype bf16): vdpbf16ps where the CPU has
-//     AVX512_BF16 (see the section below for how it keeps the contract).
+//     AVX512_BF16 (see the section below for how it keeps the contract), for one token and, in
+//     the avx512bf16 set, for every batch; the avx512 set (CPUs whose vdpbf16ps runs at half the
+//     FMA's rate) takes batches of kPanelBatchTokens or more on the f32 panels instead.
 //   - q8/q4: vpdpbusd adds the four byte products of each 32-bit lane exactly, which is the
 //     contract's integer lane sum: weights are made unsigned (q8 + 128; q4 nibbles as stored) and
 //     the offset comes back through the input's lane sums (QuantizedRows::lane_sum).
@@ -19,6 +22,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -465,11 +469,25 @@ std::pair<int64_t, int64_t> whole_blocks(int64_t n0, int64_t n1) {
   return first < last ? std::pair{first, last} : std::pair{n1, n1};
 }
 
+// Under 48 tokens the avx512 set takes bf16 batches on vdpbf16ps too. From 48 tokens its f32
+// panels never lose; below, they win on some shapes and lose on others (packing them costs a pass
+// over the weights). `moepp bench --batch-kernels --weights bf16 -p 8,16,32,48,64,128
+// --stream-shape ROWSxCOLS`, in a build with panels from 1 token (Sapphire Rapids, cold weights,
+// two runs; GFLOP/s on f32 panels / on vdpbf16ps with the inputs paired once a call, as
+// matmul_many pairs them):
+//   2048x768   16: 88-90 / 79-82   32: 105 / 82-83     48: 113 / 86-87
+//   768x2048   32: 74-76 / 86-87   48: 94-95 / 88-90
+//   2816x1024  32: 81-85 / 86-89   48: 93-94 / 88-89   128: 102-103 / 86-87
+//   1024x2816  32: 89-91 / 87      48: 106 / 89
+constexpr int64_t kPanelBatchTokens = 48;
+
 // Tokens of a batch multiplied by all of a task's panels before the next ones: every panel
 // streams its tokens' inputs from L2, and once they outgrow it, from L3 at half the FMAs' pace
 // (Sapphire Rapids under KVM, `moepp bench --batch-kernels --weights bf16 -p 512 --stream-shape
-// 1024x1024`, f32 panels: 94-99 GFLOP/s in one block, 122-131 in blocks of 768 KiB). Inputs of up to twice that stay one block: a second
-// block packs every panel again, which cost as much as it saved at 128 tokens of 2816 columns.
+// 1024x1024`, f32 panels: 94-99 GFLOP/s in one block, 122-131 in blocks of 768 KiB). Inputs of
+// up to twice that stay one block: a second block packs every panel again, which cost as much as
+// it saved at 128 tokens of 2816 columns. Tuned on that machine's 2 MiB L2; 768 KiB also stays
+// under the 1 MiB of AMD's Zen 4 and 5.
 int64_t batch_tokens_per_block(int64_t M, int64_t row_bytes) {
   constexpr int64_t kInputBlockBytes = 768 << 10;
   if (M * row_bytes <= 2 * kInputBlockBytes) return M;
@@ -498,14 +516,6 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
     if (last < n1) avx2.rows(x, 1, ldx, w, last, n1, y + (last - n0), ldy);
     return;
   }
-  // Under 48 tokens the FMA set takes vdpbf16ps too: packing f32 panels costs a pass over the
-  // weights, which few tokens do not pay back. `moepp bench --batch-kernels --weights bf16 -p
-  // 8,16,32,48,64,128 --stream-shape ROWSxCOLS` with panels from 1 token (Sapphire Rapids, cold
-  // weights, GFLOP/s on f32 panels / on vdpbf16ps, two runs): 2048x768 8: 56-58/64-67, 16: 86/80-81,
-  // 32: 102-103/82-83, 48: 115/86; 768x2048 32: 97-98/83-84, 48: 111/87; 2816x1024 32: 82-83/85-87,
-  // 48: 92-93/87-88, 128: 102-104/86-87; 1024x2816 32: 77-78/86-87, 48: 91/87-88. From 48 tokens
-  // the panels are never the slower.
-  constexpr int64_t kPanelBatchTokens = 48;
   if ((kDpbf16Batches || M < kPanelBatchTokens) && bf16_native && w.dtype == DType::kBF16 &&
       bf16_rows(x, M, ldx, w, n0, n1, y, ldy))
     return;
@@ -524,7 +534,8 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
       const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
       const float* panel = in_place ? w.f32() + (r0 / 8) * 8 * K8 : packed.data();
       if (!in_place) pack_panels(w, r0, r1, packed.data());
-      const void* next = mb == 0 ? stored_panel(w, n0, n1, p + 1) : nullptr;
+      // Later blocks find packed weights' panels in L2 or L3; f32 weights read in place may not.
+      const void* next = mb == 0 || in_place ? stored_panel(w, n0, n1, p + 1) : nullptr;
       for (int64_t m = mb; m < mb + Mb; m += 6) {
         const int mr = static_cast<int>(std::min<int64_t>(6, mb + Mb - m));
         const SpreadPrefetch ahead =
@@ -1272,11 +1283,16 @@ const KernelSet* avx512_kernels() {
   static const bool ok = cpu_has_avx512_set();
   if (!ok) return nullptr;
   // Attention's single vector dot and axpy: 8-lane work that gains nothing from wider registers.
-  static const KernelSet set{"avx512",         avx512_any_rows<false>, avx512_quantized_rows, avx2_kernels()->quantize_rows, avx2_kernels()->dot,
+  static const KernelSet set{"avx512",
+                             avx512_any_rows<false>,
+                             avx512_quantized_rows,
+                             avx2_kernels()->quantize_rows,
+                             avx2_kernels()->dot,
                              avx2_kernels()->axpy, avx512_dot_rows, avx512_axpy_rows,     avx512_dot_rows_block,
                              avx512_axpy_rows_block, avx512_exp_sum, avx512_dot_rows_block_bf16, avx512_axpy_rows_block_bf16,
-                             nullptr,                nullptr,               avx512_silu,
-                             avx512_dequantize_kv_rows, avx512_dot_rows_block_q8, avx512_axpy_rows_block_q8};
+                             avx512_pair_rows,       avx512_paired_rows,    avx512_silu,
+                             avx512_dequantize_kv_rows, avx512_dot_rows_block_q8, avx512_axpy_rows_block_q8,
+                             kPanelBatchTokens};
   return &set;
 }
 
@@ -1287,8 +1303,7 @@ const KernelSet* avx512bf16_kernels() {
     KernelSet s = *avx512_kernels();
     s.isa = "avx512bf16";
     s.rows = avx512_any_rows<true>;
-    s.pair_rows = avx512_pair_rows;
-    s.paired_rows = avx512_paired_rows;
+    s.paired_below = std::numeric_limits<int64_t>::max();
     return s;
   }();
   return &set;

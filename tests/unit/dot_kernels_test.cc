@@ -156,19 +156,23 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
 }
 
 TEST(DotKernels, BatchesLongerThanAnInputBlockEqualTheScalarReference) {
-  // Batches whose inputs outgrow L2 (401 tokens of 1030 f32 columns, 1.65 MB): the AVX-512 set
-  // multiplies them in blocks of tokens (192, 192, 17), every block by all of the task's panels.
+  // Batches whose inputs outgrow L2 (401 tokens of 1030 f32 columns, 1.66 MB): the AVX-512 sets
+  // multiply them in blocks of 768 KiB of tokens (186, 186, 29), every block by all of the task's
+  // panels. 47 and 48 tokens sit either side of the avx512 set's switch from vdpbf16ps to f32
+  // panels for bf16-valued inputs.
   std::mt19937 rng(39);
-  const int64_t K = 1030, M = 401, N = 21, ldx = K + 2, ldy = N;
-  std::vector<float> x = testing::random_vector(rng, static_cast<size_t>(M * ldx));
-  for (bool bf16_inputs : {false, true}) {
-    if (bf16_inputs)
-      for (float& v : x) v = round_bf16(v);
-    for (DType dtype : {DType::kF32, DType::kBF16}) {
-      const Weight w = interleave_rows8(testing::random_weight(rng, N, K, 0.7f, dtype));
-      for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 16}})
-        ASSERT_TRUE(every_set_equals_the_scalar_reference(x.data(), M, ldx, w, n0, n1, ldy,
-                                                          bf16_inputs ? " bf16 inputs" : ""));
+  const int64_t K = 1030, N = 21, ldx = K + 2, ldy = N;
+  for (int64_t M : {47, 48, 401}) {
+    std::vector<float> x = testing::random_vector(rng, static_cast<size_t>(M * ldx));
+    for (bool bf16_inputs : {false, true}) {
+      if (bf16_inputs)
+        for (float& v : x) v = round_bf16(v);
+      for (DType dtype : {DType::kF32, DType::kBF16}) {
+        const Weight w = interleave_rows8(testing::random_weight(rng, N, K, 0.7f, dtype));
+        for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 16}})
+          ASSERT_TRUE(every_set_equals_the_scalar_reference(x.data(), M, ldx, w, n0, n1, ldy,
+                                                            bf16_inputs ? " bf16 inputs" : ""));
+      }
     }
   }
 }

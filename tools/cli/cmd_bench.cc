@@ -590,7 +590,7 @@ Runner add_bench_command(CLI::App& app) {
                 "same memory (kernel / read), on huge pages (as weights are stored) and on small pages: cold copies of "
                 "one random matrix, the four variants taking turns call by call; -t N (the first value; default 1) "
                 "shares each call between N pool threads as decode does. Alone, runs nothing else");
-  sub->add_option("--stream-shape", o->stream_shape, "--stream: the matrix as ROWSxCOLS (default 2816x1024)");
+  sub->add_option("--stream-shape", o->stream_shape, "--stream and --batch-kernels: the matrix as ROWSxCOLS (default 2816x1024)");
   sub->add_option("--stream-calls", o->stream_calls, "--stream: calls per variant (default 400)");
   sub->add_option("--stream-task-rows", o->stream_task_rows,
                   "--stream: run the kernel over tasks of this many rows, pulled by the threads from a counter as "
@@ -620,7 +620,8 @@ Runner add_bench_command(CLI::App& app) {
                   "moe-0.6b, moe-1b, moe-2b, moe-7b (paper Table 2 MoE++ models and vanilla twins), mixtral-1.8b");
   sub->add_option("-t,--threads", o->threads, "Comma-separated thread counts (default: physical cores)");
   sub->add_option("-p,--n-prompt", o->prompts,
-                  "Comma-separated prompt lengths; each is a ppN test: N random tokens as one batch (0: no pp test)")
+                  "Comma-separated prompt lengths; each is a ppN test: N random tokens as one batch (0: no pp test). "
+                  "With --batch-kernels: the tokens of a call")
       ->capture_default_str();
   sub->add_option("-n,--n-gen", o->gens,
                   "Comma-separated generation lengths; each is a tgN test: N one-token decode steps from an empty KV "
