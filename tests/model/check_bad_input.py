@@ -155,6 +155,7 @@ def main():
     cases.append(("threads past the limit", logits(base, "-t", "100000"), ["--threads", "100000"], 2))
     cases.append(("negative threads", logits(base, "-t", "-2"), ["--threads", "-2"], 2))
     cases.append(("bench threads past the limit", ["bench", "--model-shape", "moepp-0.6b", "-t", "1,5000"], ["-t", "5000"], 1))
+    cases.append(("bench with two probes", ["bench", "--stream", "--batch-kernels"], ["--stream", "--batch-kernels"], 2))
     cases.append(("generate top_p out of range", ["generate", "-m", base, "--ids", "1,2", "--top-p", "2"], ["top_p"], 1))
     cases.append(("generate text without tokenizer", ["generate", "-m", base, "-p", "hello"], ["tokenizer"], 1))
     cases.append(("unwritable output", ["logits", "-m", base, "-o", os.path.join(work, "no", "dir", "x.f32")] + ids,

@@ -581,11 +581,11 @@ Runner add_bench_command(CLI::App& app) {
       "  moepp bench --attention -d 512,2048,8192 -t 2\n"
       "  moepp bench --model-shape mixtral-1.8b,moepp-1b -t 1,2 -p 128 -n 32 --layers 4\n"
       "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json");
-  sub->add_flag("--machine", o->machine,
+  CLI::Option* machine = sub->add_flag("--machine", o->machine,
                 "Measure and print the machine's limits: read_gb_s (multi-threaded streaming read of --read-mib MiB), "
                 "fp32_gflop_s (FMA), bf16_gflop_s (vdpbf16ps, or emulated bf16->f32 + FMA on CPUs without "
                 "AVX512_BF16), int8_gop_s (vpdpbusd, or AVX2 vpmaddubsw+vpmaddwd). Alone, runs nothing else");
-  sub->add_flag("--stream", o->stream,
+  CLI::Option* stream = sub->add_flag("--stream", o->stream,
                 "Measure the one-token matrix-vector kernels of each --weights format against a plain read of the "
                 "same memory (kernel / read), on huge pages (as weights are stored) and on small pages: cold copies of "
                 "one random matrix, the four variants taking turns call by call; -t N (the first value; default 1) "
@@ -595,18 +595,23 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--stream-task-rows", o->stream_task_rows,
                   "--stream: run the kernel over tasks of this many rows, pulled by the threads from a counter as "
                   "decode's (expert, row block) tasks are (default 0: one block per thread)");
-  sub->add_flag("--batch-kernels", o->batch_kernels,
+  CLI::Option* batch_kernels = sub->add_flag("--batch-kernels", o->batch_kernels,
                 "Measure the batch kernels (-p tokens against one matrix, as a prefill's projections and an expert's "
                 "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
                 "matrix per --weights format, bf16-valued inputs, 128-row tasks on one thread, the sets taking turns "
                 "call by call; GFLOP/s and GB/s of the stored matrix. Alone, runs nothing else");
   sub->add_option("--batch-calls", o->batch_calls, "--batch-kernels: calls per set and token count (default 40)");
-  sub->add_flag("--attention", o->attention,
+  CLI::Option* attention = sub->add_flag("--attention", o->attention,
                 "Measure one decode step's attention (the engine's per-kv-head step: q.k, softmax, times V) over a "
                 "cache of -d positions (default 2048) against a plain read of the same keys and values, for each "
                 "--cache type: cold copies of one layer's cache, the two taking turns call by call; -t N ("
                 "comma-separated; default 1) shares each layer's kv heads between N pool threads as decode does. "
                 "Alone, runs nothing else");
+  // The probes each run alone: a second one named with them would be silently skipped.
+  const std::vector<CLI::Option*> probes = {machine, stream, batch_kernels, attention};
+  for (CLI::Option* a : probes)
+    for (CLI::Option* b : probes)
+      if (a != b) a->excludes(b);
   sub->add_option("--attention-shape", o->attention_shape,
                   "--attention: KV_HEADSxGROUPxHEAD_DIM, kv heads per layer, query heads per kv head and head size "
                   "(default 4x4x64, mixtral-1.8b's)");
