@@ -179,7 +179,7 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
     thread_local kernels::PairedRows px;
     if (quantized) kernels::quantize_all_rows(set, x.data(), tokens, K, K, &qx);
     px.K = 0;
-    if (!quantized && w.dtype == DType::kBF16 && set.pair_rows != nullptr && tokens > 1 && tokens < set.paired_below) {
+    if (!quantized && w.dtype == DType::kBF16 && set.pairs(tokens)) {
       px.pairs.resize(static_cast<size_t>(tokens * kernels::paired_row_words(K)));
       if (set.pair_rows(x.data(), tokens, K, K, px.pairs.data())) px.K = K;
     }

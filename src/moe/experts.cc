@@ -77,17 +77,16 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   kernels::QuantizedRows xs_q;  // [n_rows, d_model] quantised
   if (any_gate_up_quantized) quantize_inputs(pool, xs.get(), n_rows, d_model, d_model, &xs_q);
   // bf16 experts with several tokens (fewer than the kernels' paired_below) likewise take inputs
-  // paired once for vdpbf16ps, where the kernels have that path (matmul.h: pair_inputs_for).
-  const int64_t paired_below = kernels::active_kernels().paired_below;
-  auto pairs_pay = [&](int64_t m) { return m > 1 && m < paired_below; };
+  // paired once for vdpbf16ps, where the kernels have that path (KernelSet::pairs).
+  const kernels::KernelSet& kern = kernels::active_kernels();
   const Weight* bf16_gate_up = nullptr;
   for (int64_t e = 0; e < n_experts && bf16_gate_up == nullptr; ++e)
-    if (pairs_pay(dispatch.offsets[e + 1] - dispatch.offsets[e]) && !quantized(w.experts[e].gate_up))
+    if (kern.pairs(dispatch.offsets[e + 1] - dispatch.offsets[e]) && !quantized(w.experts[e].gate_up))
       bf16_gate_up = &w.experts[e].gate_up;
   kernels::PairedRows xs_pairs;
   const bool xs_paired = bf16_gate_up != nullptr && pair_inputs_for(pool, xs.get(), n_rows, d_model, *bf16_gate_up, &xs_pairs);
   auto pairs_fit = [&](bool paired, int64_t m, const Weight& m_w) {
-    return paired && pairs_pay(m) && m_w.quant == WeightQuant::kNone && m_w.dtype == DType::kBF16;
+    return paired && kern.pairs(m) && m_w.quant == WeightQuant::kNone && m_w.dtype == DType::kBF16;
   };
 
   // Phase 1, fused gate + up + SiLU: a task computes gate rows [r0, r1) and the matching up
@@ -126,7 +125,7 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
     const int64_t m = dispatch.offsets[e + 1] - dispatch.offsets[e];
     const float* a = act.get() + act_offset[e];
     if (quantized(w.experts[e].down)) kernels::quantize_activations(a, m, spec.ffn_width[e], spec.ffn_width[e], &act_q[e]);
-    else if (pairs_pay(m)) act_paired[e] = pair_inputs_for(a, m, spec.ffn_width[e], w.experts[e].down, &act_pairs[e]);
+    else if (kern.pairs(m)) act_paired[e] = pair_inputs_for(a, m, spec.ffn_width[e], w.experts[e].down, &act_pairs[e]);
   };
 
   // Phase 2, down projection of every expert's tokens, written straight to their slot rows.

@@ -174,6 +174,9 @@ struct KernelSet {
   // Batches of this many tokens or more take `rows` on f32 inputs even where the set has a paired
   // path (the avx512 set: f32 panels and FMAs from 48 tokens); callers pair only smaller ones.
   int64_t paired_below = std::numeric_limits<int64_t>::max();
+  // Whether a batch of `tokens` inputs is worth pairing for this set (pair_rows may still refuse
+  // inputs that are not bf16 values): the one rule of matmul_many, the experts and bench.
+  bool pairs(int64_t tokens) const { return pair_rows != nullptr && tokens > 1 && tokens < paired_below; }
 };
 
 // The scalar reference (always present), the AVX2+FMA set, the AVX2 set with its q8/q4 integer

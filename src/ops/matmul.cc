@@ -125,7 +125,7 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
   kernels::PairedRows& pairs = pairs_buffer;
   const bool quant = w0.quant != WeightQuant::kNone;
   if (quant) quantize_inputs(pool, x, M, w0.cols, w0.cols, &quantized);
-  const bool paired = !quant && M < kernels::active_kernels().paired_below && pair_inputs_for(pool, x, M, w0.cols, w0, &pairs);
+  const bool paired = !quant && kernels::active_kernels().pairs(M) && pair_inputs_for(pool, x, M, w0.cols, w0, &pairs);
   pool.parallel_for(first_task[count], [&](int64_t task) {
     size_t i = 0;
     while (task >= first_task[i + 1]) ++i;
