@@ -22,6 +22,7 @@ nlohmann::ordered_json machine_json(const MachineLimits& m) {
   j["int8_isa"] = m.int8_isa;
   j["cpu_features"] = cpu_feature_string();
   j["kernels"] = kernels::active_kernels().isa;  // the matmul kernel set the model rows run on
+  j["one_token_streams"] = kernels::one_token_streams();  // per thread, in the AVX-512 sets' one-token kernels
   return j;
 }
 
@@ -89,9 +90,12 @@ void print_machine(std::FILE* out, ReportFormat format, const std::vector<Machin
                      m.bf16_gflop_s, m.int8_gop_s, m.bf16_native ? 1 : 0, m.fp32_isa.c_str(), m.bf16_isa.c_str(),
                      m.int8_isa.c_str());
       break;
-    case ReportFormat::kMarkdown:
-      std::fprintf(out, "CPU features: %s; matmul kernels: %s\n\n", cpu_feature_string().c_str(),
-                   kernels::active_kernels().isa);
+    case ReportFormat::kMarkdown: {
+      const std::string isa = kernels::active_kernels().isa;
+      const std::string streams =  // the AVX-512 sets' one-token kernels only
+          isa.rfind("avx512", 0) == 0 ? " (one-token streams: " + std::to_string(kernels::one_token_streams()) + ")" : "";
+      std::fprintf(out, "CPU features: %s; matmul kernels: %s%s\n\n", cpu_feature_string().c_str(), isa.c_str(),
+                   streams.c_str());
       std::fprintf(out, "| threads | read GB/s | fp32 GFLOP/s | bf16 GFLOP/s | int8 GOP/s |\n");
       std::fprintf(out, "|--------:|----------:|-------------:|-------------:|-----------:|\n");
       for (const MachineLimits& m : limits)
@@ -103,6 +107,7 @@ void print_machine(std::FILE* out, ReportFormat format, const std::vector<Machin
       }
       std::fprintf(out, "\n");
       break;
+    }
   }
   std::fflush(out);
 }

@@ -118,22 +118,46 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
       sums[static_cast<size_t>(t)] += read_memory(static_cast<const uint8_t*>(w.data) + begin, end - begin);
     });
   };
+  // Each stream count's products, on both page sizes, must be the first one's bits.
+  const std::vector<int>& streams = o.streams;
+  const int S = static_cast<int>(streams.size());
+  const int kept_streams = kernels::one_token_streams();
+  kernels::set_one_token_streams(streams[0]);
   product(huge[0], y.data());
-  product(small[0], y_small.data());
-  if (std::memcmp(y.data(), y_small.data(), y.size() * sizeof(float)) != 0)
-    return Status::Error("bench --stream: the " + format + " product differs between huge- and small-page copies");
+  for (int v = 0; v < S; ++v) {
+    kernels::set_one_token_streams(streams[static_cast<size_t>(v)]);
+    for (const Weight* w : {&huge[0], &small[0]}) {
+      product(*w, y_small.data());
+      if (std::memcmp(y.data(), y_small.data(), y.size() * sizeof(float)) != 0) {
+        kernels::set_one_token_streams(kept_streams);
+        return Status::Error("bench --stream: the " + format + " product on " + (w == &huge[0] ? "huge" : "small") +
+                             " pages with " + std::to_string(streams[static_cast<size_t>(v)]) +
+                             " streams differs from the one on huge pages with " + std::to_string(streams[0]));
+      }
+    }
+  }
 
-  // Variants take turns call by call, each on the next copy of its set (cold in every cache).
-  const std::vector<std::function<void(int)>> variants = {
-      [&](int c) { product(huge[c], y.data()); },
-      [&](int c) { product(small[c], y.data()); },
-      [&](int c) { read(huge[c]); },
-      [&](int c) { read(small[c]); },
-  };
-  // The read of a set starts half the set away from its product: a copy read by one variant
-  // and then, a call or two later, by the other would come from the last-level cache (hundreds
-  // of MiB on some machines) and flatter whichever variant came second.
-  const std::vector<double> seconds = time_in_turns(variants, {0, 0, copies / 2, copies / 2}, copies, o.calls);
+  // Variants take turns call by call, each on the next copy of its set (cold in every cache):
+  // the product at each stream count on huge pages, then on small pages, then the two reads.
+  std::vector<std::function<void(int)>> variants;
+  for (const std::vector<Weight>* set : {&huge, &small})
+    for (int v = 0; v < S; ++v)
+      variants.push_back([&, set, count = streams[static_cast<size_t>(v)]](int c) {
+        kernels::set_one_token_streams(count);
+        product((*set)[static_cast<size_t>(c)], y.data());
+      });
+  variants.push_back([&](int c) { read(huge[static_cast<size_t>(c)]); });
+  variants.push_back([&](int c) { read(small[static_cast<size_t>(c)]); });
+  // The S + 1 variants on a set start evenly spread over its copies: a copy read by one variant
+  // and then, a call or two later, by another would come from the last-level cache (hundreds of
+  // MiB on some machines) and flatter whichever came second.
+  std::vector<int> first_copy;
+  for (int set = 0; set < 2; ++set)
+    for (int v = 0; v < S; ++v) first_copy.push_back(v * copies / (S + 1));
+  first_copy.push_back(S * copies / (S + 1));
+  first_copy.push_back(S * copies / (S + 1));
+  const std::vector<double> seconds = time_in_turns(variants, first_copy, copies, o.calls);
+  kernels::set_one_token_streams(kept_streams);
   for (uint64_t v : sums) g_read_sink = g_read_sink + v;  // keeps the reads
 
   StreamProbeRow row;
@@ -143,15 +167,15 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   row.matrix_bytes = static_cast<int64_t>(extent);
   row.copies = copies;
   const double bytes = static_cast<double>(extent) * o.calls / 1e9;
-  row.kernel_gb_s = bytes / seconds[0];
-  row.read_gb_s = bytes / seconds[2];
-  StreamProbeRow small_row = row;
-  small_row.pages = "small";
-  small_row.kernel_gb_s = bytes / seconds[1];
-  small_row.read_gb_s = bytes / seconds[3];
-  row.pages = "huge";
-  out->push_back(row);
-  out->push_back(small_row);
+  for (int set = 0; set < 2; ++set)
+    for (int v = 0; v < S; ++v) {
+      StreamProbeRow r = row;
+      r.pages = set == 0 ? "huge" : "small";
+      r.streams = streams[static_cast<size_t>(v)];
+      r.kernel_gb_s = bytes / seconds[static_cast<size_t>(set * S + v)];
+      r.read_gb_s = bytes / seconds[static_cast<size_t>(2 * S + set)];
+      out->push_back(r);
+    }
   return Status::Ok();
 }
 
@@ -256,9 +280,18 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
   if (options.threads < 1 || options.threads > 1024)
     return Status::Error("-t: expected 1 to 1024 threads, got " + std::to_string(options.threads));
   if (options.calls < 1) return Status::Error("bench --stream: expected at least one call per variant");
+  StreamProbeOptions o = options;
+  if (o.streams.empty()) o.streams = {kernels::one_token_streams()};
+  for (size_t i = 0; i < o.streams.size(); ++i) {
+    if (o.streams[i] != 1 && o.streams[i] != 2 && o.streams[i] != 4)
+      return Status::Error("--streams: expected 1, 2 or 4 streams per thread, got " + std::to_string(o.streams[i]));
+    if (std::find(o.streams.begin(), o.streams.begin() + static_cast<std::ptrdiff_t>(i), o.streams[i]) !=
+        o.streams.begin() + static_cast<std::ptrdiff_t>(i))
+      return Status::Error("--streams: " + std::to_string(o.streams[i]) + " is named twice");
+  }
   std::vector<StreamProbeRow> rows;
   for (const std::string& f : formats) {
-    const Status s = probe_format(f, options, &rows);
+    const Status s = probe_format(f, o, &rows);
     if (!s.ok()) return s;
   }
   return rows;

@@ -25,6 +25,8 @@ struct StreamProbeOptions {
                           // threads from a counter as decode's (expert, row block) tasks are;
                           // 0: one block per thread
   int threads = 1;        // a ThreadPool of this many threads shares each call (the read too)
+  std::vector<int> streams;  // one-token stream counts to compare (1, 2, 4; kernels::one_token_streams);
+                             // empty: the one in use
   uint64_t seed = 1234;
 };
 
@@ -34,13 +36,14 @@ struct StreamProbeRow {
   int64_t rows = 0, cols = 0;
   int64_t matrix_bytes = 0;  // bytes of one stored matrix (values and scales, padding included)
   int copies = 0;
+  int streams = 0;         // memory streams per thread the kernel walked (kernels::one_token_streams)
   double kernel_gb_s = 0;  // the kernel's stream
   double read_gb_s = 0;    // a plain read of the same copies
 };
 
-// Rows for each weight format named in `formats` (f32, bf16, q8, q4), huge pages first. Errors:
-// an unknown format, a shape out of range, no memory, and small-page copies whose products
-// differ from the huge-page ones (they must be the same bits).
+// Rows for each weight format named in `formats` (f32, bf16, q8, q4) and stream count, huge pages
+// first. Errors: an unknown format or stream count, a shape out of range, no memory, and products
+// that differ between page sizes or stream counts (they must be the same bits).
 Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std::string>& formats,
                                                            const StreamProbeOptions& options);
 

@@ -40,4 +40,14 @@ inline void row_blocks_as_streams(int64_t first, int64_t blocks, float* y, Fn fn
   });
 }
 
+// row_blocks_as_streams with S chosen at run time: 1, 2 or 4 (one_token_streams()).
+template <class Fn>
+inline void row_blocks_as_n_streams(int streams, int64_t first, int64_t blocks, float* y, Fn fn) {
+  switch (streams) {
+    case 1: return row_blocks_as_streams<1>(first, blocks, y, fn);
+    case 2: return row_blocks_as_streams<2>(first, blocks, y, fn);
+    default: return row_blocks_as_streams<4>(first, blocks, y, fn);
+  }
+}
+
 }  // namespace moepp::kernels

@@ -196,6 +196,19 @@ const KernelSet& active_kernels();
 // Every set this CPU can run, best last (tests run each one).
 std::vector<const KernelSet*> available_kernels();
 
+// How many memory streams one thread's one-token products walk at once (the AVX-512 sets' bf16,
+// q8 and q4 matrix-vector kernels; blocks_as_streams in block_streams.h): 1, 2 or 4. Hardware
+// prefetchers differ: AMD's Zen 5 keeps more lines in flight for four streams, Zen 4 for one
+// (docs/performance.md, "Streams per thread by CPU"). The start value is MOEPP_STREAMS where it
+// names 1, 2 or 4, else the CPU's default; `moepp bench --stream --streams 1,2,4` compares them.
+// The count changes no bits: every block keeps its own sums in its own order.
+int one_token_streams();
+// Sets the count for later calls (false, changing nothing, for anything but 1, 2 or 4). Not for
+// use while products run on other threads.
+bool set_one_token_streams(int streams);
+// The default without MOEPP_STREAMS: 1 on AMD family 19h (Zen 4 among the AVX-512 CPUs), else 4.
+int default_one_token_streams();
+
 // Weight element as f32 (dequantised: float(q) * scale for q8/q4).
 float weight_element(const Weight& w, int64_t n, int64_t c);
 // Integer value of a quantised weight: q (q8) or nibble - 8 (q4).

@@ -385,9 +385,7 @@ void gemv_block8_paired(const uint32_t* xp, int64_t Q, const uint16_t* const* bl
 
 // One token against bf16 rows [n0, n1) of an interleaved weight: false, computing nothing, when
 // the input is not a bf16 value. Rows outside whole blocks of 8 go through bf16_panels.
-// Four streams against two, alternated (`bench -p 0 -n 64 -r 5`): mixtral-1.8b one thread
-// 30.9-33.3 -> 34.5-36.0 tok/s, two threads and moepp-1b within the spread.
-constexpr int kBf16Streams = 4;
+// As one_token_streams() streams (Zen 5 gained from four, Zen 4 from one: dot_kernels.h).
 bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, float* y) {
   const int64_t Q = (w.cols + 15) / 16;
   thread_local std::vector<uint32_t> xp;  // [Q][8]
@@ -396,13 +394,13 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
   if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
   auto block = [&](int64_t n) { return w.bf16() + (n / 8) * 8 * w.padded_cols(); };
-  row_blocks_as_streams<kBf16Streams>(first, (last - first) / 8, y + (first - n0),
-                                      [&](const int64_t* rows, float* const* outs, auto streams) {
-                                        constexpr int S = decltype(streams)::value;
-                                        const uint16_t* blocks[S];
-                                        for (int s = 0; s < S; ++s) blocks[s] = block(rows[s]);
-                                        gemv_block8_paired<S>(xp.data(), Q, blocks, outs);
-                                      });
+  row_blocks_as_n_streams(one_token_streams(), first, (last - first) / 8, y + (first - n0),
+                          [&](const int64_t* rows, float* const* outs, auto streams) {
+                            constexpr int S = decltype(streams)::value;
+                            const uint16_t* blocks[S];
+                            for (int s = 0; s < S; ++s) blocks[s] = block(rows[s]);
+                            gemv_block8_paired<S>(xp.data(), Q, blocks, outs);
+                          });
   if (last < n1) bf16_panels(xp.data(), 1, w, last, n1, y + (last - n0), n1 - n0);
   return true;
 }
@@ -618,11 +616,11 @@ inline void store_block(const __m512 acc[4], float* y) {
 
 // One token (row m of a) x NB blocks of 8 interleaved q8/q4 rows starting at rows n[b] (n[b] % 8
 // == 0), group by group through all NB at once. Blocks from NB distant places of a matrix are NB
-// memory streams (one_token_rows takes kQuantStreams): with two, one thread streamed q8 and q4 at
-// 1.02-1.04 and 0.99-1.01 of the then one-stream plain read, against 0.88-0.90 and 0.82-0.85 with
-// one (`bench --stream`, alternated). The hardware
-// prefetcher keeps more lines in flight for two streams than for one; software prefetch only
-// slowed the one stream down (0.52-0.82 at distances of 1-8 KB).
+// memory streams (one_token_rows takes one_token_streams()). On Zen 5, with two, one thread
+// streamed q8 and q4 at 1.02-1.04 and 0.99-1.01 of the then one-stream plain read, against
+// 0.88-0.90 and 0.82-0.85 with one (`bench --stream`, alternated): its hardware prefetcher keeps
+// more lines in flight for two streams than for one; software prefetch only slowed the one
+// stream down (0.52-0.82 at distances of 1-8 KB). Zen 4's does best on one.
 // A group of a block is its 8 rows' values, then their 8 scales (Weight::group_offset).
 template <int NB, bool kQ4>
 void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
@@ -697,16 +695,15 @@ void quant_block8_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& 
   }
 }
 
-// One token over whole blocks [first, last) as kQuantStreams streams (blocks_as_streams). Four
-// against two, mixtral-1.8b one thread alternated (`bench -p 0 -n 64 -r 5`): q4 79-85 -> 92-96
-// tok/s, q8 within the spread (41-51 either way).
-constexpr int kQuantStreams = 4;
+// One token over whole blocks [first, last) as one_token_streams() streams (blocks_as_streams).
+// On Zen 5, four against two, mixtral-1.8b one thread alternated (`bench -p 0 -n 64 -r 5`): q4
+// 79-85 -> 92-96 tok/s, q8 within the spread (41-51 either way); Zen 4 reads best with one.
 template <bool kQ4>
 void one_token_rows(const QuantizedRows& a, int64_t m, const Weight& w, int64_t first, int64_t last, float* y) {
-  row_blocks_as_streams<kQuantStreams>(first, (last - first) / 8, y,
-                                       [&](const int64_t* rows, float* const* outs, auto streams) {
-                                         one_token_blocks<decltype(streams)::value, kQ4>(a, m, w, rows, outs);
-                                       });
+  row_blocks_as_n_streams(one_token_streams(), first, (last - first) / 8, y,
+                          [&](const int64_t* rows, float* const* outs, auto streams) {
+                            one_token_blocks<decltype(streams)::value, kQ4>(a, m, w, rows, outs);
+                          });
 }
 
 void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,

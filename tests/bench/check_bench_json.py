@@ -106,9 +106,22 @@ st = run("--stream", "--weights", "q8,bf16", "--stream-shape", "64x256", "--stre
 expect([(r.get("weights"), r.get("pages")) for r in st] == [("q8", "huge"), ("q8", "small"), ("bf16", "huge"), ("bf16", "small")],
        f"--stream rows: {st}")
 for r in st:
-    expect(r.get("test") == "stream" and r.get("rows") == 64 and r.get("cols") == 256, f"--stream fields: {r}")
+    expect(r.get("test") == "stream" and r.get("rows") == 64 and r.get("cols") == 256 and r.get("streams") in (1, 2, 4),
+           f"--stream fields: {r}")
     expect(r.get("kernel_gb_s", 0) > 0 and r.get("read_gb_s", 0) > 0 and
            abs(r.get("ratio", 0) - r["kernel_gb_s"] / r["read_gb_s"]) < 1e-9, f"--stream rates: {r}")
+# --streams: a row per stream count and page size, in the order named; each row's read is its
+# page size's, shared by the counts; counts other than 1, 2 or 4 refused.
+ss = run("--stream", "--weights", "q4", "--streams", "4,1", "--stream-shape", "64x256", "--stream-calls", "4", "--json")
+expect([(r.get("pages"), r.get("streams")) for r in ss] == [("huge", 4), ("huge", 1), ("small", 4), ("small", 1)],
+       f"--streams rows: {ss}")
+expect(len(ss) == 4 and ss[0]["read_gb_s"] == ss[1]["read_gb_s"] and ss[2]["read_gb_s"] == ss[3]["read_gb_s"],
+       f"--streams reads: {ss}")
+for bad_count, message in (("3", "--streams: expected 1, 2 or 4"), ("0", "--streams: expected comma-separated positive"),
+                           ("2,2", "--streams: 2 is named twice")):
+    bc = subprocess.run([args.moepp, "bench", "--stream", "--streams", bad_count, "--stream-shape", "64x256"],
+                        capture_output=True, text=True)
+    expect(bc.returncode != 0 and message in bc.stderr, f"--streams {bad_count}: rc {bc.returncode}, {bc.stderr!r}")
 # --batch-kernels: one row per SIMD set (or the scalar twin alone), format and token count; the
 # sets' products are compared bit for bit before timing, and -p 0 is refused.
 bk = run("--batch-kernels", "--weights", "bf16,q4", "-p", "3,50", "--stream-shape", "40x96", "--batch-calls", "2", "--json")

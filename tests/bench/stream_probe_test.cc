@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "bench/stream_probe.h"
+#include "ops/dot_kernels.h"
 
 namespace moepp {
 namespace {
@@ -34,7 +35,26 @@ TEST(StreamProbe, RowsForEveryFormatOnHugeThenSmallPages) {
     EXPECT_GE(r.copies, 2);
     EXPECT_TRUE(std::isfinite(r.kernel_gb_s) && r.kernel_gb_s > 0) << r.weights;
     EXPECT_TRUE(std::isfinite(r.read_gb_s) && r.read_gb_s > 0) << r.weights;
+    EXPECT_EQ(r.streams, kernels::one_token_streams()) << r.weights;  // none named: the count in use
   }
+}
+
+TEST(StreamProbe, EachStreamCountNamedGetsItsRowsAndTheCountInUseIsKept) {
+  const int kept = kernels::one_token_streams();
+  StreamProbeOptions o = tiny_probe();
+  o.rows = 91;  // 11 whole 8-row blocks: uneven parts for 2 and 4 streams
+  o.streams = {2, 4, 1};
+  auto rows = probe_one_token_stream({"q4", "bf16"}, o);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->size(), 12u);
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const StreamProbeRow& r = (*rows)[i];
+    EXPECT_EQ(r.weights, i < 6 ? "q4" : "bf16");
+    EXPECT_EQ(r.pages, i % 6 < 3 ? "huge" : "small");
+    EXPECT_EQ(r.streams, o.streams[i % 3]);
+    EXPECT_EQ(r.read_gb_s, (*rows)[i - i % 3].read_gb_s);  // one read per page size, shared
+  }
+  EXPECT_EQ(kernels::one_token_streams(), kept);
 }
 
 TEST(StreamProbe, BadRequestsGetClearErrors) {
@@ -46,6 +66,13 @@ TEST(StreamProbe, BadRequestsGetClearErrors) {
   auto shape = probe_one_token_stream({"q8"}, narrow);
   ASSERT_FALSE(shape.ok());
   EXPECT_NE(shape.status().message().find("--stream-shape"), std::string::npos);
+  for (const std::vector<int>& counts : {std::vector<int>{3}, std::vector<int>{1, 8}, std::vector<int>{2, 2}}) {
+    StreamProbeOptions o = tiny_probe();
+    o.streams = counts;
+    auto bad = probe_one_token_stream({"q8"}, o);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("--streams: "), std::string::npos) << bad.status().message();
+  }
 }
 
 }  // namespace

@@ -143,8 +143,9 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
           if (bf16_inputs)
             for (float& v : xbuf) v = round_bf16(v);
           const float* x = xbuf.data() + 3;
-          // One token's blocks as four streams (blocks_as_streams): 0..N has 11 whole blocks (four
-          // streams of two, three left over), 3..N - 4 has 9 from row 8 (one left over), 0..40 has 5.
+          // One token's blocks as the streams in use (blocks_as_streams; the next test runs each
+          // count): 0..N has 11 whole blocks (four streams of two, three left over), 3..N - 4 has 9
+          // from row 8 (one left over), 0..40 has 5.
           for (auto [n0, n1] :
                {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}, {3, N - 4}, {0, 40}})
             ASSERT_TRUE(every_set_equals_the_scalar_reference(x, M, ldx, w, n0, n1, ldy,
@@ -153,6 +154,34 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
       }
     }
   }
+}
+
+TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
+  // The one-token kernels walk a thread's whole 8-row blocks as 1, 2 or 4 streams (the count in
+  // use depends on the CPU): each count against the scalar reference, on ranges whose whole blocks
+  // split evenly or leave blocks over (11, 9, 5, 2 and 1 whole blocks), bf16-valued inputs too.
+  const int kept = kernels::one_token_streams();
+  EXPECT_TRUE(kept == 1 || kept == 2 || kept == 4) << kept;
+  EXPECT_FALSE(kernels::set_one_token_streams(3));
+  EXPECT_FALSE(kernels::set_one_token_streams(0));
+  EXPECT_EQ(kernels::one_token_streams(), kept);
+  std::mt19937 rng(38);
+  const int64_t N = 91, K = 200;
+  const std::vector<Weight> weights = weights_in_every_format(rng, N, K);
+  for (int streams : {1, 2, 4}) {
+    ASSERT_TRUE(kernels::set_one_token_streams(streams));
+    EXPECT_EQ(kernels::one_token_streams(), streams);
+    for (const Weight& w : weights)
+      for (bool bf16_input : {false, true}) {
+        std::vector<float> x = testing::random_vector(rng, K);
+        if (bf16_input)
+          for (float& v : x) v = round_bf16(v);
+        const std::string note = " streams " + std::to_string(streams) + (bf16_input ? " bf16 input" : "");
+        for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, N - 4}, {0, 40}, {8, 24}, {5, 16}})
+          EXPECT_TRUE(every_set_equals_the_scalar_reference(x.data(), 1, K, w, n0, n1, N, note.c_str()));
+      }
+  }
+  kernels::set_one_token_streams(kept);
 }
 
 TEST(DotKernels, BatchesLongerThanAnInputBlockEqualTheScalarReference) {

@@ -59,6 +59,7 @@ struct BenchOptions {
   std::string stream_shape = "2816x1024";
   int stream_calls = 400;
   int64_t stream_task_rows = 0;
+  std::string stream_counts;           // --streams: one-token stream counts to compare ("": the one in use)
   bool batch_kernels = false;          // every SIMD set's batch kernels side by side on cold weights
   int batch_calls = 40;
   bool attention = false;              // one decode step's attention against a plain read of the cache
@@ -387,26 +388,33 @@ int run_stream(const BenchOptions& o, const std::vector<std::string>& formats, i
   so.task_rows = o.stream_task_rows;
   so.threads = threads;
   so.seed = o.seed;
+  if (!o.stream_counts.empty()) {
+    auto counts = parse_counts(o.stream_counts, "--streams", false);
+    if (!counts.ok()) return fail(counts.status());
+    for (int64_t c : *counts) so.streams.push_back(static_cast<int>(c));
+  }
   auto rows_out = probe_one_token_stream(formats, so);
   if (!rows_out.ok()) return fail(rows_out.status());
   if (format == ReportFormat::kMarkdown)
-    std::printf("| weights | pages | threads | matrix | MiB | copies | kernel GB/s | read GB/s | kernel / read |\n"
-                "|---|---|--:|---|--:|--:|--:|--:|--:|\n");
-  if (format == ReportFormat::kCsv) std::printf("weights,pages,threads,rows,cols,matrix_bytes,copies,kernel_gb_s,read_gb_s,ratio\n");
+    std::printf("| weights | pages | threads | streams | matrix | MiB | copies | kernel GB/s | read GB/s | kernel / read |\n"
+                "|---|---|--:|--:|---|--:|--:|--:|--:|--:|\n");
+  if (format == ReportFormat::kCsv)
+    std::printf("weights,pages,threads,streams,rows,cols,matrix_bytes,copies,kernel_gb_s,read_gb_s,ratio\n");
   for (const StreamProbeRow& r : *rows_out) {
     const double ratio = r.read_gb_s > 0 ? r.kernel_gb_s / r.read_gb_s : 0;
     if (format == ReportFormat::kJson) {
-      nlohmann::json j = {{"test", "stream"}, {"weights", r.weights}, {"pages", r.pages}, {"threads", threads}, {"rows", r.rows},
-                          {"cols", r.cols}, {"matrix_bytes", r.matrix_bytes}, {"copies", r.copies},
-                          {"kernel_gb_s", r.kernel_gb_s}, {"read_gb_s", r.read_gb_s}, {"ratio", ratio}};
+      nlohmann::json j = {{"test", "stream"}, {"weights", r.weights}, {"pages", r.pages}, {"threads", threads},
+                          {"streams", r.streams}, {"rows", r.rows}, {"cols", r.cols}, {"matrix_bytes", r.matrix_bytes},
+                          {"copies", r.copies}, {"kernel_gb_s", r.kernel_gb_s}, {"read_gb_s", r.read_gb_s}, {"ratio", ratio}};
       std::printf("%s\n", j.dump().c_str());
     } else if (format == ReportFormat::kCsv) {
-      std::printf("%s,%s,%d,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f\n", r.weights.c_str(), r.pages.c_str(), threads, static_cast<long long>(r.rows),
-                  static_cast<long long>(r.cols), static_cast<long long>(r.matrix_bytes), r.copies, r.kernel_gb_s, r.read_gb_s, ratio);
+      std::printf("%s,%s,%d,%d,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f\n", r.weights.c_str(), r.pages.c_str(), threads, r.streams,
+                  static_cast<long long>(r.rows), static_cast<long long>(r.cols), static_cast<long long>(r.matrix_bytes),
+                  r.copies, r.kernel_gb_s, r.read_gb_s, ratio);
     } else {
-      std::printf("| %s | %s | %d | %lld x %lld | %.2f | %d | %.2f | %.2f | %.3f |\n", r.weights.c_str(), r.pages.c_str(), threads,
-                  static_cast<long long>(r.rows), static_cast<long long>(r.cols), r.matrix_bytes / 1048576.0, r.copies,
-                  r.kernel_gb_s, r.read_gb_s, ratio);
+      std::printf("| %s | %s | %d | %d | %lld x %lld | %.2f | %d | %.2f | %.2f | %.3f |\n", r.weights.c_str(), r.pages.c_str(),
+                  threads, r.streams, static_cast<long long>(r.rows), static_cast<long long>(r.cols),
+                  r.matrix_bytes / 1048576.0, r.copies, r.kernel_gb_s, r.read_gb_s, ratio);
     }
   }
   return 0;
@@ -588,13 +596,17 @@ Runner add_bench_command(CLI::App& app) {
   CLI::Option* stream = sub->add_flag("--stream", o->stream,
                 "Measure the one-token matrix-vector kernels of each --weights format against a plain read of the "
                 "same memory (kernel / read), on huge pages (as weights are stored) and on small pages: cold copies of "
-                "one random matrix, the four variants taking turns call by call; -t N (the first value; default 1) "
+                "one random matrix, the variants taking turns call by call; -t N (the first value; default 1) "
                 "shares each call between N pool threads as decode does. Alone, runs nothing else");
   sub->add_option("--stream-shape", o->stream_shape, "--stream and --batch-kernels: the matrix as ROWSxCOLS (default 2816x1024)");
   sub->add_option("--stream-calls", o->stream_calls, "--stream: calls per variant (default 400)");
   sub->add_option("--stream-task-rows", o->stream_task_rows,
                   "--stream: run the kernel over tasks of this many rows, pulled by the threads from a counter as "
                   "decode's (expert, row block) tasks are (default 0: one block per thread)");
+  sub->add_option("--streams", o->stream_counts,
+                  "--stream: compare the one-token kernels walking each thread's rows as 1, 2 or 4 memory streams "
+                  "(comma-separated, e.g. 1,2,4; default: the count in use, MOEPP_STREAMS or the CPU's default). "
+                  "Same bits whatever the count; the best depends on the CPU's prefetchers");
   CLI::Option* batch_kernels = sub->add_flag("--batch-kernels", o->batch_kernels,
                 "Measure the batch kernels (-p tokens against one matrix, as a prefill's projections and an expert's "
                 "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
