@@ -214,9 +214,11 @@ std::atomic<int>& stream_count() {
 }  // namespace
 
 int default_one_token_streams() {
-  // One thread's one-token products against a plain read of the same cold memory (`moepp bench
-  // --stream --streams 1,2,4`, alternated): Zen 4 (session 26) bf16 0.98 with one stream, 0.93
-  // with four, q8 1.07 against 0.82; Zen 5 (session 14) gained from four.
+  // One thread's one-token products against a plain read of the same cold memory, huge pages
+  // (`moepp bench --stream --streams 1,2,4`, two runs): on Zen 4 (session 26) one stream against
+  // four gave bf16 0.92-0.95 / 0.77-0.83, q8 0.88-0.96 / 0.66-0.81, q4 0.91-0.92 / 0.81-0.82 (two
+  // streams between them); on Zen 5 (session 14) four gained over two. Other CPUs keep four, as
+  // measured on Zen 5 and run on the Intel machine of session 25.
   return __builtin_cpu_is("amdfam19h") ? 1 : 4;
 }
 
@@ -237,8 +239,9 @@ std::vector<const KernelSet*> available_kernels() {
   // Which of the two AVX-512 sets is best depends on vdpbf16ps's throughput against the FMA's
   // (`moepp bench --machine`, per thread): Intel's cores (Sapphire Rapids under KVM: 106 GFLOP/s
   // against 212) run it at half the FMA's rate, so large batches go faster on f32 panels; AMD's
-  // Zen 5 at twice (447-463 against 218-231; Zen 4, unmeasured here, is taken to be alike, as is
-  // any other non-Intel CPU with AVX512_BF16). One-token products are the same in both sets.
+  // Zen 5 and Zen 4 at twice (447-463 against 218-231; Zen 4 233 against 117, where its batches
+  // of 48-512 tokens ran 1.7-1.9x faster on vdpbf16ps, `bench --batch-kernels`); any other
+  // non-Intel CPU with AVX512_BF16 is taken to be alike. One-token products are the same in both.
   const bool dpbf16_at_half_rate = __builtin_cpu_is("intel");
   if (avx512bf16 != nullptr && dpbf16_at_half_rate) sets.push_back(avx512bf16);
   if (avx512 != nullptr) sets.push_back(avx512);
