@@ -329,19 +329,10 @@ Status run_compare_vanilla(const std::string& shape, const BenchConfig& config, 
   const int64_t d = c_pp.d_model;
   const Precision prec = m_pp->precision();
 
-  // Random normed hidden states (unit variance, as after RMSNorm) with the bias feature set.
-  auto hidden = [&](int64_t n, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> x(static_cast<size_t>(n * d));
-    for (float& v : x) v = dist(rng);
-    for (int64_t t = 0; t < n; ++t) x[t * d + kBiasFeature] = 1.0f;
-    return x;
-  };
   int64_t n_max = 1;
   for (int64_t n : config.prompt_lengths) n_max = std::max(n_max, n);
   for (int64_t n : config.gen_lengths) n_max = std::max(n_max, n);
-  const std::vector<float> x_all = hidden(n_max, config.seed + 6);
+  const std::vector<float> x_all = normed_hidden_states(n_max, d, config.seed + 6, prec);
 
   // One timed call sequence of a layer: pp = one call on n tokens, tg = n calls on one token.
   struct LayerRun {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "moe/routing.h"
 
@@ -62,6 +63,15 @@ class ShareObserver : public ForwardObserver {
 };
 
 }  // namespace
+
+std::vector<float> normed_hidden_states(int64_t n, int64_t d, uint64_t seed, Precision prec) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n * d));
+  for (float& v : x) v = prec.round(dist(rng));
+  for (int64_t t = 0; t < n; ++t) x[static_cast<size_t>(t * d + kBiasFeature)] = 1.0f;
+  return x;
+}
 
 Status set_router_bias(const MoeLayerSpec& spec, MoeLayerWeights* w, float bias) {
   MOEPP_RETURN_IF_ERROR(check_writable(w->router.w1, "router weight"));

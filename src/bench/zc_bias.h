@@ -12,6 +12,7 @@
 #include "base/status.h"
 #include "models/model.h"
 #include "moe/moe_spec.h"
+#include "ops/precision.h"
 #include "platform/thread_pool.h"
 
 namespace moepp {
@@ -28,6 +29,11 @@ struct ZcCalibration {
 // Sets column kBiasFeature of the router's first matrix: `bias` for zero-computation experts,
 // 0 for FFN experts. The router must be a Linear with f32 or bf16 weights that this process owns.
 Status set_router_bias(const MoeLayerSpec& spec, MoeLayerWeights* w, float bias);
+
+// [n, d] random hidden states as an MoE layer gets them after RMSNorm: unit variance, rounded to
+// bf16 values in a bf16 forward (as the norm's output is there, so the experts take the kernels a
+// model's layer takes), column kBiasFeature set to 1.
+std::vector<float> normed_hidden_states(int64_t n, int64_t d, uint64_t seed, Precision prec);
 
 // x: [n_tokens, d_model] hidden states whose column kBiasFeature the caller set to a constant.
 // Finds the bias that sends `share` of the slots to zero-computation experts.

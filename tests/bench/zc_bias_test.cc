@@ -23,14 +23,39 @@ std::unique_ptr<Model> tiny_moepp(int64_t layers) {
   return testing::tiny_model(t);
 }
 
+TEST(ZcBias, NormedHiddenStatesAreUnitVarianceAndBf16ValuesInABf16Forward) {
+  const int64_t n = 64, d = 96;
+  for (ComputeDType dtype : {ComputeDType::kF32, ComputeDType::kBF16}) {
+    const Precision prec{dtype};
+    const std::vector<float> x = normed_hidden_states(n, d, 11, prec);
+    ASSERT_EQ(x.size(), static_cast<size_t>(n * d));
+    EXPECT_EQ(x, normed_hidden_states(n, d, 11, prec));  // the seed decides
+    double sum = 0, squares = 0;
+    int64_t not_bf16 = 0;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t j = 0; j < d; ++j) {
+        const float v = x[static_cast<size_t>(t * d + j)];
+        if (j == kBiasFeature) {
+          EXPECT_EQ(v, 1.0f);
+          continue;
+        }
+        sum += v;
+        squares += static_cast<double>(v) * v;
+        not_bf16 += round_bf16(v) != v;
+      }
+    const double count = static_cast<double>(n * (d - 1));
+    EXPECT_NEAR(sum / count, 0.0, 0.05);
+    EXPECT_NEAR(squares / count, 1.0, 0.08);
+    // A bf16 forward's norm output is bf16 values; an f32 one's almost never is.
+    if (prec.bf16()) EXPECT_EQ(not_bf16, 0);
+    else EXPECT_GT(not_bf16, count * 0.9);
+  }
+}
+
 TEST(ZcBias, LayerShareOnRandomHiddenStates) {
   std::unique_ptr<Model> m = tiny_moepp(1);
   const int64_t d = m->config().d_model, n = 2048;
-  std::mt19937 rng(5);
-  std::normal_distribution<float> dist;
-  std::vector<float> x(static_cast<size_t>(n * d));
-  for (float& v : x) v = dist(rng);
-  for (int64_t t = 0; t < n; ++t) x[t * d + kBiasFeature] = 1.0f;
+  const std::vector<float> x = normed_hidden_states(n, d, 5, Precision{});
   ThreadPool pool(1);
   MoeLayerWeights& w = m->mutable_weights().layers[0].moe;
   const MoeLayerSpec& spec = m->config().layers[0];
@@ -39,9 +64,7 @@ TEST(ZcBias, LayerShareOnRandomHiddenStates) {
     ASSERT_TRUE(cal.ok()) << cal.status().message();
     EXPECT_NEAR(cal->share, share, 0.01) << share;
     // Fresh hidden states from the same distribution route about the same share.
-    std::vector<float> y(x.size());
-    for (float& v : y) v = dist(rng);
-    for (int64_t t = 0; t < n; ++t) y[t * d + kBiasFeature] = 1.0f;
+    const std::vector<float> y = normed_hidden_states(n, d, 100 + static_cast<uint64_t>(share * 100), Precision{});
     std::vector<float> logits(static_cast<size_t>(n * spec.n_experts()));
     RoutingPlan plan;
     route(pool, spec, w.router, y.data(), n, nullptr, logits.data(), &plan, Precision{});
