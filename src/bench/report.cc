@@ -22,7 +22,9 @@ nlohmann::ordered_json machine_json(const MachineLimits& m) {
   j["int8_isa"] = m.int8_isa;
   j["cpu_features"] = cpu_feature_string();
   j["kernels"] = kernels::active_kernels().isa;  // the matmul kernel set the model rows run on
-  j["one_token_streams"] = kernels::one_token_streams();  // per thread, in the AVX-512 sets' one-token kernels
+  // Per thread, in the AVX-512 sets' one-token kernels; 0 where the active set walks one order.
+  const bool avx512 = std::string(kernels::active_kernels().isa).rfind("avx512", 0) == 0;
+  j["one_token_streams"] = avx512 ? kernels::one_token_streams() : 0;
   return j;
 }
 

@@ -63,22 +63,24 @@ Result<Weight> random_matrix(const std::string& format, int64_t rows, int64_t co
   return w;
 }
 
-// Enough interleaved copies of `base` to fill `bytes` (2 to 4096 of them): cold in every cache
-// when taken in turn.
-std::vector<Weight> cold_copies(const Weight& base, int64_t bytes) {
+// Enough interleaved copies of `base` to fill `bytes` (at least `least`, at most 4096): cold in
+// every cache when taken in turn.
+std::vector<Weight> cold_copies(const Weight& base, int64_t bytes, int least) {
   const Weight first = interleave_rows8(base);
   const auto extent = static_cast<int64_t>(interleaved_extent(first));
-  const int copies = static_cast<int>(std::clamp<int64_t>((bytes + extent - 1) / extent, 2, 4096));
+  const int copies = static_cast<int>(std::clamp<int64_t>((bytes + extent - 1) / extent, least, 4096));
   std::vector<Weight> out{first};
   for (int c = 1; c < copies; ++c) out.push_back(interleave_rows8(base));
   return out;
 }
 
-// Appends the huge-page row, then the small-page row, of one format.
+// Appends one format's rows: on huge pages, one per stream count, then the same on small pages.
 Status probe_format(const std::string& format, const StreamProbeOptions& o, std::vector<StreamProbeRow>* out) {
   auto base = random_matrix(format, o.rows, o.cols, o.seed);
   if (!base.ok()) return base.status();
-  std::vector<Weight> huge = cold_copies(*base, o.copies_bytes), small;
+  // Each set's S + 1 variants start on distinct copies after the first (which the bit check reads).
+  const int least_copies = static_cast<int>(o.streams.size()) + 2;
+  std::vector<Weight> huge = cold_copies(*base, o.copies_bytes, least_copies), small;
   const Weight& first = huge[0];
   const size_t extent = interleaved_extent(first);
   const int copies = static_cast<int>(huge.size());
@@ -118,10 +120,12 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
       sums[static_cast<size_t>(t)] += read_memory(static_cast<const uint8_t*>(w.data) + begin, end - begin);
     });
   };
-  // Each stream count's products, on both page sizes, must be the first one's bits.
-  const std::vector<int>& streams = o.streams;
+  // Each stream count's products, on both page sizes, must be the first one's bits. Where this
+  // format's kernel walks one fixed order (one_token_streams_apply), one count is run, shown as 0.
+  const kernels::KeepOneTokenStreams keep;
+  const bool counted = kernels::one_token_streams_apply(first);
+  const std::vector<int> streams = counted ? o.streams : std::vector<int>{kernels::one_token_streams()};
   const int S = static_cast<int>(streams.size());
-  const int kept_streams = kernels::one_token_streams();
   kernels::set_one_token_streams(streams[0]);
   product(huge[0], y.data());
   for (int v = 0; v < S; ++v) {
@@ -129,7 +133,6 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
     for (const Weight* w : {&huge[0], &small[0]}) {
       product(*w, y_small.data());
       if (std::memcmp(y.data(), y_small.data(), y.size() * sizeof(float)) != 0) {
-        kernels::set_one_token_streams(kept_streams);
         return Status::Error("bench --stream: the " + format + " product on " + (w == &huge[0] ? "huge" : "small") +
                              " pages with " + std::to_string(streams[static_cast<size_t>(v)]) +
                              " streams differs from the one on huge pages with " + std::to_string(streams[0]));
@@ -148,16 +151,16 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
       });
   variants.push_back([&](int c) { read(huge[static_cast<size_t>(c)]); });
   variants.push_back([&](int c) { read(small[static_cast<size_t>(c)]); });
-  // The S + 1 variants on a set start evenly spread over its copies: a copy read by one variant
-  // and then, a call or two later, by another would come from the last-level cache (hundreds of
-  // MiB on some machines) and flatter whichever came second.
+  // The S + 1 variants on a set start evenly spread over its copies after the first: a copy read
+  // by one variant and then, a call or two later, by another would come from the last-level
+  // cache (hundreds of MiB on some machines) and flatter whichever came second.
   std::vector<int> first_copy;
+  auto spread = [&](int v) { return 1 + v * (copies - 1) / (S + 1); };
   for (int set = 0; set < 2; ++set)
-    for (int v = 0; v < S; ++v) first_copy.push_back(v * copies / (S + 1));
-  first_copy.push_back(S * copies / (S + 1));
-  first_copy.push_back(S * copies / (S + 1));
+    for (int v = 0; v < S; ++v) first_copy.push_back(spread(v));
+  first_copy.push_back(spread(S));
+  first_copy.push_back(spread(S));
   const std::vector<double> seconds = time_in_turns(variants, first_copy, copies, o.calls);
-  kernels::set_one_token_streams(kept_streams);
   for (uint64_t v : sums) g_read_sink = g_read_sink + v;  // keeps the reads
 
   StreamProbeRow row;
@@ -171,7 +174,7 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
     for (int v = 0; v < S; ++v) {
       StreamProbeRow r = row;
       r.pages = set == 0 ? "huge" : "small";
-      r.streams = streams[static_cast<size_t>(v)];
+      r.streams = counted ? streams[static_cast<size_t>(v)] : 0;
       r.kernel_gb_s = bytes / seconds[static_cast<size_t>(set * S + v)];
       r.read_gb_s = bytes / seconds[static_cast<size_t>(2 * S + set)];
       out->push_back(r);
@@ -266,7 +269,7 @@ Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::st
   for (const std::string& f : formats) {
     auto base = random_matrix(f, options.rows, options.cols, options.seed);
     if (!base.ok()) return base.status();
-    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes);
+    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes, 2);
     for (int64_t tokens : options.tokens)
       if (Status s = probe_batch(f, copies, tokens, sets, options, &rows); !s.ok()) return s;
   }
@@ -283,7 +286,7 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
   StreamProbeOptions o = options;
   if (o.streams.empty()) o.streams = {kernels::one_token_streams()};
   for (size_t i = 0; i < o.streams.size(); ++i) {
-    if (o.streams[i] != 1 && o.streams[i] != 2 && o.streams[i] != 4)
+    if (!kernels::valid_one_token_streams(o.streams[i]))
       return Status::Error("--streams: expected 1, 2 or 4 streams per thread, got " + std::to_string(o.streams[i]));
     if (std::find(o.streams.begin(), o.streams.begin() + static_cast<std::ptrdiff_t>(i), o.streams[i]) !=
         o.streams.begin() + static_cast<std::ptrdiff_t>(i))

@@ -2,10 +2,10 @@
 // the same memory, on one thread or shared by several as in decode, and what small pages cost.
 // Decode reads every weight once per token, so its limit is the memory stream; this isolates
 // the kernel from the rest of a forward pass.
-// Each format gets enough copies of one random matrix to exceed the caches; four variants
-// (the kernel on huge-page copies, on small-page copies, and a plain read of each) take turns
-// call by call in one process, so the machine's drift (large under a hypervisor) falls on all
-// of them alike.
+// Each format gets enough copies of one random matrix to exceed the caches; the variants (the
+// kernel on huge-page copies and on small-page copies, at each stream count asked for, and a
+// plain read of each set) take turns call by call in one process, so the machine's drift (large
+// under a hypervisor) falls on all of them alike.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +36,8 @@ struct StreamProbeRow {
   int64_t rows = 0, cols = 0;
   int64_t matrix_bytes = 0;  // bytes of one stored matrix (values and scales, padding included)
   int copies = 0;
-  int streams = 0;         // memory streams per thread the kernel walked (kernels::one_token_streams)
+  int streams = 0;         // memory streams per thread the kernel walked (kernels::one_token_streams);
+                           // 0 where it walks one fixed order (kernels::one_token_streams_apply)
   double kernel_gb_s = 0;  // the kernel's stream
   double read_gb_s = 0;    // a plain read of the same copies
 };

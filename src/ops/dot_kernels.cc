@@ -196,12 +196,10 @@ const KernelSet& active_kernels() {
 
 namespace {
 
-bool valid_stream_count(int streams) { return streams == 1 || streams == 2 || streams == 4; }
-
 int initial_one_token_streams() {
   if (const char* forced = std::getenv("MOEPP_STREAMS")) {
     const int streams = std::atoi(forced);
-    if (valid_stream_count(streams)) return streams;
+    if (valid_one_token_streams(streams)) return streams;
   }
   return default_one_token_streams();
 }
@@ -217,15 +215,24 @@ int default_one_token_streams() {
   // One thread's one-token products against a plain read of the same cold memory, huge pages
   // (`moepp bench --stream --streams 1,2,4`, two runs): on Zen 4 (session 26) one stream against
   // four gave bf16 0.92-0.95 / 0.77-0.83, q8 0.88-0.96 / 0.66-0.81, q4 0.91-0.92 / 0.81-0.82 (two
-  // streams between them); on Zen 5 (session 14) four gained over two. Other CPUs keep four, as
-  // measured on Zen 5 and run on the Intel machine of session 25.
+  // streams between them for bf16 and q8, level with one for q4); on Zen 5 (session 14) four
+  // gained over two. Other CPUs keep four, as measured on Zen 5 and run on the Intel machine of
+  // session 25.
   return __builtin_cpu_is("amdfam19h") ? 1 : 4;
 }
 
 int one_token_streams() { return stream_count().load(std::memory_order_relaxed); }
 
+bool one_token_streams_apply(const Weight& w) {
+  if (std::strncmp(active_kernels().isa, "avx512", 6) != 0 || !w.interleaved8) return false;
+  if (w.quant != WeightQuant::kNone) return true;
+  return w.dtype == DType::kBF16 && __builtin_cpu_supports("avx512bf16");
+}
+
+bool valid_one_token_streams(int streams) { return streams == 1 || streams == 2 || streams == 4; }
+
 bool set_one_token_streams(int streams) {
-  if (!valid_stream_count(streams)) return false;
+  if (!valid_one_token_streams(streams)) return false;
   stream_count().store(streams, std::memory_order_relaxed);
   return true;
 }
@@ -240,7 +247,7 @@ std::vector<const KernelSet*> available_kernels() {
   // (`moepp bench --machine`, per thread): Intel's cores (Sapphire Rapids under KVM: 106 GFLOP/s
   // against 212) run it at half the FMA's rate, so large batches go faster on f32 panels; AMD's
   // Zen 5 and Zen 4 at twice (447-463 against 218-231; Zen 4 233 against 117, where its batches
-  // of 48-512 tokens ran 1.7-1.9x faster on vdpbf16ps, `bench --batch-kernels`); any other
+  // of 48-512 tokens ran 1.7-2.0x faster on vdpbf16ps, `bench --batch-kernels`); any other
   // non-Intel CPU with AVX512_BF16 is taken to be alike. One-token products are the same in both.
   const bool dpbf16_at_half_rate = __builtin_cpu_is("intel");
   if (avx512bf16 != nullptr && dpbf16_at_half_rate) sets.push_back(avx512bf16);

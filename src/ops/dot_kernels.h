@@ -203,11 +203,28 @@ std::vector<const KernelSet*> available_kernels();
 // names 1, 2 or 4, else the CPU's default; `moepp bench --stream --streams 1,2,4` compares them.
 // The count changes no bits: every block keeps its own sums in its own order.
 int one_token_streams();
+// Whether `streams` is a count the kernels take: 1, 2 or 4.
+bool valid_one_token_streams(int streams);
 // Sets the count for later calls (false, changing nothing, for anything but 1, 2 or 4). Not for
 // use while products run on other threads.
 bool set_one_token_streams(int streams);
+// Puts back, when it goes out of scope, the count in use when it was made (bench probes, tests).
+class KeepOneTokenStreams {
+ public:
+  KeepOneTokenStreams() : kept_(one_token_streams()) {}
+  ~KeepOneTokenStreams() { set_one_token_streams(kept_); }
+  KeepOneTokenStreams(const KeepOneTokenStreams&) = delete;
+  KeepOneTokenStreams& operator=(const KeepOneTokenStreams&) = delete;
+
+ private:
+  int kept_;
+};
 // The default without MOEPP_STREAMS: 1 on AMD family 19h (Zen 4 among the AVX-512 CPUs), else 4.
 int default_one_token_streams();
+// Whether the active set's one-token product of `w` walks one_token_streams() streams: the
+// AVX-512 sets' kernels for interleaved q8, q4 and (on CPUs with AVX512_BF16, for bf16-valued
+// inputs) bf16 weights. The rest walk one fixed order.
+bool one_token_streams_apply(const Weight& w);
 
 // Weight element as f32 (dequantised: float(q) * scale for q8/q4).
 float weight_element(const Weight& w, int64_t n, int64_t c);

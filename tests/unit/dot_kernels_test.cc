@@ -144,8 +144,8 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
             for (float& v : xbuf) v = round_bf16(v);
           const float* x = xbuf.data() + 3;
           // One token's blocks as the streams in use (blocks_as_streams; the next test runs each
-          // count): 0..N has 11 whole blocks (four streams of two, three left over), 3..N - 4 has 9
-          // from row 8 (one left over), 0..40 has 5.
+          // count): 0..N has 11 whole blocks (with four streams, four of two and three left over),
+          // 3..N - 4 has 9 from row 8 (one left over), 0..40 has 5.
           for (auto [n0, n1] :
                {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}, {3, N - 4}, {0, 40}})
             ASSERT_TRUE(every_set_equals_the_scalar_reference(x, M, ldx, w, n0, n1, ldy,
@@ -160,6 +160,7 @@ TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
   // The one-token kernels walk a thread's whole 8-row blocks as 1, 2 or 4 streams (the count in
   // use depends on the CPU): each count against the scalar reference, on ranges whose whole blocks
   // split evenly or leave blocks over (11, 9, 5, 2 and 1 whole blocks), bf16-valued inputs too.
+  const kernels::KeepOneTokenStreams keep;
   const int kept = kernels::one_token_streams();
   EXPECT_TRUE(kept == 1 || kept == 2 || kept == 4) << kept;
   EXPECT_FALSE(kernels::set_one_token_streams(3));
@@ -181,7 +182,6 @@ TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
           EXPECT_TRUE(every_set_equals_the_scalar_reference(x.data(), 1, K, w, n0, n1, N, note.c_str()));
       }
   }
-  kernels::set_one_token_streams(kept);
 }
 
 TEST(DotKernels, BatchesLongerThanAnInputBlockEqualTheScalarReference) {
