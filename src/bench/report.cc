@@ -22,9 +22,7 @@ nlohmann::ordered_json machine_json(const MachineLimits& m) {
   j["int8_isa"] = m.int8_isa;
   j["cpu_features"] = cpu_feature_string();
   j["kernels"] = kernels::active_kernels().isa;  // the matmul kernel set the model rows run on
-  // Per thread, in the AVX-512 sets' one-token kernels; 0 where the active set walks one order.
-  const bool avx512 = std::string(kernels::active_kernels().isa).rfind("avx512", 0) == 0;
-  j["one_token_streams"] = avx512 ? kernels::one_token_streams() : 0;
+  j["one_token_streams"] = kernels::active_one_token_streams();  // per thread; 0: one fixed order
   return j;
 }
 
@@ -93,11 +91,10 @@ void print_machine(std::FILE* out, ReportFormat format, const std::vector<Machin
                      m.int8_isa.c_str());
       break;
     case ReportFormat::kMarkdown: {
-      const std::string isa = kernels::active_kernels().isa;
-      const std::string streams =  // the AVX-512 sets' one-token kernels only
-          isa.rfind("avx512", 0) == 0 ? " (one-token streams: " + std::to_string(kernels::one_token_streams()) + ")" : "";
-      std::fprintf(out, "CPU features: %s; matmul kernels: %s%s\n\n", cpu_feature_string().c_str(), isa.c_str(),
-                   streams.c_str());
+      const int count = kernels::active_one_token_streams();
+      const std::string streams = count > 0 ? " (one-token streams: " + std::to_string(count) + ")" : "";
+      std::fprintf(out, "CPU features: %s; matmul kernels: %s%s\n\n", cpu_feature_string().c_str(),
+                   kernels::active_kernels().isa, streams.c_str());
       std::fprintf(out, "| threads | read GB/s | fp32 GFLOP/s | bf16 GFLOP/s | int8 GOP/s |\n");
       std::fprintf(out, "|--------:|----------:|-------------:|-------------:|-----------:|\n");
       for (const MachineLimits& m : limits)

@@ -223,8 +223,12 @@ int default_one_token_streams() {
 
 int one_token_streams() { return stream_count().load(std::memory_order_relaxed); }
 
+int active_one_token_streams() {
+  return std::strncmp(active_kernels().isa, "avx512", 6) == 0 ? one_token_streams() : 0;
+}
+
 bool one_token_streams_apply(const Weight& w) {
-  if (std::strncmp(active_kernels().isa, "avx512", 6) != 0 || !w.interleaved8) return false;
+  if (active_one_token_streams() == 0 || !w.interleaved8) return false;
   if (w.quant != WeightQuant::kNone) return true;
   return w.dtype == DType::kBF16 && __builtin_cpu_supports("avx512bf16");
 }

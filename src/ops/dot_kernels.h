@@ -221,6 +221,9 @@ class KeepOneTokenStreams {
 };
 // The default without MOEPP_STREAMS: 1 on AMD family 19h (Zen 4 among the AVX-512 CPUs), else 4.
 int default_one_token_streams();
+// The count the active set's one-token kernels walk: one_token_streams() in an AVX-512 set, 0 in
+// the others (one fixed order).
+int active_one_token_streams();
 // Whether the active set's one-token product of `w` walks one_token_streams() streams: the
 // AVX-512 sets' kernels for interleaved q8, q4 and (on CPUs with AVX512_BF16, for bf16-valued
 // inputs) bf16 weights. The rest walk one fixed order.
