@@ -26,7 +26,7 @@ namespace {
 volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not optimised away
 
 // Bytes from w.data to the end of an interleaved weight (for q8/q4 each group's values, then their
-// scales; the layout interleave_rows8 writes, padding included).
+// scales; the layout interleave_rows writes, padding included).
 size_t interleaved_extent(const Weight& w) {
   const int64_t blocks = (w.rows + 7) / 8;
   if (w.quant == WeightQuant::kNone)
@@ -51,7 +51,7 @@ Result<Weight> small_page_copy(const Weight& w) {
   return out;
 }
 
-// The random [rows, cols] matrix of a format, row-major (interleave_rows8 makes the copies).
+// The random [rows, cols] matrix of a format, row-major (interleave_rows makes the copies).
 Result<Weight> random_matrix(const std::string& format, int64_t rows, int64_t cols, uint64_t seed) {
   const bool bf16 = format == "bf16";
   if (!bf16 && format != "f32" && format != "q8" && format != "q4")
@@ -66,11 +66,11 @@ Result<Weight> random_matrix(const std::string& format, int64_t rows, int64_t co
 // Enough interleaved copies of `base` to fill `bytes` (at least `least`, at most 4096): cold in
 // every cache when taken in turn.
 std::vector<Weight> cold_copies(const Weight& base, int64_t bytes, int least) {
-  const Weight first = interleave_rows8(base);
+  const Weight first = interleave_rows(base);
   const auto extent = static_cast<int64_t>(interleaved_extent(first));
   const int copies = static_cast<int>(std::clamp<int64_t>((bytes + extent - 1) / extent, least, 4096));
   std::vector<Weight> out{first};
-  for (int c = 1; c < copies; ++c) out.push_back(interleave_rows8(base));
+  for (int c = 1; c < copies; ++c) out.push_back(interleave_rows(base));
   return out;
 }
 

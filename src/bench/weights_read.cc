@@ -13,7 +13,7 @@ namespace {
 // (counted by nbytes), interleaved ones inline.
 int64_t data_bytes(const Weight& w) {
   int64_t n = static_cast<int64_t>(w.nbytes());
-  if (w.quant != WeightQuant::kNone && !w.interleaved8) n -= w.rows * w.groups_per_row() * static_cast<int64_t>(sizeof(float));
+  if (w.quant != WeightQuant::kNone && !w.interleaved) n -= w.rows * w.groups_per_row() * static_cast<int64_t>(sizeof(float));
   return w.data == nullptr ? 0 : n;
 }
 

@@ -31,7 +31,7 @@ namespace {
 // already (an expert done as it was loaded). options.shapes_only: the format alone, as the copy
 // would have it.
 Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, const LoadOptions& options) {
-  if (w->rows == 0 || (w->interleaved8 && w->quant == q)) return Status::Ok();
+  if (w->rows == 0 || (w->interleaved && w->quant == q)) return Status::Ok();
   // Stored quantised by `moepp quantize`: kept as stored when asked for the same format (or
   // none); another format would quantise the quantised values again.
   if (w->quant != WeightQuant::kNone) {
@@ -45,7 +45,7 @@ Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, const L
       w->quant = q;
       w->dtype = DType::kF32;
     }
-    w->interleaved8 = true;
+    w->interleaved = true;
     return Status::Ok();
   }
   ThreadPool* pool = options.pool;
@@ -55,7 +55,7 @@ Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, const L
     if (!quantized.ok()) return quantized.status().with_context(what);
     out = std::move(quantized).value();
   }
-  if (!out.interleaved8) out = interleave_rows8(out, pool);
+  if (!out.interleaved) out = interleave_rows(out, pool);
   if (out.data == w->data) return Status::Ok();
   if (w->owner == nullptr && w->quant == WeightQuant::kNone) {
     const size_t bytes = static_cast<size_t>(w->rows * w->cols) * dtype_size(w->dtype);

@@ -228,7 +228,7 @@ int active_one_token_streams() {
 }
 
 bool one_token_streams_apply(const Weight& w) {
-  if (active_one_token_streams() == 0 || !w.interleaved8) return false;
+  if (active_one_token_streams() == 0 || !w.interleaved) return false;
   if (w.quant != WeightQuant::kNone) return true;
   return w.dtype == DType::kBF16 && __builtin_cpu_supports("avx512bf16");
 }

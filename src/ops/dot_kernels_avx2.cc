@@ -73,7 +73,7 @@ struct RowMajorLoader : TailFromElements {
   }
 };
 
-// interleaved8 rows (tensor/weight.h): a tile of 8 aligned rows reads one contiguous stream, and
+// interleaved rows (tensor/weight.h): a tile of 8 aligned rows reads one contiguous stream, and
 // prefetch() runs 2 KiB ahead of it (measured 0.8-0.99 of the read bandwidth, against 0.66
 // for row-major rows).
 template <class E>
@@ -91,7 +91,7 @@ struct InterleavedLoader {
   }
 };
 
-// interleaved8 bf16 rows: lane j of 16 columns from c holds (column c + 8 + j, column c + j) as a
+// interleaved bf16 rows: lane j of 16 columns from c holds (column c + 8 + j, column c + j) as a
 // pair of halves (tensor/weight.h); chunk c is the high halves, chunk c + 8 the low ones shifted
 // up. Only for converting rows to f32 (packed_rows); the products on these rows load each pair
 // once for both chunks (bf16_pair_tile).
@@ -365,7 +365,7 @@ template <class L>
 void rows_for(const float* x, int64_t M, int64_t ldx, const Weight& w, const L& ld, int64_t n0, int64_t n1, float* y,
               int64_t ldy) {
   const int64_t K = w.cols;
-  const bool plain_f32 = w.dtype == DType::kF32 && (K % 8 == 0 || w.interleaved8);
+  const bool plain_f32 = w.dtype == DType::kF32 && (K % 8 == 0 || w.interleaved);
   if (M <= 4 || plain_f32) return rows_with(x, M, ldx, K, ld, n0, n1 - n0, y, ldy);
   packed_rows(x, M, ldx, K, ld, n0, n1, y, ldy);
 }
@@ -582,7 +582,7 @@ void avx2_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const We
 void avx2_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
   if (w.quant != WeightQuant::kNone) return rows_on_quantized_inputs(avx2_quantized_rows, x, M, ldx, w, n0, n1, y, ldy);
   const bool f32 = w.dtype == DType::kF32;
-  if (w.interleaved8) {
+  if (w.interleaved) {
     if (f32) return rows_for(x, M, ldx, w, InterleavedLoader<float>{&w}, n0, n1, y, ldy);
     // A few tokens: the blocks in chunks (bf16_pair_batch); more: the rows converted to f32 once,
     // 24 at a time (bf16_packed_rows), whose 4 x 3 tiles read 7 rows of K floats a pass. Where

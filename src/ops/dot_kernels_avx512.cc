@@ -138,9 +138,9 @@ inline __m256 weight_chunk(const Weight& w, int64_t n, int64_t k) {
   const __mmask8 live = k + 8 <= K ? __mmask8{0xff} : static_cast<__mmask8>((1u << (K - k)) - 1);
   if (f32) {
     const int64_t at = w.element_index(n, k);  // interleaved chunks are padded: a full load is safe
-    return w.interleaved8 ? _mm256_loadu_ps(w.f32() + at) : _mm256_maskz_loadu_ps(live, w.f32() + at);
+    return w.interleaved ? _mm256_loadu_ps(w.f32() + at) : _mm256_maskz_loadu_ps(live, w.f32() + at);
   }
-  if (w.interleaved8) {  // the 8 pairs holding chunk k (as their high or their low halves)
+  if (w.interleaved) {  // the 8 pairs holding chunk k (as their high or their low halves)
     const uint16_t* chunk_pairs = w.bf16() + w.element_index(n, k / 16 * 16) - 1;  // column k/16*16 is a high half
     const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk_pairs));
     return _mm256_castsi256_ps(k % 16 == 0 ? _mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xffff0000u)))
@@ -156,7 +156,7 @@ inline __m256 weight_chunk(const Weight& w, int64_t n, int64_t k) {
 void pack_panels(const Weight& w, int64_t n0, int64_t n1, float* panels) {
   const int64_t K8 = (w.cols + 7) / 8 * 8;
   const int64_t n_panels = (n1 - n0 + 7) / 8;
-  if (w.interleaved8 && w.dtype == DType::kBF16 && n0 % 8 == 0) {  // the usual case: a plain conversion
+  if (w.interleaved && w.dtype == DType::kBF16 && n0 % 8 == 0) {  // the usual case: a plain conversion
     const int64_t K16 = w.padded_cols();  // (rows past n1: padding or the next block)
     for (int64_t p = 0; p < n_panels; ++p) {
       const uint16_t* block = w.bf16() + (n0 / 8 + p) * 8 * K16;
@@ -227,7 +227,7 @@ void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float*
 // Where panel p of rows from n0 is stored in the weight itself (interleaved, n0 % 8 == 0), for
 // prefetching it: null otherwise, or past n1.
 const void* stored_panel(const Weight& w, int64_t n0, int64_t n1, int64_t p) {
-  if (!w.interleaved8 || n0 % 8 != 0 || n0 + 8 * p >= n1) return nullptr;
+  if (!w.interleaved || n0 % 8 != 0 || n0 + 8 * p >= n1) return nullptr;
   const int64_t at = (n0 / 8 + p) * 8 * w.padded_cols();
   return w.dtype == DType::kF32 ? static_cast<const void*>(w.f32() + at) : static_cast<const void*>(w.bf16() + at);
 }
@@ -326,7 +326,7 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   const int64_t Q = (w.cols + 15) / 16;
   // Interleaved weights already are panels from any multiple of 8 on (rows of the last one past
   // n1 are padding or the next block's: computed and dropped); others are packed one at a time.
-  const bool in_place = w.interleaved8 && n0 % 8 == 0;
+  const bool in_place = w.interleaved && n0 % 8 == 0;
   thread_local std::vector<uint32_t> packed;  // one panel [Q][8][8]
   if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
   // The next panel's stored weights are prefetched while this one is multiplied.
@@ -503,7 +503,7 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
   if (w.quant != WeightQuant::kNone || n1 <= n0) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
   static const bool bf16_native = cpu_has_avx512_bf16();
   if (M == 1) {
-    if (!w.interleaved8) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
+    if (!w.interleaved) return avx2.rows(x, M, ldx, w, n0, n1, y, ldy);
     if (bf16_native && w.dtype == DType::kBF16 && gemv_bf16_paired(x, w, n0, n1, y)) return;
     const auto [first, last] = whole_blocks(n0, n1);
     if (first > n0) avx2.rows(x, 1, ldx, w, n0, first, y, ldy);
@@ -522,7 +522,7 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
   // (rows of the last panel past n1 are computed and dropped: the layout is padded to 8 rows).
   // One panel at a time, the next one's stored weights prefetched while this one is multiplied.
   const int64_t K8 = (K + 7) / 8 * 8;
-  const bool in_place = w.dtype == DType::kF32 && w.interleaved8 && n0 % 8 == 0;
+  const bool in_place = w.dtype == DType::kF32 && w.interleaved && n0 % 8 == 0;
   thread_local std::vector<float> packed;  // [8 rows][K8]
   packed.resize(static_cast<size_t>(8 * K8));
   const int64_t element_bytes = w.dtype == DType::kF32 ? 4 : 2;
@@ -709,7 +709,7 @@ void one_token_rows(const QuantizedRows& a, int64_t m, const Weight& w, int64_t 
 void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
                            float* y, int64_t ldy) {
   const KernelSet& avx2 = *avx2_kernels();
-  if (!w.interleaved8) return avx2.quantized_rows(a, m0, M, w, n0, n1, y, ldy);
+  if (!w.interleaved) return avx2.quantized_rows(a, m0, M, w, n0, n1, y, ldy);
   const auto [first, last] = whole_blocks(n0, n1);
   if (first > n0) avx2.quantized_rows(a, m0, M, w, n0, first, y, ldy);
   const bool q4 = w.quant == WeightQuant::kQ4;

@@ -23,7 +23,7 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
   for (int64_t r = r0; r < r1; ++r) {
     // Row-major f32/bf16 (checkpoints, random models) converted directly: Weight::at per element
     // was a third of the time of loading a model with --weights q4.
-    if (w.interleaved8) {
+    if (w.interleaved) {
       for (int64_t c = 0; c < w.cols; ++c) values[c] = w.at(r, c);
     } else if (w.dtype == DType::kBF16) {
       for (int64_t c = 0; c < w.cols; ++c) values[c] = bf16_to_f32(w.bf16()[r * w.cols + c]);

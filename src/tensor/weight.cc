@@ -112,7 +112,7 @@ constexpr int64_t kBlocksPerTask = 8;
 Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
   const int64_t blocks = (w.rows + 7) / 8, G = w.groups_per_row();
   Weight out = w;
-  out.interleaved8 = true;
+  out.interleaved = true;
   const size_t block_bytes = static_cast<size_t>(G * out.interleaved_group_stride());
   out.owner = allocate_resident(static_cast<size_t>(blocks) * block_bytes);
   if (out.owner == nullptr) throw std::bad_alloc();
@@ -144,14 +144,14 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
 
 }  // namespace
 
-Weight interleave_rows8(const Weight& w, ThreadPool* pool) {
-  if (w.interleaved8 || w.empty()) return w;
+Weight interleave_rows(const Weight& w, ThreadPool* pool) {
+  if (w.interleaved || w.empty()) return w;
   if (w.quant != WeightQuant::kNone) return interleave_quantized(w, pool);
   Weight out;  // storage of the padded size, kept for the model's life
   out.dtype = w.dtype;
   out.rows = w.rows;
   out.cols = w.cols;
-  out.interleaved8 = true;
+  out.interleaved = true;
   const int64_t blocks = (w.rows + 7) / 8, cols = out.padded_cols();
   const size_t esize = dtype_size(w.dtype);
   const size_t block_bytes = static_cast<size_t>(8 * cols) * esize;
@@ -199,7 +199,7 @@ float Weight::at(int64_t r, int64_t c) const {
 }
 
 void Weight::row_to_f32(int64_t r, float* out) const {
-  if (quant == WeightQuant::kNone && !interleaved8) {
+  if (quant == WeightQuant::kNone && !interleaved) {
     if (dtype == DType::kF32) std::copy(f32() + r * cols, f32() + (r + 1) * cols, out);
     else std::transform(bf16() + r * cols, bf16() + (r + 1) * cols, out, bf16_to_f32);
     return;

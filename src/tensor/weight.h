@@ -22,14 +22,14 @@ struct Weight {
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;     // f32/bf16 [rows, cols]; q8 int8 [rows, cols]; q4 [rows, q4_row_bytes()] nibble pairs
-  const float* scales = nullptr;  // quantised only: [rows, groups_per_row()] (interleaved8: see scale_index)
+  const float* scales = nullptr;  // quantised only: [rows, groups_per_row()] (interleaved: see scale_index)
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
   // Rows in blocks of 8 whose chunks lie side by side (row-interleaved), so a kernel reading 8
-  // rows at once streams memory in order (interleave_rows8): 8-column chunks for f32,
+  // rows at once streams memory in order (interleave_rows): 8-column chunks for f32,
   // quantisation groups (and their scales) for q8/q4, and for bf16 16-column chunks stored as
   // vdpbf16ps reads them (pairs: see element_index), so batches multiply the stored weights in
   // place instead of reordering every panel first.
-  bool interleaved8 = false;
+  bool interleaved = false;
 
   bool empty() const { return data == nullptr; }
   int64_t groups_per_row() const { return (cols + kQuantGroup - 1) / kQuantGroup; }
@@ -38,23 +38,23 @@ struct Weight {
   const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
   const int8_t* q8() const { return static_cast<const int8_t*>(data); }
   const uint8_t* q4() const { return static_cast<const uint8_t*>(data); }
-  // f32/bf16 interleaved8: columns per stored row, zero-padded (to 8 for f32, 16 for bf16).
+  // f32/bf16 interleaved: columns per stored row, zero-padded (to 8 for f32, 16 for bf16).
   int64_t padded_cols() const { return dtype == DType::kBF16 ? (cols + 15) / 16 * 16 : (cols + 7) / 8 * 8; }
-  // Element (r, c) of an f32/bf16 weight in its layout (row-major or interleaved8). Interleaved,
+  // Element (r, c) of an f32/bf16 weight in its layout (row-major or interleaved). Interleaved,
   // rows are padded to a multiple of 8 and block b = r / 8 holds, for f32, [cols / 8][8 rows][8
   // values]; for bf16, [cols / 16][8 rows][8 lanes][2]: lane j of chunk q holds column 16q + 8 + j
   // first (the low half of a 32-bit lane) and column 16q + j second (the high half).
   int64_t element_index(int64_t r, int64_t c) const {
-    if (!interleaved8) return r * cols + c;
+    if (!interleaved) return r * cols + c;
     const int64_t block = (r / 8) * 8 * padded_cols();
     if (dtype != DType::kBF16) return block + (c / 8) * 64 + (r % 8) * 8 + c % 8;
     const int64_t j = c % 8, high = (c % 16) < 8 ? 1 : 0;
     return block + (c / 16) * 128 + (r % 8) * 16 + 2 * j + high;
   }
   // q8/q4: bytes of one stored group (32 values), the byte offset of group g of row r, and the
-  // index of its scale, in either layout (interleaved8 pads every group to full size).
+  // index of its scale, in either layout (interleaved pads every group to full size).
   int64_t group_bytes() const { return quant == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2; }
-  // interleaved8 q8/q4: group g of a block of 8 rows is its 8 rows' values followed by their 8 f32
+  // interleaved q8/q4: group g of a block of 8 rows is its 8 rows' values followed by their 8 f32
   // scales (`scales` points at block 0's first scales), so a one-token kernel reads one stream
   // with no second one for the scales: 288 bytes a group for q8, 160 for q4.
   static constexpr int64_t interleaved_group_stride(WeightQuant q) {
@@ -64,22 +64,22 @@ struct Weight {
   // Interleaved q4 stores column c of rows 2p and 2p + 1 in one byte (q4_nibble), so the offset
   // of row r's group is that of its pair of rows.
   int64_t group_offset(int64_t r, int64_t g) const {
-    if (interleaved8) {
+    if (interleaved) {
       const int64_t in_block = quant == WeightQuant::kQ4 ? (r % 8) / 2 * kQuantGroup : (r % 8) * group_bytes();
       return ((r / 8) * groups_per_row() + g) * interleaved_group_stride() + in_block;
     }
     return (quant == WeightQuant::kQ8 ? r * cols : r * q4_row_bytes()) + g * group_bytes();
   }
   // q4: element (r, c) as stored, 0..15 (the value + 8). A row-major row packs columns 2k (low
-  // nibble) and 2k + 1 (high) in a byte; an interleaved8 block packs column c of rows 2p (low) and
+  // nibble) and 2k + 1 (high) in a byte; an interleaved block packs column c of rows 2p (low) and
   // 2p + 1 (high), so a kernel unpacks a pair of rows with one shift and one mask.
   int q4_nibble(int64_t r, int64_t c) const {
     const uint8_t* group = q4() + group_offset(r, c / kQuantGroup);
-    if (interleaved8) return (group[c % kQuantGroup] >> (4 * (r % 2))) & 0x0f;
+    if (interleaved) return (group[c % kQuantGroup] >> (4 * (r % 2))) & 0x0f;
     return (group[(c % kQuantGroup) / 2] >> (4 * (c % 2))) & 0x0f;
   }
   int64_t scale_index(int64_t r, int64_t g) const {
-    if (interleaved8) return ((r / 8) * groups_per_row() + g) * (interleaved_group_stride() / 4) + r % 8;
+    if (interleaved) return ((r / 8) * groups_per_row() + g) * (interleaved_group_stride() / 4) + r % 8;
     return r * groups_per_row() + g;
   }
   // Bytes a pass over the whole matrix reads (values and scales; padding not counted).
@@ -102,9 +102,9 @@ std::shared_ptr<void> allocate_resident(size_t bytes);
 // Allocates an owned weight of the given shape, contents uninitialised.
 Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
 
-// A row-interleaved copy (interleaved8) of a weight, zero-padded; blocks of rows spread over
+// A row-interleaved copy (interleaved) of a weight, zero-padded; blocks of rows spread over
 // `pool` when given (the same bytes either way).
-Weight interleave_rows8(const Weight& w, ThreadPool* pool = nullptr);
+Weight interleave_rows(const Weight& w, ThreadPool* pool = nullptr);
 
 const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"
 const char* quant_name(WeightQuant q);           // "none", "q8", "q4"

@@ -154,7 +154,7 @@ Result<TrainParams> TrainParams::from_model(const Model& model) {
       return Status::Error(what + " is quantised (" + weight_format_name(w) +
                            "); load the model without quantisation to train it");
     float* dst = p.at(r);
-    if (w.dtype == DType::kF32 && !w.interleaved8) {
+    if (w.dtype == DType::kF32 && !w.interleaved) {
       std::memcpy(dst, w.f32(), sizeof(float) * static_cast<size_t>(r.size()));
     } else {
       for (int64_t i = 0; i < r.rows; ++i)

@@ -107,7 +107,7 @@ TEST(ShapesOnlyLoad, GivesEveryWeightTheFullLoadsShapeAndFormat) {
           EXPECT_EQ(wa[i]->cols, wb[i]->cols) << what << ", weight " << i;
           EXPECT_EQ(wa[i]->quant, wb[i]->quant) << what << ", weight " << i;
           EXPECT_EQ(wa[i]->dtype, wb[i]->dtype) << what << ", weight " << i;
-          EXPECT_EQ(wa[i]->interleaved8, wb[i]->interleaved8) << what << ", weight " << i;
+          EXPECT_EQ(wa[i]->interleaved, wb[i]->interleaved) << what << ", weight " << i;
           EXPECT_EQ(wa[i]->empty(), wa[i]->rows == 0) << what << ", weight " << i;
           EXPECT_TRUE(wb[i]->empty()) << what << ": nothing allocated, weight " << i;
         }

@@ -18,9 +18,9 @@ namespace {
 std::vector<Weight> weights_in_every_format(std::mt19937& rng, int64_t N, int64_t K) {
   const Weight f32 = testing::random_weight(rng, N, K, 0.7f, DType::kF32);
   const Weight bf16 = testing::random_weight(rng, N, K, 0.7f, DType::kBF16);
-  std::vector<Weight> out{f32, bf16, interleave_rows8(f32), interleave_rows8(bf16)};
+  std::vector<Weight> out{f32, bf16, interleave_rows(f32), interleave_rows(bf16)};
   for (const Weight* w : {&out[2], &out[3]}) {  // the layout changes addresses, never values
-    EXPECT_TRUE(w->interleaved8);
+    EXPECT_TRUE(w->interleaved);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k) EXPECT_EQ(w->at(n, k), (w == &out[2] ? f32 : bf16).at(n, k));
   }
@@ -28,8 +28,8 @@ std::vector<Weight> weights_in_every_format(std::mt19937& rng, int64_t N, int64_
     auto qw = quantize_weight(f32, q);
     EXPECT_TRUE(qw.ok());
     out.push_back(*qw);
-    out.push_back(interleave_rows8(*qw));
-    EXPECT_TRUE(out.back().interleaved8);
+    out.push_back(interleave_rows(*qw));
+    EXPECT_TRUE(out.back().interleaved);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k) EXPECT_EQ(out.back().at(n, k), qw->at(n, k));
   }
@@ -95,7 +95,7 @@ TEST(DotKernels, ScalarReferenceIsADotProduct) {
     for (int64_t i = 0; i < M * ldy; ++i)
       if (bits(got[i]) != bits(want[i]))
         return ::testing::AssertionFailure()
-               << set->isa << " " << weight_format_name(w) << (w.interleaved8 ? " interleaved" : "") << " K "
+               << set->isa << " " << weight_format_name(w) << (w.interleaved ? " interleaved" : "") << " K "
                << w.cols << " M " << M << " rows " << n0 << ".." << n1 << note << " at " << i << ": " << got[i]
                << " vs " << want[i];
   }
@@ -197,7 +197,7 @@ TEST(DotKernels, BatchesLongerThanAnInputBlockEqualTheScalarReference) {
       if (bf16_inputs)
         for (float& v : x) v = round_bf16(v);
       for (DType dtype : {DType::kF32, DType::kBF16}) {
-        const Weight w = interleave_rows8(testing::random_weight(rng, N, K, 0.7f, dtype));
+        const Weight w = interleave_rows(testing::random_weight(rng, N, K, 0.7f, dtype));
         for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {8, 16}})
           ASSERT_TRUE(every_set_equals_the_scalar_reference(x.data(), M, ldx, w, n0, n1, ldy,
                                                             bf16_inputs ? " bf16 inputs" : ""));
@@ -287,7 +287,7 @@ TEST(DotKernels, PairedInputsOfABatchEqualTheScalarReference) {
           ++checked;
           set->paired_rows(pairs, m0, M, w, n0, n1, got.data(), width);
           for (size_t i = 0; i < got.size(); ++i)
-            ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << (w.interleaved8 ? " interleaved" : "") << " K " << K
+            ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << (w.interleaved ? " interleaved" : "") << " K " << K
                                                    << " rows " << n0 << ".." << n1 << " at " << i;
         }
       }

@@ -58,7 +58,7 @@ TEST(Ops, MatmulManyEqualsOneMatmulPerWeight) {
       for (int64_t N : {40, 24, 17}) {
         Weight w = testing::random_weight(rng, N, K, 1.0f, dt);
         if (quant != WeightQuant::kNone) w = quantize_weight(w, quant).value();
-        ws.push_back(interleave_rows8(w));
+        ws.push_back(interleave_rows(w));
       }
       ws.push_back(testing::random_weight(rng, 9, K + 1, 1.0f, dt));  // another width: fallback
       for (int64_t M : {1, 5, 16}) {

@@ -45,8 +45,8 @@ TEST(Quantize, InterleavedCopyKeepsEveryElement) {
       for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
         auto qw = quantize_weight(w, q);
         ASSERT_TRUE(qw.ok()) << qw.status().message();
-        const Weight il = interleave_rows8(*qw);
-        ASSERT_TRUE(il.interleaved8);
+        const Weight il = interleave_rows(*qw);
+        ASSERT_TRUE(il.interleaved);
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t c = 0; c < cols; ++c) {
             ASSERT_EQ(il.at(r, c), qw->at(r, c)) << rows << "x" << cols << " q" << (q == WeightQuant::kQ8 ? 8 : 4)
@@ -82,7 +82,7 @@ TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
         const Weight w = testing::random_weight(rng, rows, cols, 1.0f, dtype);
         const std::string what = std::to_string(rows) + "x" + std::to_string(cols) + " " + dtype_name(dtype);
         // f32/bf16 interleaved: blocks of 8 rows x padded columns.
-        const Weight il_alone = interleave_rows8(w), il_pool = interleave_rows8(w, &pool);
+        const Weight il_alone = interleave_rows(w), il_pool = interleave_rows(w, &pool);
         const size_t il_bytes = static_cast<size_t>((rows + 7) / 8 * 8 * il_alone.padded_cols()) * dtype_size(dtype);
         EXPECT_TRUE(same_bytes(il_alone, il_pool, il_bytes)) << what;
         for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
@@ -93,7 +93,7 @@ TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
           EXPECT_TRUE(same_bytes(*alone, *spread, value_bytes)) << what << " " << quant_name(q);
           EXPECT_EQ(std::memcmp(alone->scales, spread->scales, static_cast<size_t>(rows * alone->groups_per_row()) * 4), 0)
               << what << " " << quant_name(q);
-          const Weight qil_alone = interleave_rows8(*alone), qil_pool = interleave_rows8(*alone, &pool);
+          const Weight qil_alone = interleave_rows(*alone), qil_pool = interleave_rows(*alone, &pool);
           const size_t qil_bytes = static_cast<size_t>((rows + 7) / 8 * alone->groups_per_row() * qil_alone.interleaved_group_stride());
           EXPECT_TRUE(same_bytes(qil_alone, qil_pool, qil_bytes)) << what << " " << quant_name(q) << " interleaved";
         }
