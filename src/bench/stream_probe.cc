@@ -28,7 +28,7 @@ volatile uint64_t g_read_sink = 0;  // the plain reads' sums, so they are not op
 // Bytes from w.data to the end of an interleaved weight (for q8/q4 each group's values, then their
 // scales; the layout interleave_rows writes, padding included).
 size_t interleaved_extent(const Weight& w) {
-  const int64_t blocks = (w.rows + 7) / 8;
+  const int64_t blocks = (w.rows + w.block_rows() - 1) / w.block_rows();
   if (w.quant == WeightQuant::kNone)
     return static_cast<size_t>(blocks * 8 * w.padded_cols()) * dtype_size(w.dtype);
   return static_cast<size_t>(blocks * w.groups_per_row() * w.interleaved_group_stride());
@@ -100,10 +100,11 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   kernels::QuantizedRows qx;
   const bool quantized = first.quant != WeightQuant::kNone;
   if (quantized) kernels::quantize_activations(x.data(), 1, o.cols, o.cols, &qx);
-  // Row blocks of whole 8-row blocks; the read takes the matching share of the bytes per task.
+  // Tasks of whole 16-row blocks (q8/q4's, two of f32/bf16's); the read takes the matching share
+  // of the bytes per task.
   ThreadPool pool(o.threads);
   const int64_t block_rows =
-      o.task_rows > 0 ? std::max<int64_t>(8, (o.task_rows + 7) / 8 * 8) : rows_per_thread(o.rows, o.threads);
+      o.task_rows > 0 ? std::max<int64_t>(16, (o.task_rows + 15) / 16 * 16) : rows_per_thread(o.rows, o.threads);
   const int64_t n_tasks = (o.rows + block_rows - 1) / block_rows;
   auto product = [&](const Weight& w, float* out) {
     pool.parallel_for(n_tasks, [&](int64_t t) {

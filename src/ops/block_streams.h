@@ -24,17 +24,18 @@ inline void blocks_as_streams(int64_t blocks, Fn fn) {
   for (int64_t k = S * part; k < blocks; ++k) fn(static_cast<const int64_t*>(&k), std::integral_constant<int, 1>{});
 }
 
-// blocks_as_streams over the whole 8-row blocks from row `first`, whose outputs start at y (row r
-// at y[r - first]): fn(rows, outs, streams) gets each block's first row and its 8 outputs.
+// blocks_as_streams over the whole blocks of `block_rows` rows (8 for f32/bf16, 16 for q8/q4) from
+// row `first`, whose outputs start at y (row r at y[r - first]): fn(rows, outs, streams) gets each
+// block's first row and its outputs.
 template <int S, class Fn>
-inline void row_blocks_as_streams(int64_t first, int64_t blocks, float* y, Fn fn) {
+inline void row_blocks_as_streams(int64_t block_rows, int64_t first, int64_t blocks, float* y, Fn fn) {
   blocks_as_streams<S>(blocks, [&](const int64_t* k, auto streams) {
     constexpr int N = decltype(streams)::value;
     int64_t rows[N];
     float* outs[N];
     for (int s = 0; s < N; ++s) {
-      rows[s] = first + 8 * k[s];
-      outs[s] = y + 8 * k[s];
+      rows[s] = first + block_rows * k[s];
+      outs[s] = y + block_rows * k[s];
     }
     fn(static_cast<const int64_t*>(rows), static_cast<float* const*>(outs), streams);
   });
@@ -42,11 +43,11 @@ inline void row_blocks_as_streams(int64_t first, int64_t blocks, float* y, Fn fn
 
 // row_blocks_as_streams with S chosen at run time: 1, 2 or 4 (one_token_streams()).
 template <class Fn>
-inline void row_blocks_as_n_streams(int streams, int64_t first, int64_t blocks, float* y, Fn fn) {
+inline void row_blocks_as_n_streams(int streams, int64_t block_rows, int64_t first, int64_t blocks, float* y, Fn fn) {
   switch (streams) {
-    case 1: return row_blocks_as_streams<1>(first, blocks, y, fn);
-    case 2: return row_blocks_as_streams<2>(first, blocks, y, fn);
-    default: return row_blocks_as_streams<4>(first, blocks, y, fn);
+    case 1: return row_blocks_as_streams<1>(block_rows, first, blocks, y, fn);
+    case 2: return row_blocks_as_streams<2>(block_rows, first, blocks, y, fn);
+    default: return row_blocks_as_streams<4>(block_rows, first, blocks, y, fn);
   }
 }
 

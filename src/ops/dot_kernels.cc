@@ -15,7 +15,7 @@ namespace moepp::kernels {
 float weight_element(const Weight& w, int64_t n, int64_t c) { return w.at(n, c); }
 
 int weight_integer(const Weight& w, int64_t n, int64_t c) {
-  if (w.quant == WeightQuant::kQ8) return w.q8()[w.group_offset(n, c / kQuantGroup) + c % kQuantGroup];
+  if (w.quant == WeightQuant::kQ8) return w.q8_value(n, c);
   return w.q4_nibble(n, c) - 8;
 }
 
@@ -23,9 +23,9 @@ namespace {
 
 void scalar_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out, int64_t m0) {
   const int64_t G = out->groups;
-  // Padding columns past K stay 0, and the lane sums start from 0.
+  // Padding columns past K stay 0, and the group sums start from 0.
   std::fill(out->q.begin() + m0 * G * kQuantGroup, out->q.begin() + (m0 + M) * G * kQuantGroup, int8_t{0});
-  std::fill(out->lane_sum.begin() + m0 * G * 8, out->lane_sum.begin() + (m0 + M) * G * 8, 0);
+  std::fill(out->group_sum.begin() + m0 * G, out->group_sum.begin() + (m0 + M) * G, 0);
   for (int64_t m = m0; m < m0 + M; ++m)
     for (int64_t g = 0; g < G; ++g) {  // row m of out is row m - m0 of x
       const int64_t c0 = g * kQuantGroup, c1 = std::min(K, c0 + kQuantGroup);
@@ -35,33 +35,29 @@ void scalar_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, Qua
       const float inv = amax > 0.0f ? 1.0f / sx : 0.0f;
       out->scale[m * G + g] = sx;
       int8_t* q = out->q.data() + (m * G + g) * kQuantGroup;
-      int32_t* lanes = out->lane_sum.data() + (m * G + g) * 8;
+      int32_t& sum = out->group_sum[m * G + g];
       for (int64_t c = c0; c < c1; ++c) {
         // Round to nearest even by the 1.5 * 2^23 trick (exact for |v| < 2^22): the same as
         // nearbyint, without its library call (this runs for every input of every matmul).
         const float v = std::clamp(x[(m - m0) * ldx + c] * inv, -127.0f, 127.0f);
         q[c - c0] = static_cast<int8_t>((v + 0x1.8p23f) - 0x1.8p23f);
-        lanes[(c - c0) / 4] += q[c - c0];
+        sum += q[c - c0];
       }
     }
 }
 
 float reference_quantized_dot(const QuantizedRows& a, int64_t m, const Weight& w, int64_t n) {
   const int64_t G = a.groups;
-  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  float acc = 0.0f;
   for (int64_t g = 0; g < G; ++g) {
     const float d = w.scales[w.scale_index(n, g)] * a.scale[m * G + g];
     const int8_t* xq = a.q.data() + (m * G + g) * kQuantGroup;
-    for (int j = 0; j < 8; ++j) {
-      int32_t isum = 0;
-      for (int i = 0; i < 4; ++i) {
-        const int64_t c = g * kQuantGroup + 4 * j + i;
-        if (c < w.cols) isum += weight_integer(w, n, c) * xq[4 * j + i];
-      }
-      lane[j] = std::fma(static_cast<float>(isum), d, lane[j]);
-    }
+    int32_t isum = 0;
+    for (int64_t c = g * kQuantGroup; c < std::min(w.cols, (g + 1) * kQuantGroup); ++c)
+      isum += weight_integer(w, n, c) * xq[c - g * kQuantGroup];
+    acc = std::fma(static_cast<float>(isum), d, acc);
   }
-  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  return acc;
 }
 
 float reference_dot(const float* x, const Weight& w, int64_t n) {
@@ -170,7 +166,7 @@ void size_quantized_rows(int64_t M, int64_t K, QuantizedRows* out) {
   out->groups = G;
   out->q.resize(static_cast<size_t>(M * G * kQuantGroup));
   out->scale.resize(static_cast<size_t>(M * G));
-  out->lane_sum.resize(static_cast<size_t>(M * G * 8));
+  out->group_sum.resize(static_cast<size_t>(M * G));
 }
 
 void quantize_all_rows(const KernelSet& set, const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out) {

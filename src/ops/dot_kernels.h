@@ -12,13 +12,15 @@
 //   - y = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7));
 //   - w(n, c) is the weight as f32 (exact for f32 and bf16).
 // Group-quantised weights (q8, q4) take the integer path instead, as llama.cpp's Q8_0 dot products
-// do: each input row is quantised per group of 32 columns (quantize_activations), and for group g
-// lane j accumulates
-//     lane_j = fma(float(isum_gj), sw_g * sx_g, lane_j)
-// where isum_gj is the exact integer sum, over columns 32g + 4j .. 32g + 4j + 3 below K, of w_int *
-// x_int (w_int = q for q8, nibble - 8 for q4), sw_g the weight row's scale, sx_g the input's; same
-// lane sum at the end. int8 x int8 products cost a quarter of the f32 work per weight, which is
-// what lets a quantised decode keep up with memory.
+// do: each input row is quantised per group of 32 columns (quantize_activations), and the groups
+// g = 0, 1, .. are added in order to one accumulator,
+//     acc = fma(float(isum_g), sw_g * sx_g, acc)    (acc starts at 0; y = acc)
+// where isum_g is the exact integer sum, over the group's columns below K, of w_int * x_int (w_int
+// = q for q8, nibble - 8 for q4), sw_g the weight row's scale and sx_g the input's. One
+// conversion and one FMA per group and row, not per 4 columns: with the interleaved layout
+// (tensor/weight.h) a 16-row register of vpdpbusd sums ends a group holding each row's isum_g.
+// int8 x int8 products cost a quarter of the f32 work per weight, which is what lets a quantised
+// decode keep up with memory.
 #pragma once
 
 #include <cstdint>
@@ -240,8 +242,8 @@ struct QuantizedRows {
   int64_t groups = 0;             // ceil(K / 32)
   std::vector<int8_t> q;          // [M, groups * 32]
   std::vector<float> scale;       // [M, groups]
-  std::vector<int32_t> lane_sum;  // [M, groups, 8]: sum of x_int over each
-                                  // lane's 4 columns (q4's offset)
+  std::vector<int32_t> group_sum;  // [M, groups]: sum of x_int over the group (the offset that
+                                   // unsigned weights, q8 + 128 and q4's nibbles, add)
 };
 // Inputs as vdpbf16ps reads them (the AVX-512 sets on CPUs with AVX512_BF16): per row, Q = ceil(K / 16)
 // groups of 8 lanes, lane j holding bf16(x[16q + j]) in its high half and bf16(x[16q + 8 + j]) in

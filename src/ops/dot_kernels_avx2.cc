@@ -996,9 +996,10 @@ void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, Quant
       const __m256i bytes = _mm256_permutevar8x32_epi32(
           _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])), byte_order);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out->q.data() + (m * G + g) * kQuantGroup), bytes);
-      const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out->lane_sum.data() + (m * G + g) * 8),
-                          _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+      const __m256i lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes), _mm256_set1_epi16(1));
+      __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+      sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
+      out->group_sum[m * G + g] = _mm_cvtsi128_si32(_mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1)));
     }
 }
 

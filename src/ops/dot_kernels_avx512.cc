@@ -394,7 +394,7 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
   if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
   auto block = [&](int64_t n) { return w.bf16() + (n / 8) * 8 * w.padded_cols(); };
-  row_blocks_as_n_streams(one_token_streams(), first, (last - first) / 8, y + (first - n0),
+  row_blocks_as_n_streams(one_token_streams(), 8, first, (last - first) / 8, y + (first - n0),
                           [&](const int64_t* rows, float* const* outs, auto streams) {
                             constexpr int S = decltype(streams)::value;
                             const uint16_t* blocks[S];
@@ -549,149 +549,134 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
 
 // 64 bytes as two 256-bit loads: on this project's AVX-512 machine (Zen 5 under KVM) a plain read
 // with one 512-bit load per cache line streamed at 0.76-0.93 of one with two 256-bit loads
-// (alternated in one process), and the q8 kernel gained only with halves and inline scales
-// together. The interleaved groups are 32-byte aligned (strides of 288 and 160 bytes), so
-// neither half crosses a cache line.
+// (alternated in one process).
 inline __m512i load_halves(const uint8_t* p) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), 1);
 }
 
-// Group g of a block of 8 interleaved rows as four registers of two rows' 32 unsigned weights in
-// column order: q8 + 128, or q4 nibbles. Interleaved q4 stores rows 2i and 2i + 1 of a column in
-// one byte (low, high nibble), so register i is those 32 bytes in both halves, masked to the low
-// nibble in the low half and to the high nibble in the high half, left in place: that half holds
-// 16 x (w + 8), whose products vpdpbusd still sums exactly (4 x 240 x 127 < 2^31), and its
-// accumulators 16 x the true sums, scaled back once per block (kQ4HighHalf). No shift, no unpacking.
+// The interleaved q8/q4 layout (tensor/weight.h): a group of a 16-row block is 64-byte chunks,
+// each one register of 16 lanes = 16 rows x 4 columns, then the 16 rows' scales. One vpdpbusd
+// with the input's 4 matching bytes broadcast adds 4 columns to every row, so a group ends with
+// each row's exact integer sum in its lane: one conversion, one multiply of scales and one FMA per
+// 16 rows and group, where 8-lane rows took one each per 2 rows.
 template <bool kQ4>
-inline void load_group(const uint8_t* group /*8 rows x group bytes*/, __m512i wv[4]) {
-  if constexpr (!kQ4) {
-    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int i = 0; i < 4; ++i) wv[i] = _mm512_xor_si512(load_halves(group + 64 * i), bias);
-  } else {
-    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0f), _mm256_set1_epi8(static_cast<char>(0xf0)), 1);
-    for (int i = 0; i < 4; ++i)
-      wv[i] = _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * i))), mask);
-  }
-}
-
-// q4's odd rows (the high halves above) come out 16 x their value. Every step on them (int32 to
-// float, the fma with the scale, the lane sums) scales exactly by a power of two, so one multiply
-// by 1/16 at the end gives the same bits as unscaled sums (outside subnormal magnitudes).
-inline __m256 q4_unscale_odd_rows(__m256 y) {
-  return _mm256_mul_ps(y, _mm256_setr_ps(1.0f, 0.0625f, 1.0f, 0.0625f, 1.0f, 0.0625f, 1.0f, 0.0625f));
-}
-
-// What a q8/q4 group step needs besides the weights. The unsigned weight is w_int + 128 (q8),
-// w_int + 8 (q4 even rows) or 16 x (w_int + 8) (q4 odd rows, load_group): the offset to take off
-// is the input's lane sum times 2^7, 2^3 or 2^7.
-template <bool kQ4>
-struct QuantGroupConstants {
-  static constexpr int64_t kGroupBytes = kQ4 ? kQuantGroup / 2 : kQuantGroup;
+struct QuantLayout {
   static constexpr int64_t kStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
-  __m512i offset_shift, pair_index[4];  // pair_index: scale of row 2i in the low half, of 2i + 1 in the high
-  QuantGroupConstants() {
-    offset_shift = kQ4 ? _mm512_inserti64x4(_mm512_set1_epi32(3), _mm256_set1_epi32(7), 1) : _mm512_set1_epi32(7);
-    for (int i = 0; i < 4; ++i)
-      pair_index[i] = _mm512_inserti64x4(_mm512_set1_epi32(2 * i), _mm256_set1_epi32(2 * i + 1), 1);
-  }
-  // The input's start value for vpdpbusd: minus the offset, per lane.
-  __m512i start(const QuantizedRows& a, int64_t row) const {
-    const __m512i lane_sum = _mm512_broadcast_i32x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_sum.data() + row * 8)));
-    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_sllv_epi32(lane_sum, offset_shift));
-  }
-  __m512i input(const QuantizedRows& a, int64_t row) const {
-    return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + row * kQuantGroup)));
-  }
-  static __m512 weight_scales(const uint8_t* group) {
-    return _mm512_zextps256_ps512(_mm256_loadu_ps(reinterpret_cast<const float*>(group + 8 * kGroupBytes)));
-  }
+  static constexpr int64_t kValues = kQuantBlockRows * (kQ4 ? kQuantGroup / 2 : kQuantGroup);  // then 16 scales
 };
 
+// A group's weights as 8 registers of unsigned bytes, register k holding columns 4k .. 4k + 3 of
+// the 16 rows: q8 + 128 (the sign bit flipped); q4's nibbles, register 2k the low ones of chunk k
+// (columns 8k .. 8k + 3), 2k + 1 its high ones left in place (columns 8k + 4 .. 8k + 7 times 16:
+// group_sums shifts their sum back once, exactly, instead of every chunk).
 template <bool kQ4>
-inline void store_block(const __m512 acc[4], float* y) {
-  const __m256 sums = sum_lanes8(acc);
-  _mm256_storeu_ps(y, kQ4 ? q4_unscale_odd_rows(sums) : sums);
+inline void load_group(const uint8_t* group, __m512i wv[8]) {
+  if constexpr (!kQ4) {
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int k = 0; k < 8; ++k) wv[k] = _mm512_xor_si512(load_halves(group + 64 * k), bias);
+  } else {
+    const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(static_cast<char>(0xf0));
+    for (int k = 0; k < 4; ++k) {
+      const __m512i v = load_halves(group + 64 * k);
+      wv[2 * k] = _mm512_and_si512(v, low);
+      wv[2 * k + 1] = _mm512_and_si512(v, high);
+    }
+  }
 }
 
-// One token (row m of a) x NB blocks of 8 interleaved q8/q4 rows starting at rows n[b] (n[b] % 8
-// == 0), group by group through all NB at once. Blocks from NB distant places of a matrix are NB
-// memory streams (one_token_rows takes one_token_streams()). On Zen 5, with two, one thread
-// streamed q8 and q4 at 1.02-1.04 and 0.99-1.01 of the then one-stream plain read, against
+// Each of the 16 rows' isum_g (the contract's exact integer sum) against one input group xq: the
+// sums start at minus the offset the unsigned weights add (2^7 or 2^3 times the input's group
+// sum) and run as two chains, the input's 4 bytes broadcast from memory into each vpdpbusd.
+template <bool kQ4>
+inline __m512i group_sums(const __m512i wv[8], const int8_t* xq, int32_t group_sum) {
+  auto x4 = [&](int k) {
+    int32_t v;
+    std::memcpy(&v, xq + 4 * k, sizeof v);
+    return _mm512_set1_epi32(v);
+  };
+  __m512i even = _mm512_set1_epi32(-(group_sum << (kQ4 ? 3 : 7))), odd = _mm512_setzero_si512();
+  for (int k = 0; k < 8; k += 2) {
+    even = _mm512_dpbusd_epi32(even, wv[k], x4(k));
+    odd = _mm512_dpbusd_epi32(odd, wv[k + 1], x4(k + 1));
+  }
+  // q4: the odd registers are the high nibbles, 16 x their sum (a multiple of 16: exact shift).
+  return _mm512_add_epi32(even, kQ4 ? _mm512_srai_epi32(odd, 4) : odd);
+}
+
+// acc + float(isum) * (sw * sx) for a group (the contract's step, 16 rows at once).
+template <bool kQ4>
+inline __m512 add_group(__m512 acc, __m512i isum, const uint8_t* group, __m512 sx) {
+  const __m512 sw = _mm512_loadu_ps(reinterpret_cast<const float*>(group + QuantLayout<kQ4>::kValues));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(sw, sx), acc);
+}
+
+// One token (row m of a) x NB blocks of 16 interleaved q8/q4 rows starting at rows n[b] (n[b] %
+// 16 == 0), group by group through all NB at once: blocks from NB distant places of a matrix are
+// NB memory streams (one_token_rows takes one_token_streams()). On Zen 5 (8-row blocks), two
+// streams read q8 and q4 at 1.02-1.04 and 0.99-1.01 of the then one-stream plain read, against
 // 0.88-0.90 and 0.82-0.85 with one (`bench --stream`, alternated): its hardware prefetcher keeps
 // more lines in flight for two streams than for one; software prefetch only slowed the one
-// stream down (0.52-0.82 at distances of 1-8 KB). Zen 4's does best on one.
-// A group of a block is its 8 rows' values, then their 8 scales (Weight::group_offset).
+// stream down. Zen 4's does best on one.
 template <int NB, bool kQ4>
 void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
                       float* const* y /*[NB]*/) {
-  using C = QuantGroupConstants<kQ4>;
-  const C c;
+  using L = QuantLayout<kQ4>;
   const int64_t G = a.groups;
   const uint8_t* block[NB];
-  for (int b = 0; b < NB; ++b) block[b] = static_cast<const uint8_t*>(w.data) + (n[b] / 8) * G * C::kStride;
-  __m512 acc[NB][4];
-  for (int b = 0; b < NB; ++b)
-    for (int i = 0; i < 4; ++i) acc[b][i] = _mm512_setzero_ps();
+  __m512 acc[NB];
+  for (int b = 0; b < NB; ++b) {
+    block[b] = static_cast<const uint8_t*>(w.data) + (n[b] / kQuantBlockRows) * G * L::kStride;
+    acc[b] = _mm512_setzero_ps();
+  }
   for (int64_t g = 0; g < G; ++g) {
     const int64_t row = m * G + g;
-    const __m512i xv = c.input(a, row), start = c.start(a, row);
+    const int8_t* xq = a.q.data() + row * kQuantGroup;
     const __m512 sx = _mm512_set1_ps(a.scale[row]);
     for (int b = 0; b < NB; ++b) {
-      const uint8_t* group = block[b] + g * C::kStride;
-      __m512i wv[4];
+      const uint8_t* group = block[b] + g * L::kStride;
+      __m512i wv[8];
       load_group<kQ4>(group, wv);
-      // The 8 rows' scales times the input's, then spread to pairs of rows (one multiply
-      // instead of four; the same products w_scale * x_scale as the twin's).
-      const __m512 sws = _mm512_mul_ps(C::weight_scales(group), sx);
-      for (int i = 0; i < 4; ++i) {
-        const __m512i isum = _mm512_dpbusd_epi32(start, wv[i], xv);
-        acc[b][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(c.pair_index[i], sws), acc[b][i]);
-      }
+      acc[b] = add_group<kQ4>(acc[b], group_sums<kQ4>(wv, xq, a.group_sum[row]), group, sx);
     }
   }
-  for (int b = 0; b < NB; ++b) store_block<kQ4>(acc[b], y[b]);
+  for (int b = 0; b < NB; ++b) _mm512_storeu_ps(y[b], acc[b]);
 }
 
-// MR tokens (rows m0.. of a, 2 <= MR <= 4) x one block of 8 interleaved q8/q4 rows starting at
-// row n, as one_token_blocks per token.
+// MR tokens (rows m0.. of a, 2 <= MR <= 8) x one block of 16 interleaved q8/q4 rows starting at
+// row n: each group's weights loaded and made unsigned once for all MR tokens.
 template <int MR, bool kQ4>
-void quant_block8(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
-  using C = QuantGroupConstants<kQ4>;
-  const C c;
+void quant_block16(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+  using L = QuantLayout<kQ4>;
   const int64_t G = a.groups;
-  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / 8) * G * C::kStride;
-  __m512 acc[MR][4];
-  for (int m = 0; m < MR; ++m)
-    for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
+  const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / kQuantBlockRows) * G * L::kStride;
+  __m512 acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    const uint8_t* group = block + g * C::kStride;
-    for (int b = 0; b < C::kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
-    __m512i wv[4];
+    const uint8_t* group = block + g * L::kStride;
+    for (int b = 0; b < L::kStride; b += 64) _mm_prefetch(reinterpret_cast<const char*>(group) + 2048 + b, _MM_HINT_T0);
+    __m512i wv[8];
     load_group<kQ4>(group, wv);
-    const __m512 s = C::weight_scales(group);
-    __m512 sw[4];  // the weight scales spread to pairs of rows once for all tokens
-    for (int i = 0; i < 4; ++i) sw[i] = _mm512_permutexvar_ps(c.pair_index[i], s);
     for (int m = 0; m < MR; ++m) {
       const int64_t row = (m0 + m) * G + g;
-      const __m512i xv = c.input(a, row), start = c.start(a, row);
-      const __m512 sx = _mm512_set1_ps(a.scale[row]);
-      for (int i = 0; i < 4; ++i) {
-        const __m512i isum = _mm512_dpbusd_epi32(start, wv[i], xv);
-        acc[m][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(sw[i], sx), acc[m][i]);
-      }
+      const __m512i isum = group_sums<kQ4>(wv, a.q.data() + row * kQuantGroup, a.group_sum[row]);
+      acc[m] = add_group<kQ4>(acc[m], isum, group, _mm512_set1_ps(a.scale[row]));
     }
   }
-  for (int m = 0; m < MR; ++m) store_block<kQ4>(acc[m], y + m * ldy);
+  for (int m = 0; m < MR; ++m) _mm512_storeu_ps(y + m * ldy, acc[m]);
 }
 
 template <bool kQ4>
-void quant_block8_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
+void quant_block16_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
   switch (mr) {
     case 1: return one_token_blocks<1, kQ4>(a, m0, w, &n, &y);
-    case 2: return quant_block8<2, kQ4>(a, m0, w, n, y, ldy);
-    case 3: return quant_block8<3, kQ4>(a, m0, w, n, y, ldy);
-    default: return quant_block8<4, kQ4>(a, m0, w, n, y, ldy);
+    case 2: return quant_block16<2, kQ4>(a, m0, w, n, y, ldy);
+    case 3: return quant_block16<3, kQ4>(a, m0, w, n, y, ldy);
+    case 4: return quant_block16<4, kQ4>(a, m0, w, n, y, ldy);
+    case 5: return quant_block16<5, kQ4>(a, m0, w, n, y, ldy);
+    case 6: return quant_block16<6, kQ4>(a, m0, w, n, y, ldy);
+    case 7: return quant_block16<7, kQ4>(a, m0, w, n, y, ldy);
+    default: return quant_block16<8, kQ4>(a, m0, w, n, y, ldy);
   }
 }
 
@@ -700,32 +685,43 @@ void quant_block8_any(int mr, const QuantizedRows& a, int64_t m0, const Weight& 
 // 79-85 -> 92-96 tok/s, q8 within the spread (41-51 either way); Zen 4 reads best with one.
 template <bool kQ4>
 void one_token_rows(const QuantizedRows& a, int64_t m, const Weight& w, int64_t first, int64_t last, float* y) {
-  row_blocks_as_n_streams(one_token_streams(), first, (last - first) / 8, y,
+  row_blocks_as_n_streams(one_token_streams(), kQuantBlockRows, first, (last - first) / kQuantBlockRows, y,
                           [&](const int64_t* rows, float* const* outs, auto streams) {
                             one_token_blocks<decltype(streams)::value, kQ4>(a, m, w, rows, outs);
                           });
 }
 
+template <bool kQ4>
+void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,
+                int64_t ldy) {
+  constexpr int64_t R = kQuantBlockRows;
+  const int64_t first = (n0 + R - 1) / R * R, last = std::max(first, n1 / R * R);  // whole blocks
+  // A block cut by n0 or n1: all its rows into `part`, then the ones asked for.
+  auto cut_block = [&](int64_t n) {
+    const int64_t r0 = std::max(n, n0), r1 = std::min(n + R, n1);
+    for (int64_t m = 0; m < M; m += 8) {
+      const int mr = static_cast<int>(std::min<int64_t>(8, M - m));
+      float part[8 * R];
+      quant_block16_any<kQ4>(mr, a, m0 + m, w, n, part, R);
+      for (int i = 0; i < mr; ++i) std::copy(part + i * R + (r0 - n), part + i * R + (r1 - n), y + (m + i) * ldy + (r0 - n0));
+    }
+  };
+  if (n0 < first) cut_block(n0 / R * R);
+  if (M == 1) {
+    one_token_rows<kQ4>(a, m0, w, first, last, y + (first - n0));
+  } else {
+    for (int64_t n = first; n < last; n += R)
+      for (int64_t m = 0; m < M; m += 8)
+        quant_block16_any<kQ4>(static_cast<int>(std::min<int64_t>(8, M - m)), a, m0 + m, w, n, y + m * ldy + (n - n0), ldy);
+  }
+  if (last < n1) cut_block(last);
+}
+
 void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,
                            float* y, int64_t ldy) {
-  const KernelSet& avx2 = *avx2_kernels();
-  if (!w.interleaved) return avx2.quantized_rows(a, m0, M, w, n0, n1, y, ldy);
-  const auto [first, last] = whole_blocks(n0, n1);
-  if (first > n0) avx2.quantized_rows(a, m0, M, w, n0, first, y, ldy);
-  const bool q4 = w.quant == WeightQuant::kQ4;
-  if (M == 1) {
-    if (q4) one_token_rows<true>(a, m0, w, first, last, y + (first - n0));
-    else one_token_rows<false>(a, m0, w, first, last, y + (first - n0));
-  } else {
-    for (int64_t n = first; n < last; n += 8)
-      for (int64_t m = 0; m < M; m += 4) {
-        const int mr = static_cast<int>(std::min<int64_t>(4, M - m));
-        float* out = y + m * ldy + (n - n0);
-        if (q4) quant_block8_any<true>(mr, a, m0 + m, w, n, out, ldy);
-        else quant_block8_any<false>(mr, a, m0 + m, w, n, out, ldy);
-      }
-  }
-  if (last < n1) avx2.quantized_rows(a, m0, M, w, last, n1, y + (last - n0), ldy);
+  if (!w.interleaved) return avx2_kernels()->quantized_rows(a, m0, M, w, n0, n1, y, ldy);  // row-major: the reference
+  if (w.quant == WeightQuant::kQ4) return quant_rows<true>(a, m0, M, w, n0, n1, y, ldy);
+  quant_rows<false>(a, m0, M, w, n0, n1, y, ldy);
 }
 
 // Attention: 8 keys at a time, two per register (as the 8-row weight blocks), the query's chunk

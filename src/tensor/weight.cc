@@ -105,12 +105,13 @@ size_t Weight::nbytes() const {
 
 namespace {
 
-// Blocks of 8 rows a task when interleaving (64 rows): each task zeroes and fills its own blocks,
-// so the pages are first touched (and zeroed by the system) on the threads that fill them.
+// Blocks of 8 rows a task when interleaving f32/bf16 (64 rows), 4 blocks of 16 for q8/q4: each
+// task zeroes and fills its own blocks, so the pages are first touched (and zeroed by the system)
+// on the threads that fill them.
 constexpr int64_t kBlocksPerTask = 8;
 
 Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
-  const int64_t blocks = (w.rows + 7) / 8, G = w.groups_per_row();
+  const int64_t blocks = (w.rows + kQuantBlockRows - 1) / kQuantBlockRows, G = w.groups_per_row();
   Weight out = w;
   out.interleaved = true;
   const size_t block_bytes = static_cast<size_t>(G * out.interleaved_group_stride());
@@ -118,26 +119,25 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
   if (out.owner == nullptr) throw std::bad_alloc();
   uint8_t* p = static_cast<uint8_t*>(out.owner.get());
   out.data = p;
-  out.scales = reinterpret_cast<const float*>(p + 8 * w.group_bytes());  // block 0, group 0's scales
+  out.scales = reinterpret_cast<const float*>(p + kQuantBlockRows * w.group_bytes());  // block 0, group 0's scales
   float* scales = const_cast<float*>(out.scales);
-  parallel_ranges(pool, blocks, kBlocksPerTask, [&](int64_t b0, int64_t b1) {
+  const bool q8 = w.quant == WeightQuant::kQ8;
+  parallel_ranges(pool, blocks, kBlocksPerTask / 2, [&](int64_t b0, int64_t b1) {
     std::memset(p + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
-    for (int64_t r = b0 * 8; r < std::min(w.rows, b1 * 8); ++r)
+    for (int64_t r = b0 * kQuantBlockRows; r < std::min(w.rows, b1 * kQuantBlockRows); ++r) {
+      const int64_t lane = 4 * (r % kQuantBlockRows);  // the row's 4 bytes in every chunk
       for (int64_t g = 0; g < G; ++g) {
         scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
-        // A row-major row's last group may be short: take what it has.
+        uint8_t* group = p + out.group_offset(r, g);
+        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);  // row-major
+        // A row-major row's last group may be short: its padding stays zero.
         const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
-        uint8_t* dst = p + out.group_offset(r, g);
-        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);
-        if (w.quant == WeightQuant::kQ8) {
-          std::memcpy(dst, src, static_cast<size_t>(cols));
-          continue;
+        for (int64_t k = 0; k < cols; ++k) {
+          if (q8) group[(k / 4) * 64 + lane + k % 4] = src[k];
+          else group[(k / 8) * 64 + lane + k % 4] |= static_cast<uint8_t>(((src[k / 2] >> (4 * (k % 2))) & 0x0f) << (k % 8 < 4 ? 0 : 4));
         }
-        // q4: column j of rows 2p, 2p + 1 share a byte (q4_nibble); the source pairs columns.
-        const int shift = 4 * static_cast<int>(r % 2);
-        for (int64_t j = 0; j < cols; ++j)
-          dst[j] |= static_cast<uint8_t>(((src[j / 2] >> (4 * (j % 2))) & 0x0f) << shift);
       }
+    }
   });
   return out;
 }
@@ -189,8 +189,7 @@ float Weight::at(int64_t r, int64_t c) const {
   switch (quant) {
     case WeightQuant::kNone: return dtype == DType::kF32 ? f32()[i] : bf16_to_f32(bf16()[i]);
     case WeightQuant::kQ8:
-      return scales[scale_index(r, c / kQuantGroup)] *
-             static_cast<float>(q8()[group_offset(r, c / kQuantGroup) + c % kQuantGroup]);
+      return scales[scale_index(r, c / kQuantGroup)] * static_cast<float>(q8_value(r, c));
     case WeightQuant::kQ4: {
       return scales[scale_index(r, c / kQuantGroup)] * static_cast<float>(q4_nibble(r, c) - 8);
     }

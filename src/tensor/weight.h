@@ -15,6 +15,7 @@ class ThreadPool;
 
 enum class WeightQuant : uint8_t { kNone, kQ8, kQ4 };
 constexpr int64_t kQuantGroup = 32;  // values per scale; a row's last group may be shorter
+constexpr int64_t kQuantBlockRows = 16;  // rows of an interleaved q8/q4 block
 
 struct Weight {
   DType dtype = DType::kF32;  // kF32 or kBF16 when quant == kNone
@@ -24,12 +25,13 @@ struct Weight {
   const void* data = nullptr;     // f32/bf16 [rows, cols]; q8 int8 [rows, cols]; q4 [rows, q4_row_bytes()] nibble pairs
   const float* scales = nullptr;  // quantised only: [rows, groups_per_row()] (interleaved: see scale_index)
   std::shared_ptr<void> owner;    // keeps owned memory alive (null for mapped views)
-  // Rows in blocks of 8 whose chunks lie side by side (row-interleaved), so a kernel reading 8
-  // rows at once streams memory in order (interleave_rows): 8-column chunks for f32,
-  // quantisation groups (and their scales) for q8/q4, and for bf16 16-column chunks stored as
-  // vdpbf16ps reads them (pairs: see element_index), so batches multiply the stored weights in
-  // place instead of reordering every panel first.
-  bool interleaved = false;
+  // Rows in blocks whose chunks lie side by side (row-interleaved), so a kernel reading a block
+  // of rows at once streams memory in order (interleave_rows): blocks of 8 rows of 8-column chunks
+  // for f32; for bf16 16-column chunks stored as vdpbf16ps reads them (pairs: see element_index),
+  // so batches multiply the stored weights in place instead of reordering every panel first; for
+  // q8/q4 blocks of 16 rows, lane-major (see group_offset), so that one integer register holds
+  // one 32-bit lane of each of 16 rows and a group's sum ends in one lane per row.
+    bool interleaved = false;
 
   bool empty() const { return data == nullptr; }
   int64_t groups_per_row() const { return (cols + kQuantGroup - 1) / kQuantGroup; }
@@ -51,35 +53,46 @@ struct Weight {
     const int64_t j = c % 8, high = (c % 16) < 8 ? 1 : 0;
     return block + (c / 16) * 128 + (r % 8) * 16 + 2 * j + high;
   }
-  // q8/q4: bytes of one stored group (32 values), the byte offset of group g of row r, and the
-  // index of its scale, in either layout (interleaved pads every group to full size).
+  // q8/q4: bytes of one row's stored group (32 values).
   int64_t group_bytes() const { return quant == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2; }
-  // interleaved q8/q4: group g of a block of 8 rows is its 8 rows' values followed by their 8 f32
-  // scales (`scales` points at block 0's first scales), so a one-token kernel reads one stream
-  // with no second one for the scales: 288 bytes a group for q8, 160 for q4.
+  // Rows of an interleaved block: 8 for f32/bf16, 16 for q8/q4.
+  int64_t block_rows() const { return quant == WeightQuant::kNone ? 8 : kQuantBlockRows; }
+  // interleaved q8/q4: group g of a block of 16 rows is 64-byte chunks, then the 16 rows' f32
+  // scales (`scales` points at block 0's first scales), so one stream holds values and scales:
+  //   q8: chunk k (0..7) holds columns 4k .. 4k + 3 of row j in bytes 4j .. 4j + 3 (576 bytes a
+  //       group with the scales);
+  //   q4: chunk k (0..3) holds columns 8k .. 8k + 3 of row j in the low nibbles of bytes
+  //       4j .. 4j + 3 and columns 8k + 4 .. 8k + 7 in their high nibbles (320 bytes a group).
+  // Every chunk is one 512-bit register (two 256-bit halves of 8 rows): one vpdpbusd per chunk
+  // (two per q4 chunk) adds 4 columns to each row's lane, with the input's 4 bytes broadcast.
   static constexpr int64_t interleaved_group_stride(WeightQuant q) {
-    return 8 * (q == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2) + 8 * static_cast<int64_t>(sizeof(float));
+    return kQuantBlockRows * (q == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2) +
+           kQuantBlockRows * static_cast<int64_t>(sizeof(float));
   }
   int64_t interleaved_group_stride() const { return interleaved_group_stride(quant); }
-  // Interleaved q4 stores column c of rows 2p and 2p + 1 in one byte (q4_nibble), so the offset
-  // of row r's group is that of its pair of rows.
+  // Byte offset of group g of row r: row-major, the row's group_bytes() values in column order;
+  // interleaved, the start of the group of r's block of 16 rows (the layout above).
   int64_t group_offset(int64_t r, int64_t g) const {
-    if (interleaved) {
-      const int64_t in_block = quant == WeightQuant::kQ4 ? (r % 8) / 2 * kQuantGroup : (r % 8) * group_bytes();
-      return ((r / 8) * groups_per_row() + g) * interleaved_group_stride() + in_block;
-    }
+    if (interleaved) return ((r / kQuantBlockRows) * groups_per_row() + g) * interleaved_group_stride();
     return (quant == WeightQuant::kQ8 ? r * cols : r * q4_row_bytes()) + g * group_bytes();
   }
+  // q8: element (r, c) as stored (the integer value).
+  int q8_value(int64_t r, int64_t c) const {
+    const int64_t at = group_offset(r, c / kQuantGroup);
+    const int64_t k = c % kQuantGroup;
+    if (interleaved) return q8()[at + (k / 4) * 64 + 4 * (r % kQuantBlockRows) + k % 4];
+    return q8()[at + k];
+  }
   // q4: element (r, c) as stored, 0..15 (the value + 8). A row-major row packs columns 2k (low
-  // nibble) and 2k + 1 (high) in a byte; an interleaved block packs column c of rows 2p (low) and
-  // 2p + 1 (high), so a kernel unpacks a pair of rows with one shift and one mask.
+  // nibble) and 2k + 1 (high) in a byte; interleaved, see above.
   int q4_nibble(int64_t r, int64_t c) const {
     const uint8_t* group = q4() + group_offset(r, c / kQuantGroup);
-    if (interleaved) return (group[c % kQuantGroup] >> (4 * (r % 2))) & 0x0f;
-    return (group[(c % kQuantGroup) / 2] >> (4 * (c % 2))) & 0x0f;
+    const int64_t k = c % kQuantGroup;
+    if (interleaved) return (group[(k / 8) * 64 + 4 * (r % kQuantBlockRows) + k % 4] >> (k % 8 < 4 ? 0 : 4)) & 0x0f;
+    return (group[k / 2] >> (4 * (k % 2))) & 0x0f;
   }
   int64_t scale_index(int64_t r, int64_t g) const {
-    if (interleaved) return ((r / 8) * groups_per_row() + g) * (interleaved_group_stride() / 4) + r % 8;
+    if (interleaved) return group_offset(r, g) / static_cast<int64_t>(sizeof(float)) + r % kQuantBlockRows;
     return r * groups_per_row() + g;
   }
   // Bytes a pass over the whole matrix reads (values and scales; padding not counted).

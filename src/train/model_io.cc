@@ -174,7 +174,7 @@ void quantized_values_row_major(const Weight& w, uint8_t* out, ThreadPool* pool)
       for (int64_t g = 0; g < G; ++g) {
         const int64_t c0 = g * kQuantGroup, cols = std::min(kQuantGroup, w.cols - c0);
         if (!q4) {
-          std::memcpy(out + r * row_bytes + c0, static_cast<const uint8_t*>(w.data) + w.group_offset(r, g), static_cast<size_t>(cols));
+          for (int64_t j = 0; j < cols; ++j) out[r * row_bytes + c0 + j] = static_cast<uint8_t>(w.q8_value(r, c0 + j));
           continue;
         }
         uint8_t* dst = out + r * row_bytes + c0 / 2;

@@ -34,9 +34,9 @@ TEST(StreamProbe, RowsForEveryFormatOnHugeThenSmallPages) {
   ASSERT_TRUE(rows.ok()) << rows.status().message();
   ASSERT_EQ(rows->size(), 8u);
   const char* formats[] = {"bf16", "q8", "q4", "f32"};
-  // Stored interleaved sizes: 24 padded rows; bf16 112 padded columns, f32 104; q8/q4 4 groups
-  // of 32 (16) bytes per row, values rounded up to 64 bytes, then 4 scales of 4 bytes per row.
-  const int64_t bytes[] = {24 * 112 * 2, 24 * 4 * 32 + 24 * 4 * 4, 24 * 4 * 16 + 24 * 4 * 4, 24 * 104 * 4};
+  // Stored interleaved sizes: bf16/f32 24 padded rows (blocks of 8), 112 and 104 padded columns;
+  // q8/q4 32 padded rows (blocks of 16), 4 groups of 32 (16) bytes per row and 4 scales of 4 bytes.
+  const int64_t bytes[] = {24 * 112 * 2, 32 * 4 * 32 + 32 * 4 * 4, 32 * 4 * 16 + 32 * 4 * 4, 24 * 104 * 4};
   for (size_t i = 0; i < rows->size(); ++i) {
     const StreamProbeRow& r = (*rows)[i];
     EXPECT_EQ(r.weights, formats[i / 2]);
@@ -53,7 +53,7 @@ TEST(StreamProbe, EachStreamCountNamedGetsItsRowsAndTheCountInUseIsKept) {
   const kernels::KeepOneTokenStreams keep;
   ASSERT_TRUE(kernels::set_one_token_streams(2));  // neither count named below, nor the last run
   StreamProbeOptions o = tiny_probe();
-  o.rows = 91;  // 11 whole 8-row blocks: uneven parts for 2 and 4 streams
+  o.rows = 91;  // 5 whole 16-row q4 blocks: uneven parts for 2 and 4 streams
   o.streams = {4, 1};
   auto rows = probe_one_token_stream({"q4", "f32"}, o);
   ASSERT_TRUE(rows.ok()) << rows.status().message();

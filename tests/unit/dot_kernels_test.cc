@@ -247,7 +247,7 @@ TEST(DotKernels, QuantizedInputsOfEverySetEqualTheScalarReference) {
         ASSERT_EQ(got.groups, want.groups) << set->isa;
         ASSERT_EQ(got.q.size(), want.q.size()) << set->isa << " K " << K;
         EXPECT_EQ(got.q, want.q) << set->isa << " K " << K;
-        EXPECT_EQ(got.lane_sum, want.lane_sum) << set->isa << " K " << K;
+        EXPECT_EQ(got.group_sum, want.group_sum) << set->isa << " K " << K;
         for (size_t i = 0; i < want.scale.size(); ++i)
           ASSERT_EQ(bits(got.scale[i]), bits(want.scale[i])) << set->isa << " K " << K << " group " << i;
       }

@@ -111,12 +111,12 @@ TEST(Ops, InputsQuantisedOverThePoolEqualOneCall) {
   kernels::quantize_activations(x.data(), M, ldx, K, &serial);
   ThreadPool pool(2);
   pooled.q.assign(serial.q.size(), 99);  // stale bytes a range must overwrite
-  pooled.lane_sum.assign(serial.lane_sum.size(), 99);
+  pooled.group_sum.assign(serial.group_sum.size(), 99);
   quantize_inputs(pool, x.data(), M, ldx, K, &pooled);
   EXPECT_EQ(pooled.groups, serial.groups);
   EXPECT_EQ(pooled.q, serial.q);
   EXPECT_EQ(pooled.scale, serial.scale);
-  EXPECT_EQ(pooled.lane_sum, serial.lane_sum);
+  EXPECT_EQ(pooled.group_sum, serial.group_sum);
   int nonzero = 0;
   for (int8_t q : serial.q) nonzero += q != 0;
   EXPECT_GT(nonzero, M * K / 2);

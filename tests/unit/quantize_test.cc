@@ -35,11 +35,11 @@ TEST(Quantize, ErrorWithinHalfAStepPerGroup) {
   }
 }
 
-// The interleaved copy the kernels read (values and scales per group of 8 rows; q4 pairs rows in
-// a byte) holds every element of the row-major original, padding rows and short groups included.
+// The interleaved copy the kernels read (values and scales per group of 16 rows, lane-major)
+// holds every element of the row-major original, padding rows and short groups included.
 TEST(Quantize, InterleavedCopyKeepsEveryElement) {
   std::mt19937 rng(22);
-  for (int64_t rows : {1, 8, 13}) {
+  for (int64_t rows : {1, 8, 13, 16, 35}) {
     for (int64_t cols : {7, 32, 45, 96}) {
       const Weight w = testing::random_weight(rng, rows, cols, 1.0f);
       for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
@@ -53,14 +53,26 @@ TEST(Quantize, InterleavedCopyKeepsEveryElement) {
                                                  << " (" << r << ", " << c << ")";
             if (q == WeightQuant::kQ4) {
               ASSERT_EQ(il.q4_nibble(r, c), qw->q4_nibble(r, c));
+            } else {
+              ASSERT_EQ(il.q8_value(r, c), qw->q8_value(r, c));
             }
           }
-        // A scale lies right after its group's values, and group g + 1 after those scales.
+        // The 16 rows' scales lie right after their group's values, and group g + 1 after those
+        // scales; row r's 4 bytes of a chunk are bytes 4r .. 4r + 3 (the kernels' lanes).
         const int64_t stride = il.interleaved_group_stride();
-        ASSERT_EQ(reinterpret_cast<const uint8_t*>(il.scales + il.scale_index(0, 0)) - static_cast<const uint8_t*>(il.data),
-                  stride - 32);
+        const auto* base = static_cast<const uint8_t*>(il.data);
+        ASSERT_EQ(reinterpret_cast<const uint8_t*>(il.scales + il.scale_index(0, 0)) - base, stride - 64);
+        ASSERT_EQ(il.scale_index(rows - 1, 0) - il.scale_index(0, 0), (rows - 1) / 16 * il.groups_per_row() * stride / 4 + (rows - 1) % 16);
         if (il.groups_per_row() > 1) {
           ASSERT_EQ(il.group_offset(0, 1), stride);
+        }
+        const int64_t r = rows - 1, block = r / 16 * il.groups_per_row() * stride;
+        if (q == WeightQuant::kQ8) {  // column 5: chunk 1, byte 1 of the row's lane
+          if (cols > 5) {
+            ASSERT_EQ(static_cast<int8_t>(base[block + 64 + 4 * (r % 16) + 1]), qw->q8_value(r, 5));
+          }
+        } else if (cols > 13) {  // column 13: chunk 1, high nibble of byte 1 of the row's lane
+          ASSERT_EQ(base[block + 64 + 4 * (r % 16) + 1] >> 4, qw->q4_nibble(r, 13));
         }
       }
     }
@@ -69,7 +81,7 @@ TEST(Quantize, InterleavedCopyKeepsEveryElement) {
 
 // Loading spreads quantisation and interleaving over the command's pool (64 rows a task): the
 // result must be byte for byte what the loading thread alone writes, padding and scales included,
-// for row counts that leave a short last task and a short last block of 8.
+// for row counts that leave a short last task and a short last block (of 8 or 16).
 TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
   std::mt19937 rng(23);
   ThreadPool pool(3);
@@ -94,7 +106,7 @@ TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
           EXPECT_EQ(std::memcmp(alone->scales, spread->scales, static_cast<size_t>(rows * alone->groups_per_row()) * 4), 0)
               << what << " " << quant_name(q);
           const Weight qil_alone = interleave_rows(*alone), qil_pool = interleave_rows(*alone, &pool);
-          const size_t qil_bytes = static_cast<size_t>((rows + 7) / 8 * alone->groups_per_row() * qil_alone.interleaved_group_stride());
+          const size_t qil_bytes = static_cast<size_t>((rows + 15) / 16 * alone->groups_per_row() * qil_alone.interleaved_group_stride());
           EXPECT_TRUE(same_bytes(qil_alone, qil_pool, qil_bytes)) << what << " " << quant_name(q) << " interleaved";
         }
       }
