@@ -47,10 +47,13 @@ void progress_done(const BenchConfig& config) {
 
 // The measured peak a row's FLOP rate is compared with: for bf16 weights the faster of the bf16
 // dot product and fp32 FMAs (bf16 converted to f32 is exact, and on CPUs whose vdpbf16ps runs at
-// half the FMA's rate, as Intel's, the kernels take that way), for the rest fp32.
+// half the FMA's rate, as Intel's, the kernels take that way); for q8/q4 experts the int8 dot
+// product the integer path runs on (vpdpbusd, or vpmaddubsw + vpmaddwd + vpaddd: one group sum
+// per 16 rows has left its conversions and FMAs few enough that fp32 no longer bounds it); for
+// the rest fp32.
 std::pair<double, std::string> flop_peak(const BenchConfig& config, const MachineLimits& m) {
-  if (config.load.dtype == ComputeDType::kBF16 && config.load.expert_quant == WeightQuant::kNone && m.bf16_native &&
-      m.bf16_gflop_s >= m.fp32_gflop_s)
+  if (config.load.expert_quant != WeightQuant::kNone && m.int8_gop_s > 0) return {m.int8_gop_s, "int8"};
+  if (config.load.dtype == ComputeDType::kBF16 && m.bf16_native && m.bf16_gflop_s >= m.fp32_gflop_s)
     return {m.bf16_gflop_s, "bf16"};
   return {m.fp32_gflop_s, "fp32"};
 }
