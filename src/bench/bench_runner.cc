@@ -53,7 +53,8 @@ void progress_done(const BenchConfig& config) {
 // the rest fp32.
 std::pair<double, std::string> flop_peak(const BenchConfig& config, const MachineLimits& m) {
   if (config.load.expert_quant != WeightQuant::kNone && m.int8_gop_s > 0) return {m.int8_gop_s, "int8"};
-  if (config.load.dtype == ComputeDType::kBF16 && m.bf16_native && m.bf16_gflop_s >= m.fp32_gflop_s)
+  if (config.load.dtype == ComputeDType::kBF16 && config.load.expert_quant == WeightQuant::kNone && m.bf16_native &&
+      m.bf16_gflop_s >= m.fp32_gflop_s)
     return {m.bf16_gflop_s, "bf16"};
   return {m.fp32_gflop_s, "fp32"};
 }

@@ -47,7 +47,7 @@ struct BenchRow {
                                         // (bench/weights_read.h), best pass; 0: not measured
   double machine_bw_share = 0;          // gb_s / limit_gb_s
   double gflop_s = 0, flop_share = 0;   // FLOPs / time; share of the measured peak named below
-  std::string peak;                     // "fp32" or "bf16": which measured peak flop_share uses
+  std::string peak;                     // "fp32", "bf16" or "int8": which measured peak flop_share uses
   double limit_gb_s = 0;                // the measured limits the shares refer to
   double limit_gflop_s = 0;
   double zc_share = -1;                 // measured share of slots on zero-computation experts; -1: none

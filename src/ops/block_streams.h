@@ -1,6 +1,7 @@
 // How the one-token kernels walk a thread's rows: as several memory streams at once.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -49,6 +50,25 @@ inline void row_blocks_as_n_streams(int streams, int64_t block_rows, int64_t fir
     case 2: return row_blocks_as_streams<2>(block_rows, first, blocks, y, fn);
     default: return row_blocks_as_streams<4>(block_rows, first, blocks, y, fn);
   }
+}
+
+// Rows [n0, n1) of a layout in blocks of R rows: whole(first, last) once over the whole blocks
+// inside the range (when there are any), and cut(n) for each block, starting at row n, that n0 or
+// n1 cuts (a kernel computes all its rows and keeps those asked for: copy_cut_rows).
+template <class Whole, class Cut>
+inline void split_row_blocks(int64_t R, int64_t n0, int64_t n1, Whole whole, Cut cut) {
+  const int64_t first = (n0 + R - 1) / R * R, last = std::max(first, n1 / R * R);
+  if (n0 < first) cut(n0 / R * R);
+  if (first < last) whole(first, last);
+  if (last < n1) cut(last);
+}
+
+// From `part` [mr, R], a cut block's outputs for rows n .. n + R - 1, the rows inside [n0, n1)
+// into y [mr, ldy] (row r at column r - n0).
+inline void copy_cut_rows(const float* part, int64_t R, int mr, int64_t n, int64_t n0, int64_t n1, float* y,
+                          int64_t ldy) {
+  const int64_t r0 = std::max(n, n0), r1 = std::min(n + R, n1);
+  for (int i = 0; i < mr; ++i) std::copy(part + i * R + (r0 - n), part + i * R + (r1 - n), y + i * ldy + (r0 - n0));
 }
 
 }  // namespace moepp::kernels

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -245,6 +246,16 @@ struct QuantizedRows {
   std::vector<int32_t> group_sum;  // [M, groups]: sum of x_int over the group (the offset that
                                    // unsigned weights, q8 + 128 and q4's nibbles, add)
 };
+// The SIMD integer kernels' two shared steps on the interleaved layout (tensor/weight.h): the
+// input's 4 bytes of columns 4i .. 4i + 3 of a group as one word, broadcast to every row's lane;
+// and a group's starting sum on unsigned weights (q8 + 128, q4's nibbles as stored), minus the
+// offset they add: 2^7 or 2^3 times the input's group sum.
+inline int32_t input_word(const int8_t* group, int i) {
+  int32_t v;
+  std::memcpy(&v, group + 4 * i, sizeof v);
+  return v;
+}
+inline int32_t unsigned_weights_start(int32_t group_sum, bool q4) { return -(group_sum << (q4 ? 3 : 7)); }
 // Inputs as vdpbf16ps reads them (the AVX-512 sets on CPUs with AVX512_BF16): per row, Q = ceil(K / 16)
 // groups of 8 lanes, lane j holding bf16(x[16q + j]) in its high half and bf16(x[16q + 8 + j]) in
 // its low half.

@@ -968,7 +968,8 @@ void avx2_dequantize_kv_rows(const int8_t* q, const float* scales, int64_t rows,
 
 // A group of 32 inputs at a time: the scalar reference's steps on 8 lanes (the absolute maximum
 // is exact in any order; cvtps rounds to nearest even as its 1.5 * 2^23 trick does), then the
-// bytes packed in order and each lane's 4 bytes summed by vpmaddubsw + vpmaddwd (exact). Decode
+// bytes packed in order and summed (vpmaddubsw + vpmaddwd, then across the lanes: exact) into the
+// group's sum, which the integer kernels' offset needs. Decode
 // quantises every matmul's input on one thread: scalar, this was a twentieth of a two-thread
 // q4 decode's time on the calling thread.
 void avx2_quantize_rows(const float* x, int64_t M, int64_t ldx, int64_t K, QuantizedRows* out, int64_t m0) {

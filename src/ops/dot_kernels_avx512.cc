@@ -1,8 +1,9 @@
 // AVX-512 kernels (F, BW, DQ, VL and VNNI), chosen at run time by dot_kernels.cc. Same bits as the
 // scalar reference (contract in dot_kernels.h), so they mix freely with the AVX2 set, which they
-// call for what they do not cover (row-major one-token products, rows outside whole blocks of 8).
+// call for what they do not cover (f32/bf16 row-major one-token products and rows outside whole
+// blocks of 8; row-major q8/q4).
 //
-// The contract sums each output in 8 lanes. A zmm register holds two of those 8-lane accumulators,
+// The f32/bf16 contract sums each output in 8 lanes. A zmm register holds two of those 8-lane accumulators,
 // one per half: weight rows 2i and 2i + 1 side by side, against the same 8 inputs broadcast to both
 // halves. The row-interleaved layout (tensor/weight.h) already stores rows 2i and 2i + 1 of a
 // chunk next to each other, so one 64-byte load feeds one register.
@@ -14,9 +15,10 @@
 //     AVX512_BF16 (see the section below for how it keeps the contract), for one token and, in
 //     the avx512bf16 set, for every batch; the avx512 set (CPUs whose vdpbf16ps runs at half the
 //     FMA's rate) takes batches of kPanelBatchTokens or more on the f32 panels instead.
-//   - q8/q4: vpdpbusd adds the four byte products of each 32-bit lane exactly, which is the
-//     contract's integer lane sum: weights are made unsigned (q8 + 128; q4 nibbles as stored) and
-//     the offset comes back through the input's lane sums (QuantizedRows::lane_sum).
+//   - q8/q4: one 32-bit lane per row of a 16-row interleaved block; vpdpbusd with the input's 4
+//     bytes broadcast adds 4 columns to every row exactly, so a group ends with each row's integer
+//     sum in its lane (the contract's isum_g): weights are made unsigned (q8 + 128; q4 nibbles as
+//     stored) and the sums start at minus the offset that adds (QuantizedRows::group_sum).
 //   - Attention: dot_rows takes 8 keys per step, two per register; axpy_rows keeps 64 outputs in
 //     registers across all the values.
 #include <immintrin.h>
@@ -562,8 +564,9 @@ inline __m512i load_halves(const uint8_t* p) {
 // 16 rows and group, where 8-lane rows took one each per 2 rows.
 template <bool kQ4>
 struct QuantLayout {
-  static constexpr int64_t kStride = Weight::interleaved_group_stride(kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8);
-  static constexpr int64_t kValues = kQuantBlockRows * (kQ4 ? kQuantGroup / 2 : kQuantGroup);  // then 16 scales
+  static constexpr WeightQuant kQuant = kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8;
+  static constexpr int64_t kStride = Weight::interleaved_group_stride(kQuant);
+  static constexpr int64_t kValues = Weight::interleaved_group_values(kQuant);  // then 16 scales
 };
 
 // A group's weights as 8 registers of unsigned bytes, register k holding columns 4k .. 4k + 3 of
@@ -590,12 +593,8 @@ inline void load_group(const uint8_t* group, __m512i wv[8]) {
 // sum) and run as two chains, the input's 4 bytes broadcast from memory into each vpdpbusd.
 template <bool kQ4>
 inline __m512i group_sums(const __m512i wv[8], const int8_t* xq, int32_t group_sum) {
-  auto x4 = [&](int k) {
-    int32_t v;
-    std::memcpy(&v, xq + 4 * k, sizeof v);
-    return _mm512_set1_epi32(v);
-  };
-  __m512i even = _mm512_set1_epi32(-(group_sum << (kQ4 ? 3 : 7))), odd = _mm512_setzero_si512();
+  auto x4 = [&](int k) { return _mm512_set1_epi32(input_word(xq, k)); };
+  __m512i even = _mm512_set1_epi32(unsigned_weights_start(group_sum, kQ4)), odd = _mm512_setzero_si512();
   for (int k = 0; k < 8; k += 2) {
     even = _mm512_dpbusd_epi32(even, wv[k], x4(k));
     odd = _mm512_dpbusd_epi32(odd, wv[k + 1], x4(k + 1));
@@ -708,26 +707,21 @@ template <bool kQ4>
 void quant_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y,
                 int64_t ldy) {
   constexpr int64_t R = kQuantBlockRows;
-  const int64_t first = (n0 + R - 1) / R * R, last = std::max(first, n1 / R * R);  // whole blocks
-  // A block cut by n0 or n1: all its rows into `part`, then the ones asked for.
-  auto cut_block = [&](int64_t n) {
-    const int64_t r0 = std::max(n, n0), r1 = std::min(n + R, n1);
+  auto whole = [&](int64_t first, int64_t last) {
+    if (M == 1) return one_token_rows<kQ4>(a, m0, w, first, last, y + (first - n0));
+    for (int64_t n = first; n < last; n += R)
+      for (int64_t m = 0; m < M; m += 8)
+        quant_block16_any<kQ4>(static_cast<int>(std::min<int64_t>(8, M - m)), a, m0 + m, w, n, y + m * ldy + (n - n0), ldy);
+  };
+  auto cut = [&](int64_t n) {
     for (int64_t m = 0; m < M; m += 8) {
       const int mr = static_cast<int>(std::min<int64_t>(8, M - m));
       float part[8 * R];
       quant_block16_any<kQ4>(mr, a, m0 + m, w, n, part, R);
-      for (int i = 0; i < mr; ++i) std::copy(part + i * R + (r0 - n), part + i * R + (r1 - n), y + (m + i) * ldy + (r0 - n0));
+      copy_cut_rows(part, R, mr, n, n0, n1, y + m * ldy, ldy);
     }
   };
-  if (n0 < first) cut_block(n0 / R * R);
-  if (M == 1) {
-    one_token_rows<kQ4>(a, m0, w, first, last, y + (first - n0));
-  } else {
-    for (int64_t n = first; n < last; n += R)
-      for (int64_t m = 0; m < M; m += 8)
-        quant_block16_any<kQ4>(static_cast<int>(std::min<int64_t>(8, M - m)), a, m0 + m, w, n, y + m * ldy + (n - n0), ldy);
-  }
-  if (last < n1) cut_block(last);
+  split_row_blocks(R, n0, n1, whole, cut);
 }
 
 void avx512_quantized_rows(const QuantizedRows& a, int64_t m0, int64_t M, const Weight& w, int64_t n0, int64_t n1,

@@ -26,8 +26,9 @@ void matmul_many(ThreadPool& pool, const float* x /*[M,K]*/, int64_t M, std::ini
                  Precision p);
 
 // Rows per task when a few tokens (up to 4) stream a matrix of `rows` rows: one block of whole
-// 16-row groups (the q8/q4 interleaved blocks, two f32/bf16 ones) per thread, so each thread reads its share in one run (short blocks taken in
-// turns restart every thread's memory stream at every task; see moe/experts.cc).
+// 16-row groups (a q8/q4 interleaved block, two f32/bf16 ones) per thread, so each thread reads
+// its share in one run (short blocks taken in turns restart every thread's memory stream at
+// every task; see moe/experts.cc).
 inline int64_t rows_per_thread(int64_t rows, int threads) { return ((rows + threads - 1) / threads + 15) / 16 * 16; }
 
 // Same on rows [row_begin, row_end) of W only: y is [M, row_end-row_begin]. Single-threaded

@@ -105,7 +105,7 @@ size_t Weight::nbytes() const {
 
 namespace {
 
-// Blocks of 8 rows a task when interleaving f32/bf16 (64 rows), 4 blocks of 16 for q8/q4: each
+// 8 blocks of 8 rows a task when interleaving f32/bf16 (64 rows), 4 blocks of 16 for q8/q4: each
 // task zeroes and fills its own blocks, so the pages are first touched (and zeroed by the system)
 // on the threads that fill them.
 constexpr int64_t kBlocksPerTask = 8;
@@ -125,7 +125,6 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
   parallel_ranges(pool, blocks, kBlocksPerTask / 2, [&](int64_t b0, int64_t b1) {
     std::memset(p + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
     for (int64_t r = b0 * kQuantBlockRows; r < std::min(w.rows, b1 * kQuantBlockRows); ++r) {
-      const int64_t lane = 4 * (r % kQuantBlockRows);  // the row's 4 bytes in every chunk
       for (int64_t g = 0; g < G; ++g) {
         scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
         uint8_t* group = p + out.group_offset(r, g);
@@ -133,8 +132,9 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
         // A row-major row's last group may be short: its padding stays zero.
         const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
         for (int64_t k = 0; k < cols; ++k) {
-          if (q8) group[(k / 4) * 64 + lane + k % 4] = src[k];
-          else group[(k / 8) * 64 + lane + k % 4] |= static_cast<uint8_t>(((src[k / 2] >> (4 * (k % 2))) & 0x0f) << (k % 8 < 4 ? 0 : 4));
+          const int64_t at = Weight::interleaved_byte(w.quant, r, k);
+          if (q8) group[at] = src[k];
+          else group[at] |= static_cast<uint8_t>(((src[k / 2] >> (4 * (k % 2))) & 0x0f) << Weight::interleaved_nibble_shift(k));
         }
       }
     }

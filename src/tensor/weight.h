@@ -31,7 +31,7 @@ struct Weight {
   // so batches multiply the stored weights in place instead of reordering every panel first; for
   // q8/q4 blocks of 16 rows, lane-major (see group_offset), so that one integer register holds
   // one 32-bit lane of each of 16 rows and a group's sum ends in one lane per row.
-    bool interleaved = false;
+  bool interleaved = false;
 
   bool empty() const { return data == nullptr; }
   int64_t groups_per_row() const { return (cols + kQuantGroup - 1) / kQuantGroup; }
@@ -65,11 +65,19 @@ struct Weight {
   //       4j .. 4j + 3 and columns 8k + 4 .. 8k + 7 in their high nibbles (320 bytes a group).
   // Every chunk is one 512-bit register (two 256-bit halves of 8 rows): one vpdpbusd per chunk
   // (two per q4 chunk) adds 4 columns to each row's lane, with the input's 4 bytes broadcast.
+  static constexpr int64_t interleaved_group_values(WeightQuant q) {  // the chunks' bytes; the scales follow
+    return kQuantBlockRows * (q == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2);
+  }
   static constexpr int64_t interleaved_group_stride(WeightQuant q) {
-    return kQuantBlockRows * (q == WeightQuant::kQ8 ? kQuantGroup : kQuantGroup / 2) +
-           kQuantBlockRows * static_cast<int64_t>(sizeof(float));
+    return interleaved_group_values(q) + kQuantBlockRows * static_cast<int64_t>(sizeof(float));
   }
   int64_t interleaved_group_stride() const { return interleaved_group_stride(quant); }
+  // Where column k (0..31) of a group of row r lies in an interleaved group: its byte and, for q4,
+  // the shift of its nibble in that byte (0 low, 4 high).
+  static constexpr int64_t interleaved_byte(WeightQuant q, int64_t r, int64_t k) {
+    return (q == WeightQuant::kQ8 ? k / 4 : k / 8) * 64 + 4 * (r % kQuantBlockRows) + k % 4;
+  }
+  static constexpr int interleaved_nibble_shift(int64_t k) { return k % 8 < 4 ? 0 : 4; }
   // Byte offset of group g of row r: row-major, the row's group_bytes() values in column order;
   // interleaved, the start of the group of r's block of 16 rows (the layout above).
   int64_t group_offset(int64_t r, int64_t g) const {
@@ -80,7 +88,7 @@ struct Weight {
   int q8_value(int64_t r, int64_t c) const {
     const int64_t at = group_offset(r, c / kQuantGroup);
     const int64_t k = c % kQuantGroup;
-    if (interleaved) return q8()[at + (k / 4) * 64 + 4 * (r % kQuantBlockRows) + k % 4];
+    if (interleaved) return q8()[at + interleaved_byte(WeightQuant::kQ8, r, k)];
     return q8()[at + k];
   }
   // q4: element (r, c) as stored, 0..15 (the value + 8). A row-major row packs columns 2k (low
@@ -88,7 +96,7 @@ struct Weight {
   int q4_nibble(int64_t r, int64_t c) const {
     const uint8_t* group = q4() + group_offset(r, c / kQuantGroup);
     const int64_t k = c % kQuantGroup;
-    if (interleaved) return (group[(k / 8) * 64 + 4 * (r % kQuantBlockRows) + k % 4] >> (k % 8 < 4 ? 0 : 4)) & 0x0f;
+    if (interleaved) return (group[interleaved_byte(WeightQuant::kQ4, r, k)] >> interleaved_nibble_shift(k)) & 0x0f;
     return (group[k / 2] >> (4 * (k % 2))) & 0x0f;
   }
   int64_t scale_index(int64_t r, int64_t g) const {

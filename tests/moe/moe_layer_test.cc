@@ -288,8 +288,8 @@ TEST(MoeLayer, OneTokenGivesTheSameBitsForEveryThreadCount) {
     Layer lq = l;
     for (int64_t e = 0; e < ne; ++e) {
       if (l.spec.kinds[e] != ExpertKind::kFfn || quant == WeightQuant::kNone) continue;
-      lq.w.experts[e].gate_up = quantize_weight(l.w.experts[e].gate_up, quant).value();
-      lq.w.experts[e].down = quantize_weight(l.w.experts[e].down, quant).value();
+      lq.w.experts[e].gate_up = interleave_rows(quantize_weight(l.w.experts[e].gate_up, quant).value());
+      lq.w.experts[e].down = interleave_rows(quantize_weight(l.w.experts[e].down, quant).value());
     }
     int ffn_pairs = 0, ffn_singles = 0;
     for (int64_t t = 0; t < n; ++t) {

@@ -123,8 +123,9 @@ TEST(DotKernels, EverySimdSetEqualsTheScalarReferenceBitForBit) {
 }
 
 TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
-  // Several 8-row blocks, ranges that start and end inside a block, and batches past one tile
-  // of tokens (the AVX-512 set's 8-row blocks and 6-token tiles; the AVX2 set's 4 x 3 tiles),
+  // Several row blocks, ranges that start and end inside a block, and batches past one tile
+  // of tokens (the AVX-512 set's 8-row f32/bf16 blocks and 6-token tiles, its 16-row q8/q4
+  // blocks and 8-token tiles; the AVX2 set's 4 x 3 tiles and 2-token q8/q4 tiles),
   // with f32 inputs and with inputs that are bf16 values, as under --dtype bf16 (the AVX-512 set
   // then takes vdpbf16ps for bf16 weights where the CPU has it). K = 300 and 520 take the AVX2
   // set's bf16 batches over more than one chunk of 256 columns, the last one partial or a single
@@ -144,8 +145,9 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
             for (float& v : xbuf) v = round_bf16(v);
           const float* x = xbuf.data() + 3;
           // One token's blocks as the streams in use (blocks_as_streams; the next test runs each
-          // count): 0..N has 11 whole blocks (with four streams, four of two and three left over),
-          // 3..N - 4 has 9 from row 8 (one left over), 0..40 has 5.
+          // count): 0..N has 11 whole 8-row blocks (with four streams, four of two and three left
+          // over), 3..N - 4 has 9 from row 8 (one left over), 0..40 has 5; of 16 rows (q8/q4) 5, 4
+          // from row 16 and 2.
           for (auto [n0, n1] :
                {std::pair<int64_t, int64_t>{0, N}, {8, 24}, {5, 37}, {16, 17}, {3, N - 4}, {0, 40}})
             ASSERT_TRUE(every_set_equals_the_scalar_reference(x, M, ldx, w, n0, n1, ldy,
@@ -157,9 +159,10 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
 }
 
 TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
-  // The one-token kernels walk a thread's whole 8-row blocks as 1, 2 or 4 streams (the count in
+  // The one-token kernels walk a thread's whole row blocks as 1, 2 or 4 streams (the count in
   // use depends on the CPU): each count against the scalar reference, on ranges whose whole blocks
-  // split evenly or leave blocks over (11, 9, 5, 2 and 1 whole blocks), bf16-valued inputs too.
+  // split evenly or leave blocks over (of 8 rows 11, 9, 5, 2 and 1 whole blocks; of 16, q8/q4's,
+  // 5, 4, 2, 1 and 0), bf16-valued inputs too.
   const kernels::KeepOneTokenStreams keep;
   const int kept = kernels::one_token_streams();
   EXPECT_TRUE(kept == 1 || kept == 2 || kept == 4) << kept;
@@ -225,6 +228,39 @@ TEST(DotKernels, QuantizedRowsOfABatchEqualTheScalarReference) {
   }
 }
 
+TEST(DotKernels, QuantizedExtremesOfEverySetEqualTheScalarReference) {
+  // The largest integer sums the path can meet: weights at +-127 (q8) and +-7 (q4), inputs at
+  // +-127, with the same signs (every product positive) and opposite ones (negative), over whole
+  // groups and a short last one. Every set against the twin, bit for bit, and the twin against the
+  // exact sum (the values are exact; only the f32 steps round).
+  for (int64_t K : {96, 100}) {
+    const int64_t N = 35;
+    Weight w = make_owned_weight(DType::kF32, N, K);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) const_cast<float*>(w.f32())[n * K + k] = n % 2 ? -1.0f : 1.0f;
+    std::vector<float> x(static_cast<size_t>(2 * K), 1.0f);
+    std::fill(x.begin() + K, x.end(), -1.0f);
+    kernels::QuantizedRows a;
+    kernels::quantize_activations(x.data(), 2, K, K, &a);
+    for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+      const Weight qw = interleave_rows(quantize_weight(w, q).value());
+      ASSERT_EQ(std::abs(kernels::weight_integer(qw, 1, 0)), q == WeightQuant::kQ8 ? 127 : 7);
+      std::vector<float> want(static_cast<size_t>(2 * N)), got(want.size());
+      kernels::scalar_kernels().quantized_rows(a, 0, 2, qw, 0, N, want.data(), N);
+      for (int64_t m = 0; m < 2; ++m)
+        for (int64_t n = 0; n < N; ++n)
+          EXPECT_NEAR(want[m * N + n], (m == n % 2 ? 1.0 : -1.0) * K, 1e-4 * K) << quant_name(q) << " " << m << " " << n;
+      for (const auto* set : kernels::available_kernels()) {
+        for (int64_t M : {1, 2}) {
+          set->quantized_rows(a, 0, M, qw, 0, N, got.data(), N);
+          for (int64_t i = 0; i < M * N; ++i)
+            ASSERT_EQ(bits(got[i]), bits(want[i])) << set->isa << " " << quant_name(q) << " K " << K << " at " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(DotKernels, QuantizedInputsOfEverySetEqualTheScalarReference) {
   // Odd widths (a short last group), rows ldx apart from a misaligned start, an all-zero row and
   // group, values past the int8 range once scaled (a group's one large value), buffers reused.
@@ -242,6 +278,7 @@ TEST(DotKernels, QuantizedInputsOfEverySetEqualTheScalarReference) {
     for (const auto* set : kernels::available_kernels()) {
       kernels::QuantizedRows got;
       got.q.assign(7 * 32 * M * 64, 99);  // stale contents from a larger call must not leak
+      got.group_sum.assign(7 * M * 64, 99);
       for (int pass = 0; pass < 2; ++pass) {
         kernels::quantize_all_rows(*set, x, M, ldx, K, &got);
         ASSERT_EQ(got.groups, want.groups) << set->isa;

@@ -102,7 +102,7 @@ TEST(Ops, RmsNormAndSoftmax) {
 }
 
 // Inputs quantised over the pool (ranges of 64 rows, each written at its own offset) equal one
-// call over all rows, padding columns and lane sums included. K = 70: a group of 6 columns.
+// call over all rows, padding columns and group sums included. K = 70: a group of 6 columns.
 TEST(Ops, InputsQuantisedOverThePoolEqualOneCall) {
   std::mt19937 rng(10);
   const int64_t M = 150, K = 70, ldx = 73;
