@@ -57,6 +57,7 @@ inline void row_blocks_as_n_streams(int streams, int64_t block_rows, int64_t fir
 // n1 cuts (a kernel computes all its rows and keeps those asked for: copy_cut_rows).
 template <class Whole, class Cut>
 inline void split_row_blocks(int64_t R, int64_t n0, int64_t n1, Whole whole, Cut cut) {
+  if (n0 >= n1) return;
   const int64_t first = (n0 + R - 1) / R * R, last = std::max(first, n1 / R * R);
   if (n0 < first) cut(n0 / R * R);
   if (first < last) whole(first, last);

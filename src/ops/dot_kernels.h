@@ -247,7 +247,8 @@ struct QuantizedRows {
                                    // unsigned weights, q8 + 128 and q4's nibbles, add)
 };
 // The SIMD integer kernels' two shared steps on the interleaved layout (tensor/weight.h): the
-// input's 4 bytes of columns 4i .. 4i + 3 of a group as one word, broadcast to every row's lane;
+// input's 4 bytes of columns 4i .. 4i + 3 of a group as one word (which they broadcast to every
+// row's lane);
 // and a group's starting sum on unsigned weights (q8 + 128, q4's nibbles as stored), minus the
 // offset they add: 2^7 or 2^3 times the input's group sum.
 inline int32_t input_word(const int8_t* group, int i) {
