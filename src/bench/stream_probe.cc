@@ -104,7 +104,7 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   // of the bytes per task.
   ThreadPool pool(o.threads);
   const int64_t block_rows =
-      o.task_rows > 0 ? std::max<int64_t>(16, (o.task_rows + 15) / 16 * 16) : rows_per_thread(o.rows, o.threads);
+      o.task_rows > 0 ? std::max<int64_t>(16, (o.task_rows + 15) / 16 * 16) : rows_per_thread(o.rows, o.threads, 16);
   const int64_t n_tasks = (o.rows + block_rows - 1) / block_rows;
   auto product = [&](const Weight& w, float* out) {
     pool.parallel_for(n_tasks, [&](int64_t t) {

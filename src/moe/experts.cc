@@ -19,7 +19,7 @@ struct Task {
   int64_t row_begin, row_end;
 };
 
-// Rows per task (whole 16-row blocks: q8/q4's interleaved blocks, two of f32/bf16's). One to four tokens: one block per thread, so each
+// Rows per task (whole interleaved blocks of `block_rows`). One to four tokens: one block per thread, so each
 // thread streams its share of a matrix in one run. Threads taking turns over short blocks made
 // every task start a new memory stream: `moepp bench --stream --weights q8 -t 2` read 2816 x 1024
 // matrices at 46 GB/s in 128-row tasks against 59-64 in halves (the plain read alike, 56 against
@@ -29,19 +29,20 @@ struct Task {
 // 5-15 tokens (until session 21) held MoE++'s experts back: `bench --model-shape moepp-1b
 // --compare-vanilla --weights bf16 -t 2 -p 128 --zc-share 0.5` (8 tokens an FFN expert against
 // the vanilla twin's 16), expert speed-up over the FFN-work ratio 0.79 -> 0.84-0.86.
-int64_t rows_per_task(int64_t tokens, int64_t rows, int threads) {
-  if (tokens <= 4) return rows_per_thread(rows, threads);
+int64_t rows_per_task(int64_t tokens, int64_t rows, int threads, int64_t block_rows) {
+  if (tokens <= 4) return rows_per_thread(rows, threads, block_rows);
   return 128;
 }
 
-// (expert, row block) tasks over `rows(e)` rows for every expert with tokens.
-template <class RowsOf>
-std::vector<Task> row_block_tasks(const Dispatch& dispatch, int64_t n_experts, int threads, RowsOf rows) {
+// (expert, row block) tasks over `rows(e)` rows of `weight(e)` for every expert with tokens.
+template <class RowsOf, class WeightOf>
+std::vector<Task> row_block_tasks(const Dispatch& dispatch, int64_t n_experts, int threads, RowsOf rows,
+                                  WeightOf weight) {
   std::vector<Task> tasks;
   for (int32_t e = 0; e < n_experts; ++e) {
     const int64_t tokens = dispatch.offsets[e + 1] - dispatch.offsets[e];
     if (tokens == 0) continue;
-    const int64_t n = rows(e), block = rows_per_task(tokens, n, threads);
+    const int64_t n = rows(e), block = rows_per_task(tokens, n, threads, weight(e).block_rows());
     for (int64_t r = 0; r < n; r += block) tasks.push_back({e, r, std::min(n, r + block)});
   }
   return tasks;
@@ -153,8 +154,12 @@ void run_ffn_experts(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerW
   // gate+up task prepares its down inputs and marks it ready; a down task waits for its expert.
   // Threads claim tasks in index order, so every gate+up task is claimed before any down task
   // and a waiting thread only ever waits on work already running on another thread.
-  const std::vector<Task> up_tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t e) { return spec.ffn_width[e]; });
-  const std::vector<Task> down_tasks = row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t) { return d_model; });
+  const std::vector<Task> up_tasks =
+      row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t e) { return spec.ffn_width[e]; },
+                      [&](int32_t e) -> const Weight& { return w.experts[e].gate_up; });
+  const std::vector<Task> down_tasks =
+      row_block_tasks(dispatch, n_experts, pool.size(), [&](int32_t) { return d_model; },
+                      [&](int32_t e) -> const Weight& { return w.experts[e].down; });
   std::vector<std::atomic<int32_t>> up_left(static_cast<size_t>(n_experts));  // gate+up tasks not yet done
   std::vector<std::atomic<bool>> ready(static_cast<size_t>(n_experts));         // down inputs prepared
   for (int64_t e = 0; e < n_experts; ++e) {

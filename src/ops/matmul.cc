@@ -105,15 +105,16 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t M, std::initializer_l
     for (const MatmulTarget& each : targets) matmul_many(pool, x, M, {each}, p);
     return;
   }
-  // Blocks of whole 16-row groups, so they line up with the row-interleaved layout's blocks: for a
+  // Whole blocks of the row-interleaved layout (8 rows f32/bf16, 16 q8/q4): for a
   // few tokens one block per thread, each streaming its share of the rows in one run (see
   // rows_per_task in moe/experts.cc); 128 rows from 16 tokens on and 64 in between, at most a
   // quarter of a thread's share. Each weight has its own blocks.
   int64_t block[kMaxTargets], first_task[kMaxTargets + 1] = {0};
   for (size_t i = 0; i < count; ++i) {
     const int64_t N = t[i].w->rows;
-    block[i] = M <= 4 ? rows_per_thread(N, pool.size())
-                      : std::min<int64_t>(M >= 16 ? 128 : 64, (N / (4 * pool.size()) + 16) / 16 * 16);
+    const int64_t R = t[i].w->block_rows();
+    block[i] = M <= 4 ? rows_per_thread(N, pool.size(), R)
+                      : std::min<int64_t>(M >= 16 ? 128 : 64, (N / (4 * pool.size()) + R) / R * R);
     first_task[i + 1] = first_task[i] + (N + block[i] - 1) / block[i];
   }
   // The input prepared once for all weights and row blocks: quantised (q8/q4) or paired (bf16

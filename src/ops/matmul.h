@@ -25,11 +25,13 @@ struct MatmulTarget {
 void matmul_many(ThreadPool& pool, const float* x /*[M,K]*/, int64_t M, std::initializer_list<MatmulTarget> targets,
                  Precision p);
 
-// Rows per task when a few tokens (up to 4) stream a matrix of `rows` rows: one block of whole
-// 16-row groups (a q8/q4 interleaved block, two f32/bf16 ones) per thread, so each thread reads
-// its share in one run (short blocks taken in turns restart every thread's memory stream at
+// Rows per task when a few tokens (up to 4) stream a matrix of `rows` rows: one range of whole
+// interleaved blocks (`block_rows`: Weight::block_rows(), 8 or 16) per thread, so each thread
+// reads its share in one run (short blocks taken in turns restart every thread's memory stream at
 // every task; see moe/experts.cc).
-inline int64_t rows_per_thread(int64_t rows, int threads) { return ((rows + threads - 1) / threads + 15) / 16 * 16; }
+inline int64_t rows_per_thread(int64_t rows, int threads, int64_t block_rows) {
+  return ((rows + threads - 1) / threads + block_rows - 1) / block_rows * block_rows;
+}
 
 // Same on rows [row_begin, row_end) of W only: y is [M, row_end-row_begin]. Single-threaded
 // building block for callers that split work themselves (experts).
