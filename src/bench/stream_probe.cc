@@ -100,11 +100,12 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   kernels::QuantizedRows qx;
   const bool quantized = first.quant != WeightQuant::kNone;
   if (quantized) kernels::quantize_activations(x.data(), 1, o.cols, o.cols, &qx);
-  // Tasks of whole 16-row blocks (q8/q4's, two of f32/bf16's); the read takes the matching share
-  // of the bytes per task.
+  // Tasks of whole interleaved blocks (8 rows f32/bf16, 16 q8/q4), as decode's; the read takes the
+  // matching share of the bytes per task.
   ThreadPool pool(o.threads);
+  const int64_t R = first.block_rows();
   const int64_t block_rows =
-      o.task_rows > 0 ? std::max<int64_t>(16, (o.task_rows + 15) / 16 * 16) : rows_per_thread(o.rows, o.threads, 16);
+      o.task_rows > 0 ? std::max<int64_t>(R, (o.task_rows + R - 1) / R * R) : rows_per_thread(o.rows, o.threads, R);
   const int64_t n_tasks = (o.rows + block_rows - 1) / block_rows;
   auto product = [&](const Weight& w, float* out) {
     pool.parallel_for(n_tasks, [&](int64_t t) {

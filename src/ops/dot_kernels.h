@@ -246,11 +246,17 @@ struct QuantizedRows {
   std::vector<int32_t> group_sum;  // [M, groups]: sum of x_int over the group (the offset that
                                    // unsigned weights, q8 + 128 and q4's nibbles, add)
 };
-// The SIMD integer kernels' two shared steps on the interleaved layout (tensor/weight.h): the
-// input's 4 bytes of columns 4i .. 4i + 3 of a group as one word (which they broadcast to every
-// row's lane);
-// and a group's starting sum on unsigned weights (q8 + 128, q4's nibbles as stored), minus the
-// offset they add: 2^7 or 2^3 times the input's group sum.
+// What the SIMD integer kernels share on the interleaved layout (tensor/weight.h): its group
+// stride and value bytes; the input's 4 bytes of columns 4i .. 4i + 3 of a group as one word
+// (which they broadcast to every row's lane); and a group's starting sum on unsigned weights
+// (q8 + 128, q4's nibbles as stored), minus the offset they add: 2^7 or 2^3 times the input's
+// group sum.
+template <bool kQ4>
+struct InterleavedQuant {
+  static constexpr WeightQuant kQuant = kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8;
+  static constexpr int64_t kStride = Weight::interleaved_group_stride(kQuant);
+  static constexpr int64_t kValues = Weight::interleaved_group_values(kQuant);  // then the 16 rows' scales
+};
 inline int32_t input_word(const int8_t* group, int i) {
   int32_t v;
   std::memcpy(&v, group + 4 * i, sizeof v);

@@ -557,17 +557,11 @@ inline __m512i load_halves(const uint8_t* p) {
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), 1);
 }
 
-// The interleaved q8/q4 layout (tensor/weight.h): a group of a 16-row block is 64-byte chunks,
-// each one register of 16 lanes = 16 rows x 4 columns, then the 16 rows' scales. One vpdpbusd
-// with the input's 4 matching bytes broadcast adds 4 columns to every row, so a group ends with
-// each row's exact integer sum in its lane: one conversion, one multiply of scales and one FMA per
-// 16 rows and group, where 8-lane rows took one each per 2 rows.
-template <bool kQ4>
-struct QuantLayout {
-  static constexpr WeightQuant kQuant = kQ4 ? WeightQuant::kQ4 : WeightQuant::kQ8;
-  static constexpr int64_t kStride = Weight::interleaved_group_stride(kQuant);
-  static constexpr int64_t kValues = Weight::interleaved_group_values(kQuant);  // then 16 scales
-};
+// The interleaved q8/q4 layout (tensor/weight.h; InterleavedQuant): a group of a 16-row block is
+// 64-byte chunks, each one register of 16 lanes = 16 rows x 4 columns, then the 16 rows' scales.
+// One vpdpbusd with the input's 4 matching bytes broadcast adds 4 columns to every row, so a group
+// ends with each row's exact integer sum in its lane: one conversion, one multiply of scales and
+// one FMA per 16 rows and group, where 8-lane rows took one each per 2 rows.
 
 // A group's weights as 8 registers of unsigned bytes, register k holding columns 4k .. 4k + 3 of
 // the 16 rows: q8 + 128 (the sign bit flipped); q4's nibbles, register 2k the low ones of chunk k
@@ -606,7 +600,7 @@ inline __m512i group_sums(const __m512i wv[8], const int8_t* xq, int32_t group_s
 // acc + float(isum) * (sw * sx) for a group (the contract's step, 16 rows at once).
 template <bool kQ4>
 inline __m512 add_group(__m512 acc, __m512i isum, const uint8_t* group, __m512 sx) {
-  const __m512 sw = _mm512_loadu_ps(reinterpret_cast<const float*>(group + QuantLayout<kQ4>::kValues));
+  const __m512 sw = _mm512_loadu_ps(reinterpret_cast<const float*>(group + InterleavedQuant<kQ4>::kValues));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(sw, sx), acc);
 }
 
@@ -620,7 +614,7 @@ inline __m512 add_group(__m512 acc, __m512i isum, const uint8_t* group, __m512 s
 template <int NB, bool kQ4>
 void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
                       float* const* y /*[NB]*/) {
-  using L = QuantLayout<kQ4>;
+  using L = InterleavedQuant<kQ4>;
   const int64_t G = a.groups;
   const uint8_t* block[NB];
   __m512 acc[NB];
@@ -644,13 +638,13 @@ void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const 
 
 // A batch tile's prefetch, one group's lines at a time: q8 14 groups (8 KiB) ahead into L2, q4
 // 2 KiB ahead into L1. Cold 2816 x 1024 copies, one thread, 8 / 16 tokens (Zen 4, a loop taking
-// turns call by call): q8 2 KiB ahead into L1 read 169-199 / 204-224 GOP/s, its tiles' arithmetic
+// turns call by call): q8 2 KiB ahead into L1 read 169-199 / 189-224 GOP/s, its tiles' arithmetic
 // (as fast as q4's warm) and its twice as many bytes adding up rather than overlapping; 8 KiB
-// into L2 260-309 / 282-320. q4 read the same either way (277-330 at 8 tokens), and lost at 4
-// tokens into L2 (202-225 against 212-299).
+// into L2 260-280 / 283-310 (two rounds), other L1 distances (0-8 KiB) 112-241. q4 read about the
+// same either way (4 tokens: L1 169-300, L2 197-304).
 template <bool kQ4>
 inline void prefetch_ahead(const uint8_t* group) {
-  using L = QuantLayout<kQ4>;
+  using L = InterleavedQuant<kQ4>;
   const char* ahead = reinterpret_cast<const char*>(group) + (kQ4 ? 2048 : 14 * L::kStride);
   for (int b = 0; b < L::kStride; b += 64) _mm_prefetch(ahead + b, kQ4 ? _MM_HINT_T0 : _MM_HINT_T1);
 }
@@ -659,7 +653,7 @@ inline void prefetch_ahead(const uint8_t* group) {
 // row n: each group's weights loaded and made unsigned once for all MR tokens.
 template <int MR, bool kQ4>
 void quant_block16(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t n, float* y, int64_t ldy) {
-  using L = QuantLayout<kQ4>;
+  using L = InterleavedQuant<kQ4>;
   const int64_t G = a.groups;
   const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / kQuantBlockRows) * G * L::kStride;
   __m512 acc[MR];

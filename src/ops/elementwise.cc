@@ -101,9 +101,6 @@ void softmax_inplace(float* x, int64_t n) {
 }
 
 MOEPP_SIMD_CLONES
-// Cloned per SIMD width (platform/simd_clones.h) for the product loops: about 1% of a q4
-// mixtral-1.8b pp512 profile went to them compiled for baseline x86-64.
-MOEPP_SIMD_CLONES
 void silu_times(const float* gate, const float* up, int64_t n, float* out, Precision p) {
   kernels::active_kernels().silu(gate, out, n);  // silu(gate), as silu() computes it
   if (!p.bf16()) {
