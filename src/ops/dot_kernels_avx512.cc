@@ -1055,11 +1055,120 @@ void axpy_rows_block(const float* c, int64_t ldc, const T* rows, int64_t stride,
   }
 }
 
+// ---- Probabilities times bf16 values on vdpbf16ps ----
+//
+// In a bf16 forward the probabilities are bf16 values (attention rounds them) and so are a bf16
+// cache's values: each product c * v is exact in f32, so the contract's y + c * v (a multiply,
+// then an add) is one rounding of y plus an exact product, which is what each half of a
+// vdpbf16ps lane does. Rows j and j + 1 go in one lane as (row j high, row j + 1 low) against
+// (c_j high, c_j+1 low): the high half is added first, rows in order. One instruction per 16
+// outputs and two rows, where the multiply-and-add path takes four (a mul and an add per row).
+// Subnormals as the bf16 section's note says.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16,avx2,fma")
+
+// cp[a * ldcp + i] = (c_2i high, c_2i+1 low) of query a's probabilities c[a * ldc ..], i < pairs:
+// false, with cp partly written, if one of the 2 * pairs values is not a bf16 value.
+bool pair_probabilities(const float* c, int64_t A, int64_t ldc, int64_t pairs, uint32_t* cp, int64_t ldcp) {
+  // Word 2l (low) of pair lane l takes c_2l+1's high word (word 4l + 3 of the 32 floats' words),
+  // word 2l + 1 (high) takes c_2l's (word 4l + 1).
+  alignas(64) static constexpr uint16_t kHighWords[32] = {3,  1,  7,  5,  11, 9,  15, 13, 19, 17, 23,
+                                                          21, 27, 25, 31, 29, 35, 33, 39, 37, 43, 41,
+                                                          47, 45, 51, 49, 55, 53, 59, 57, 63, 61};
+  const __m512i index = _mm512_load_si512(kHighWords);
+  const __m512i low_half = _mm512_set1_epi32(0xffff);
+  __m512i low_bits = _mm512_setzero_si512();
+  for (int64_t a = 0; a < A; ++a) {
+    const float* ca = c + a * ldc;
+    for (int64_t i = 0; i < pairs; i += 16) {
+      const int64_t values = std::min<int64_t>(32, 2 * (pairs - i));  // floats of c from 2i on
+      const __mmask16 first = static_cast<__mmask16>(values >= 16 ? 0xffff : (1u << values) - 1);
+      const __mmask16 second = static_cast<__mmask16>(values >= 32 ? 0xffff : values > 16 ? (1u << (values - 16)) - 1 : 0);
+      const __m512i x0 = _mm512_castps_si512(_mm512_maskz_loadu_ps(first, ca + 2 * i));
+      const __m512i x1 = _mm512_castps_si512(_mm512_maskz_loadu_ps(second, ca + 2 * i + 16));
+      low_bits = _mm512_or_si512(low_bits, _mm512_or_si512(x0, x1));
+      const __mmask16 stored = static_cast<__mmask16>(pairs - i >= 16 ? 0xffff : (1u << (pairs - i)) - 1);
+      _mm512_mask_storeu_epi32(cp + a * ldcp + i, stored, _mm512_permutex2var_epi16(x0, index, x1));
+    }
+  }
+  return _mm512_test_epi32_mask(low_bits, low_half) == 0;
+}
+
+// y (H * 32 wide) += rows 0 .. 2 * pairs - 1 of bf16 values times A queries' paired
+// probabilities, in row order. Each 32 outputs are kept in the unpacks' order, {0-3, 8-11, 16-19,
+// 24-27} and {4-7, 12-15, ..}, as axpy_rows_block_bf16_chunk keeps them.
+template <int A, int H>
+void axpy_pairs_bf16(const uint32_t* cp, int64_t ldcp, const uint16_t* rows, int64_t stride, int64_t pairs,
+                     float* y, int64_t ldy) {
+  const __m512i to_lo = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i to_hi = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i back_first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i back_second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  __m512 acc[A][2 * H];  // [32-wide half][lo, hi]
+  for (int a = 0; a < A; ++a)
+    for (int h = 0; h < H; ++h) {
+      const __m512 first = _mm512_loadu_ps(y + a * ldy + 32 * h), second = _mm512_loadu_ps(y + a * ldy + 32 * h + 16);
+      acc[a][2 * h] = _mm512_permutex2var_ps(first, to_lo, second);
+      acc[a][2 * h + 1] = _mm512_permutex2var_ps(first, to_hi, second);
+    }
+  for (int64_t i = 0; i < pairs; ++i) {
+    const uint16_t* r = rows + 2 * i * stride;
+    __m512bh v[2 * H];
+    for (int h = 0; h < H; ++h) {
+      const __m512i first = load_halves(reinterpret_cast<const uint8_t*>(r + 32 * h));
+      const __m512i second = load_halves(reinterpret_cast<const uint8_t*>(r + stride + 32 * h));
+      v[2 * h] = (__m512bh)_mm512_unpacklo_epi16(second, first);
+      v[2 * h + 1] = (__m512bh)_mm512_unpackhi_epi16(second, first);
+    }
+    for (int a = 0; a < A; ++a) {
+      const __m512bh cw = (__m512bh)_mm512_set1_epi32(static_cast<int>(cp[a * ldcp + i]));
+      for (int b = 0; b < 2 * H; ++b) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], cw, v[b]);
+    }
+  }
+  for (int a = 0; a < A; ++a)
+    for (int h = 0; h < H; ++h) {
+      _mm512_storeu_ps(y + a * ldy + 32 * h, _mm512_permutex2var_ps(acc[a][2 * h], back_first, acc[a][2 * h + 1]));
+      _mm512_storeu_ps(y + a * ldy + 32 * h + 16,
+                       _mm512_permutex2var_ps(acc[a][2 * h], back_second, acc[a][2 * h + 1]));
+    }
+}
+
+// axpy_rows_block on bf16 rows n % 32 == 0 wide for bf16-valued probabilities (up to 4 queries
+// of a block): whole row pairs on vdpbf16ps, an odd last row as the multiply-and-add path adds
+// it. False, computing nothing, where the CPU lacks vdpbf16ps or a probability is not a bf16
+// value.
+template <int A>
+bool axpy_rows_block_paired(const float* c, int64_t ldc, const uint16_t* rows, int64_t stride, int64_t count, float* y,
+                            int64_t ldy, int64_t n) {
+  static const bool bf16_native = __builtin_cpu_supports("avx512bf16");
+  const int64_t pairs = count / 2;
+  if (!bf16_native || n % 32 != 0 || pairs == 0) return false;
+  thread_local std::vector<uint32_t> cp;  // [A, pairs]
+  cp.resize(static_cast<size_t>(A * pairs));
+  if (!pair_probabilities(c, A, ldc, pairs, cp.data(), pairs)) return false;
+  for (int64_t i = 0; i < n; i += 64) {
+    if (n - i >= 64) axpy_pairs_bf16<A, 2>(cp.data(), pairs, rows + i, stride, pairs, y + i, ldy);
+    else axpy_pairs_bf16<A, 1>(cp.data(), pairs, rows + i, stride, pairs, y + i, ldy);
+  }
+  return true;
+}
+
+#pragma GCC pop_options
+
 template <class T>
 void axpy_rows_block_of(const float* c, int64_t A, int64_t ldc, const T* rows, int64_t stride, int64_t count, float* y,
                         int64_t ldy, int64_t n) {
   for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
-    axpy_rows_block<decltype(queries)::value>(c + a0 * ldc, ldc, rows, stride, count, y + a0 * ldy, ldy, n);
+    constexpr int B = decltype(queries)::value;
+    const float* ca = c + a0 * ldc;
+    float* ya = y + a0 * ldy;
+    if constexpr (std::is_same_v<T, uint16_t>)
+      if (axpy_rows_block_paired<B>(ca, ldc, rows, stride, count, ya, ldy, n)) {
+        if (count % 2 != 0)  // the last row, after all the pairs
+          axpy_rows_block<B>(ca + count - 1, ldc, rows + (count - 1) * stride, stride, 1, ya, ldy, n);
+        return;
+      }
+    axpy_rows_block<B>(ca, ldc, rows, stride, count, ya, ldy, n);
   });
 }
 

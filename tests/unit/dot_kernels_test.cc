@@ -552,12 +552,15 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
 // dot_rows_block / axpy_rows_block over blocks of 1..9 queries (strided, as heads in a token's
 // row): per query, the bits of the scalar dot and axpy, for every set. With bf16_cache, the rows
 // are bf16 values and the sets' bf16-row kernels (a bf16 KV cache) must give those bits too,
-// reading the rows from a misaligned buffer.
+// reading the rows from a misaligned buffer. With bf16_queries, queries and probabilities are bf16
+// values as in a bf16 forward, which the AVX-512 sets take on vdpbf16ps.
 void check_row_blocks(uint32_t seed, bool bf16_cache, bool bf16_queries = false) {
   std::mt19937 rng(seed);
-  for (int64_t n : {7, 40, 64, 100, 128}) {  // 40: bf16 keys 16 dims a step, then 8; 64, 128: paired queries
+  // 40: bf16 keys 16 dims a step, then 8; 64, 128: paired queries; 96: values paired 64 then 32 wide
+  for (int64_t n : {7, 40, 64, 96, 100, 128}) {
     // 16, 19, 45: one query's keys as two runs (none, 3 and 5 keys left over); 45: past the
     // kernels' prefetch distance
+    // (and for paired values: no pair, 4, 8, 9 and 22 pairs, odd counts with a last row alone)
     for (int64_t count : {1, 8, 16, 19, 45}) {
       for (int64_t A : {1, 3, 4, 9}) {
         const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
@@ -571,7 +574,9 @@ void check_row_blocks(uint32_t seed, bool bf16_cache, bool bf16_queries = false)
         std::vector<float> q = testing::random_vector(rng, static_cast<size_t>(A * ldq));
         if (bf16_queries)  // as a bf16 forward's queries: the AVX-512 set's vdpbf16ps path
           for (float& v : q) v = round_bf16(v);
-        const std::vector<float> c = testing::random_vector(rng, static_cast<size_t>(A * ldc));
+        std::vector<float> c = testing::random_vector(rng, static_cast<size_t>(A * ldc));
+        if (bf16_queries)  // and its probabilities: the AVX-512 sets' vdpbf16ps values path
+          for (float& v : c) v = round_bf16(v);
         const std::vector<float> y0 = testing::random_vector(rng, static_cast<size_t>(A * ldy));
         std::vector<float> dots_want(static_cast<size_t>(A * count)), y_want = y0;
         for (int64_t a = 0; a < A; ++a)
