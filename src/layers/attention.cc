@@ -82,9 +82,7 @@ void attend_queries(const CacheSlice& keys, const CacheSlice& values, const floa
   for (int64_t a = 0; a < A; ++a) {
     float* s = &scores[a * most];
     const int64_t count = n_keys(a);
-    scale_scores(s, count, score_divisor, p);
-    softmax_inplace(s, count);
-    p.round(s, static_cast<size_t>(count));  // the probabilities in the activation dtype
+    attention_probabilities(s, count, score_divisor, p);  // in the activation dtype
     std::fill(out + a * ldo, out + a * ldo + hd, 0.0f);
   }
   // Values 0 .. fewest - 1 for all queries at once, then each query's own remaining ones, in order.

@@ -74,23 +74,64 @@ void add_weighted(float* y, const float* x, float weight, int64_t n, Precision p
   for (int64_t i = 0; i < n; ++i) y[i] = round_bf16(y[i] + round_bf16(x[i] * weight));
 }
 
+namespace {
+
+// s = round(round(s) / divisor) (kBf16) or s / divisor, as s * factor (factor = 1 / divisor) when
+// kMultiply. Inlined into each SIMD clone with the branches resolved, so the loop vectorises.
+template <bool kBf16, bool kMultiply>
+[[gnu::always_inline]] inline void scale_scores(float* s, int64_t n, float divisor, float factor) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = s[i];
+    if constexpr (kBf16) v = round_bf16(v);
+    v = kMultiply ? v * factor : v / divisor;
+    s[i] = kBf16 ? round_bf16(v) : v;
+  }
+}
+
+// The largest of x[0 .. n) (-inf for none): 8 independent maxima, which the compiler vectorises,
+// then the largest of them; exact in any order.
+[[gnu::always_inline]] inline float max_of(const float* x, int64_t n) {
+  float lane_max[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane_max[j] = std::max(lane_max[j], x[i + j]);
+  for (; i < n; ++i) lane_max[0] = std::max(lane_max[0], x[i]);
+  return *std::max_element(lane_max, lane_max + 8);
+}
+
+}  // namespace
+
 MOEPP_SIMD_CLONES
-void scale_scores(float* s, int64_t n, float divisor, Precision p) {
-  if (!p.bf16()) {
-    for (int64_t j = 0; j < n; ++j) s[j] /= divisor;
+void attention_probabilities(float* s, int64_t n, float divisor, Precision p) {
+  // x / d and x * (1 / d) round the same exact quotient when d is a power of two (sqrt(head_dim)
+  // for head_dim 64 or 256), and the multiply is several times cheaper than a division.
+  int exponent = 0;
+  const bool power_of_two = std::frexp(divisor, &exponent) == 0.5f;
+  const float factor = 1.0f / divisor;
+  if (p.bf16()) {
+    if (power_of_two) scale_scores<true, true>(s, n, divisor, factor);
+    else scale_scores<true, false>(s, n, divisor, factor);
+  } else {
+    if (power_of_two) scale_scores<false, true>(s, n, divisor, factor);
+    else scale_scores<false, false>(s, n, divisor, factor);
+  }
+  const float mx = max_of(s, n);
+  if (mx == -INFINITY) {  // fully masked row, as softmax_inplace
+    for (int64_t k = 0; k < n; ++k) s[k] = 0;
     return;
   }
-  for (int64_t j = 0; j < n; ++j) s[j] = round_bf16(round_bf16(s[j]) / divisor);
+  // Exponentials and their sum, then normalised and rounded in one pass.
+  const float inv = static_cast<float>(1.0 / kernels::active_kernels().exp_sum(s, mx, s, n));
+  if (!p.bf16()) {
+    for (int64_t k = 0; k < n; ++k) s[k] *= inv;
+    return;
+  }
+  for (int64_t k = 0; k < n; ++k) s[k] = round_bf16(s[k] * inv);
 }
 
 MOEPP_SIMD_CLONES
 void softmax_inplace(float* x, int64_t n) {
-  float lane_max[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)  // 8 independent maxima (the compiler vectorises them): exact, in any order
-    for (int j = 0; j < 8; ++j) lane_max[j] = std::max(lane_max[j], x[i + j]);
-  for (; i < n; ++i) lane_max[0] = std::max(lane_max[0], x[i]);
-  const float mx = *std::max_element(lane_max, lane_max + 8);
+  const float mx = max_of(x, n);
   if (mx == -INFINITY) {  // fully masked row: PyTorch gives NaN; we give zeros
     for (int64_t k = 0; k < n; ++k) x[k] = 0;
     return;

@@ -32,9 +32,10 @@ void add_weighted(float* y, const float* x, float weight, int64_t n, Precision p
 // rounds if needed). The same bits with every kernel set.
 void softmax_inplace(float* x, int64_t n);
 
-// Attention scores as HF's eager attention scales them: s = round(round(s) / divisor), rounding
-// to the activation dtype. One pass, vectorised (each element is independent).
-void scale_scores(float* s, int64_t n, float divisor, Precision p);
+// One query's attention probabilities from its scores, as HF's eager attention computes them:
+// s = round(round(s) / divisor), softmax_inplace(s), s = round(s), rounding to the activation
+// dtype; the same bits as those three steps, in three passes over s instead of five.
+void attention_probabilities(float* s, int64_t n, float divisor, Precision p);
 
 // out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding
 // points. The same values as that loop; silu through the kernel set's silu, then a pass that

@@ -101,6 +101,30 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_EQ(s[3], 0.0f);
 }
 
+// attention_probabilities in its three passes has the bits of the three steps it fuses, in both
+// precisions, for a power-of-two divisor (a multiply by its inverse) and another (a division),
+// a length with a tail past whole 8-lane blocks, and a fully masked row.
+TEST(Ops, AttentionProbabilitiesEqualScaleSoftmaxAndRound) {
+  std::mt19937 rng(12);
+  for (Precision p : {Precision{ComputeDType::kF32}, Precision{ComputeDType::kBF16}})
+    for (float divisor : {8.0f, std::sqrt(96.0f)})
+      for (int64_t n : {1, 8, 37, 2051}) {
+        std::vector<float> s = testing::random_vector(rng, static_cast<size_t>(n));
+        for (float& v : s) v *= 40.0f;  // scores of a few units after the division
+        if (n > 8) s[3] = -INFINITY;    // a masked key
+        std::vector<float> want = s;
+        for (float& v : want) v = p.round(p.round(v) / divisor);
+        softmax_inplace(want.data(), n);
+        p.round(want.data(), want.size());
+        attention_probabilities(s.data(), n, divisor, p);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(s[i]), std::bit_cast<uint32_t>(want[i])) << "bf16 " << p.bf16() << " divisor " << divisor << " n " << n << " at " << i;
+      }
+  std::vector<float> masked(5, -INFINITY);
+  attention_probabilities(masked.data(), 5, 8.0f, Precision{ComputeDType::kBF16});
+  for (float v : masked) EXPECT_EQ(v, 0.0f);
+}
+
 // Inputs quantised over the pool (ranges of 64 rows, each written at its own offset) equal one
 // call over all rows, padding columns and group sums included. K = 70: a group of 6 columns.
 TEST(Ops, InputsQuantisedOverThePoolEqualOneCall) {
