@@ -48,8 +48,7 @@ void combine(ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerWeights& 
             a[0] = p.round(a[0]);
             a[1] = p.round(a[1]);
             ew.constant_value.row_to_f32(0, value.data());
-            for (int64_t i = 0; i < d_model; ++i)
-              expert_out[i] = p.round(p.round(a[0] * xt[i]) + p.round(a[1] * value[i]));
+            constant_expert_output(xt, value.data(), a[0], a[1], d_model, expert_out.data(), p);
             out = expert_out.data();
             break;
           }

@@ -130,6 +130,15 @@ void attention_probabilities(float* s, int64_t n, float divisor, Precision p) {
 }
 
 MOEPP_SIMD_CLONES
+void constant_expert_output(const float* x, const float* v, float a1, float a2, int64_t n, float* out, Precision p) {
+  if (!p.bf16()) {
+    for (int64_t i = 0; i < n; ++i) out[i] = a1 * x[i] + a2 * v[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = round_bf16(round_bf16(a1 * x[i]) + round_bf16(a2 * v[i]));
+}
+
+MOEPP_SIMD_CLONES
 void softmax_inplace(float* x, int64_t n) {
   const float mx = max_of(x, n);
   if (mx == -INFINITY) {  // fully masked row: PyTorch gives NaN; we give zeros

@@ -27,6 +27,9 @@ void add_rms_norm(ThreadPool& pool, float* h /*[n, d]*/, const float* branch /*[
 void add_inplace(float* h, const float* branch, int64_t n, Precision p);
 // y[i] = round(y[i] + round(x[i] * weight)): one weighted term of a sum, as torch's y += x * w.
 void add_weighted(float* y, const float* x, float weight, int64_t n, Precision p);
+// out[i] = round(round(a1 * x[i]) + round(a2 * v[i])): an MoE++ constant expert's output, its
+// token's x and its learned vector v mixed by the weights [a1, a2] of its own softmax.
+void constant_expert_output(const float* x, const float* v, float a1, float a2, int64_t n, float* out, Precision p);
 
 // In-place softmax over n values, computed in f32 with exp_f32 and a double sum (the caller
 // rounds if needed). The same bits with every kernel set.
