@@ -1089,6 +1089,8 @@ bool pair_probabilities(const float* c, int64_t A, int64_t ldc, int64_t pairs, u
       low_bits = _mm512_or_si512(low_bits, _mm512_or_si512(x0, x1));
       const __mmask16 stored = static_cast<__mmask16>(pairs - i >= 16 ? 0xffff : (1u << (pairs - i)) - 1);
       _mm512_mask_storeu_epi32(cp + a * ldcp + i, stored, _mm512_permutex2var_epi16(x0, index, x1));
+      // An f32 forward's probabilities fail on their first values: stop before pairing the rest.
+      if (a == 0 && i == 0 && _mm512_test_epi32_mask(low_bits, low_half) != 0) return false;
     }
   }
   return _mm512_test_epi32_mask(low_bits, low_half) == 0;
