@@ -8,16 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "platform/simd_clones.h"
+
 namespace moepp {
 
 namespace {
 
 // Rows [r0, r1) of w quantised into `values_out` (row-major, row_bytes a row, zeroed here) and
 // `scales` ([rows, groups]).
+MOEPP_SIMD_CLONES
 void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, uint8_t* values_out,
                    int64_t row_bytes, float* scales) {
   const int64_t gpr = w.groups_per_row();
   const float qmax = quant == WeightQuant::kQ8 ? 127.0f : 7.0f;
+  const int qlimit = quant == WeightQuant::kQ8 ? 127 : 8;  // q4 clamps to [-8, 7] below
   std::memset(values_out + r0 * row_bytes, 0, static_cast<size_t>((r1 - r0) * row_bytes));
   std::vector<float> values(static_cast<size_t>(w.cols));  // one row as f32
   for (int64_t r = r0; r < r1; ++r) {
@@ -33,23 +37,35 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
     uint8_t* row = values_out + r * row_bytes;
     for (int64_t g = 0; g < gpr; ++g) {
       const int64_t c0 = g * kQuantGroup;
-      const int64_t c1 = std::min(w.cols, c0 + kQuantGroup);
-      float amax = 0.0f;
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(values[c]));
+      const int64_t n = std::min(w.cols, c0 + kQuantGroup) - c0;
+      const float* x = values.data() + c0;
+      // 8 lanes of the largest magnitude, so that the loop vectorises (a NaN is skipped by
+      // std::max either way, and the largest of the lanes is the largest of all).
+      float lane_amax[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t c8 = 0;
+      for (; c8 + 8 <= n; c8 += 8)
+        for (int j = 0; j < 8; ++j) lane_amax[j] = std::max(lane_amax[j], std::fabs(x[c8 + j]));
+      for (; c8 < n; ++c8) lane_amax[0] = std::max(lane_amax[0], std::fabs(x[c8]));
+      const float amax = *std::max_element(lane_amax, lane_amax + 8);
       const float s = amax / qmax;
       scales[r * gpr + g] = s;
       const float inv = s > 0.0f ? 1.0f / s : 0.0f;
-      for (int64_t c = c0; c < c1; ++c) {
+      int32_t q[kQuantGroup];
+      for (int64_t c = 0; c < n; ++c) {
         // lround (halves away from zero) without its library call: exact in double for any float
         // (NaN gives 0, as lround's LONG_MIN did once narrowed to int).
-        const double scaled = static_cast<double>(values[c] * inv);
+        const double scaled = static_cast<double>(x[c] * inv);
         const int v = std::isnan(scaled) ? 0 : static_cast<int>(scaled + std::copysign(0.5, scaled));
-        if (quant == WeightQuant::kQ8) {
-          reinterpret_cast<int8_t*>(row)[c] = static_cast<int8_t>(std::clamp(v, -127, 127));
-        } else {
-          const uint8_t nib = static_cast<uint8_t>(std::clamp(v, -8, 7) + 8);
-          row[c / 2] |= static_cast<uint8_t>(c % 2 == 0 ? nib : nib << 4);
-        }
+        q[c] = std::clamp(v, -qlimit, qlimit);
+      }
+      if (quant == WeightQuant::kQ8) {
+        for (int64_t c = 0; c < n; ++c) reinterpret_cast<int8_t*>(row)[c0 + c] = static_cast<int8_t>(q[c]);
+      } else {
+        // Columns 2i (low nibble) and 2i + 1 (high) in byte i; a short group's last odd column alone.
+        auto nibble = [&](int64_t c) { return static_cast<uint8_t>(std::min(q[c], 7) + 8); };
+        uint8_t* bytes = row + c0 / 2;
+        for (int64_t i = 0; i < n / 2; ++i) bytes[i] = static_cast<uint8_t>(nibble(2 * i) | nibble(2 * i + 1) << 4);
+        if (n % 2 != 0) bytes[n / 2] = nibble(n - 1);
       }
     }
   }

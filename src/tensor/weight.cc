@@ -127,10 +127,27 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
     for (int64_t r = b0 * kQuantBlockRows; r < std::min(w.rows, b1 * kQuantBlockRows); ++r) {
       for (int64_t g = 0; g < G; ++g) {
         scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
-        uint8_t* group = p + out.group_offset(r, g);
+        // Row r's 4 bytes of each 64-byte chunk of the group (interleaved_byte of column 0 of the chunk).
+        uint8_t* lane = p + out.group_offset(r, g) + Weight::interleaved_byte(w.quant, r, 0);
         const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);  // row-major
         // A row-major row's last group may be short: its padding stays zero.
         const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
+        if (cols == kQuantGroup) {  // whole groups a word at a time (loading quantises billions of weights)
+          if (q8) {
+            for (int64_t k = 0; k < kQuantGroup / 4; ++k) std::memcpy(lane + 64 * k, src + 4 * k, 4);
+          } else {
+            // Chunk k: byte i holds column 8k + i (low nibble) and 8k + 4 + i (high); the source
+            // byte b holds columns 2b (low) and 2b + 1 (high).
+            for (int64_t k = 0; k < kQuantGroup / 8; ++k)
+              for (int i = 0; i < 4; ++i) {
+                const int lo = (src[4 * k + i / 2] >> (4 * (i % 2))) & 0x0f;
+                const int hi = (src[4 * k + 2 + i / 2] >> (4 * (i % 2))) & 0x0f;
+                lane[64 * k + i] = static_cast<uint8_t>(lo | hi << 4);
+              }
+          }
+          continue;
+        }
+        uint8_t* group = p + out.group_offset(r, g);
         for (int64_t k = 0; k < cols; ++k) {
           const int64_t at = Weight::interleaved_byte(w.quant, r, k);
           if (q8) group[at] = src[k];

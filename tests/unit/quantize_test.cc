@@ -35,6 +35,38 @@ TEST(Quantize, ErrorWithinHalfAStepPerGroup) {
   }
 }
 
+// Codes and scales exactly as the format defines them, recomputed here one value at a time: s =
+// absmax / qmax per group, code = x * (1 / s) rounded half away from zero (lround), clamped;
+// exact halves included (a group whose absmax is qmax has s = 1).
+TEST(Quantize, CodesAreTheRoundedScaledValues) {
+  std::mt19937 rng(20);
+  for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+    const float qmax = q == WeightQuant::kQ8 ? 127.0f : 7.0f;
+    for (int64_t cols : {7, 32, 45, 96}) {
+      Weight w = testing::random_weight(rng, 4, cols, 1.0f);
+      float* x = const_cast<float*>(w.f32());
+      // Row 0: absmax qmax, so s = 1 and these values are exact halves.
+      x[0] = qmax;
+      for (int64_t c = 1; c < std::min<int64_t>(cols, kQuantGroup); ++c) x[c] = (c % 2 ? 0.5f : -0.5f) + static_cast<float>(c % 5);
+      auto qw = quantize_weight(w, q);
+      ASSERT_TRUE(qw.ok()) << qw.status().message();
+      for (int64_t r = 0; r < w.rows; ++r)
+        for (int64_t g = 0; g * kQuantGroup < cols; ++g) {
+          const int64_t c0 = g * kQuantGroup, c1 = std::min(cols, c0 + kQuantGroup);
+          float amax = 0;
+          for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
+          const float scale = amax / qmax, inv = scale > 0 ? 1.0f / scale : 0.0f;
+          ASSERT_EQ(qw->scales[qw->scale_index(r, g)], scale);
+          for (int64_t c = c0; c < c1; ++c) {
+            const long want = std::clamp<long>(std::lround(static_cast<double>(x[r * cols + c] * inv)), -qmax, qmax);
+            const int got = q == WeightQuant::kQ8 ? qw->q8_value(r, c) : qw->q4_nibble(r, c) - 8;
+            ASSERT_EQ(got, want) << "q" << (q == WeightQuant::kQ8 ? 8 : 4) << " cols " << cols << " (" << r << ", " << c << ")";
+          }
+        }
+    }
+  }
+}
+
 // The interleaved copy the kernels read (values and scales per group of 16 rows, lane-major)
 // holds every element of the row-major original, padding rows and short groups included.
 TEST(Quantize, InterleavedCopyKeepsEveryElement) {
