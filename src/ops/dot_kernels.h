@@ -4,7 +4,9 @@
 // it) and the scalar twin is a bit-exact reference for the SIMD code. The one exception is
 // vdpbf16ps (AVX-512 sets on CPUs with AVX512_BF16), which flushes subnormal bf16 products and
 // sums to zero: for values below 1.2e-38 its results can differ from the twin's, and from the
-// same set's FMA path (the avx512 set's batches of 48 tokens or more).
+// same set's FMA path (the avx512 set's batches of 48 tokens or more). Attention's values
+// product takes it too for a bf16 forward, two rows an instruction: a query in a block pairs its
+// rows from a different first row than alone, which again matters only below 1.2e-38.
 //
 // The contract, for one output y = dot(x, W row n) over K columns:
 //   - K is zero-padded to a multiple of 8; lane j (0..7) accumulates

@@ -1137,8 +1137,8 @@ void axpy_pairs_bf16(const uint32_t* cp, int64_t ldcp, const uint16_t* rows, int
 
 // axpy_rows_block on bf16 rows n % 32 == 0 wide for bf16-valued probabilities (up to 4 queries
 // of a block): whole row pairs on vdpbf16ps, an odd last row as the multiply-and-add path adds
-// it. False, computing nothing, where the CPU lacks vdpbf16ps or a probability is not a bf16
-// value.
+// it. False, computing nothing, where the CPU lacks vdpbf16ps, n % 32 != 0, there is no whole
+// pair (count < 2) or a probability is not a bf16 value.
 template <int A>
 bool axpy_rows_block_paired(const float* c, int64_t ldc, const uint16_t* rows, int64_t stride, int64_t count, float* y,
                             int64_t ldy, int64_t n) {

@@ -106,8 +106,8 @@ void attention_probabilities(float* s, int64_t n, float divisor, Precision p) {
   // x / d and x * (1 / d) round the same exact quotient when d is a power of two (sqrt(head_dim)
   // for head_dim 64 or 256), and the multiply is several times cheaper than a division.
   int exponent = 0;
-  const bool power_of_two = std::frexp(divisor, &exponent) == 0.5f;
   const float factor = 1.0f / divisor;
+  const bool power_of_two = std::frexp(divisor, &exponent) == 0.5f && std::isfinite(factor);
   if (p.bf16()) {
     if (power_of_two) scale_scores<true, true>(s, n, divisor, factor);
     else scale_scores<true, false>(s, n, divisor, factor);

@@ -37,7 +37,7 @@ void softmax_inplace(float* x, int64_t n);
 
 // One query's attention probabilities from its scores, as HF's eager attention computes them:
 // s = round(round(s) / divisor), softmax_inplace(s), s = round(s), rounding to the activation
-// dtype; the same bits as those three steps, in three passes over s instead of five.
+// dtype; the same bits as those three steps, in four passes over s instead of five.
 void attention_probabilities(float* s, int64_t n, float divisor, Precision p);
 
 // out[i] = round(round(silu(gate[i])) * up[i]): the experts' SwiGLU product with HF's rounding

@@ -54,8 +54,11 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
       for (int64_t c = 0; c < n; ++c) {
         // lround (halves away from zero) without its library call: exact in double for any float
         // (NaN gives 0, as lround's LONG_MIN did once narrowed to int).
+        // A group whose absmax is below about 1e-36 has an infinite inverse scale: bounded first,
+        // its codes keep their signs (the conversion of an infinity was undefined).
         const double scaled = static_cast<double>(x[c] * inv);
-        const int v = std::isnan(scaled) ? 0 : static_cast<int>(scaled + std::copysign(0.5, scaled));
+        const double bounded = std::clamp(scaled, -(qlimit + 1.0), qlimit + 1.0);
+        const int v = std::isnan(scaled) ? 0 : static_cast<int>(bounded + std::copysign(0.5, bounded));
         q[c] = std::clamp(v, -qlimit, qlimit);
       }
       if (quant == WeightQuant::kQ8) {

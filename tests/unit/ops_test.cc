@@ -125,6 +125,23 @@ TEST(Ops, AttentionProbabilitiesEqualScaleSoftmaxAndRound) {
   for (float v : masked) EXPECT_EQ(v, 0.0f);
 }
 
+// constant_expert_output: out = round(round(a1 * x) + round(a2 * v)) in the activation dtype, each
+// element (a length with a tail past the SIMD widths).
+TEST(Ops, ConstantExpertOutputRoundsEachTerm) {
+  std::mt19937 rng(13);
+  const int64_t n = 77;
+  const std::vector<float> x = testing::random_vector(rng, n), v = testing::random_vector(rng, n);
+  const float a1 = 0.3671875f, a2 = 0.6328125f;
+  for (Precision p : {Precision{ComputeDType::kF32}, Precision{ComputeDType::kBF16}}) {
+    std::vector<float> out(n);
+    constant_expert_output(x.data(), v.data(), a1, a2, n, out.data(), p);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = p.round(p.round(a1 * x[i]) + p.round(a2 * v[i]));
+      ASSERT_EQ(std::bit_cast<uint32_t>(out[i]), std::bit_cast<uint32_t>(want)) << "bf16 " << p.bf16() << " at " << i;
+    }
+  }
+}
+
 // Inputs quantised over the pool (ranges of 64 rows, each written at its own offset) equal one
 // call over all rows, padding columns and group sums included. K = 70: a group of 6 columns.
 TEST(Ops, InputsQuantisedOverThePoolEqualOneCall) {

@@ -67,6 +67,24 @@ TEST(Quantize, CodesAreTheRoundedScaledValues) {
   }
 }
 
+// A group so small that its inverse scale overflows (absmax 1e-38: s is subnormal) still gets
+// codes of its values' signs, the largest magnitudes at the format's ends.
+TEST(Quantize, TinyGroupsKeepTheirSigns) {
+  std::mt19937 rng(23);
+  Weight w = testing::random_weight(rng, 1, 64, 1.0f);
+  float* x = const_cast<float*>(w.f32());
+  for (int64_t c = 0; c < kQuantGroup; ++c) x[c] = c % 3 == 0 ? 0.0f : (c % 2 ? 1e-38f : -1e-38f);
+  for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+    auto qw = quantize_weight(w, q);
+    ASSERT_TRUE(qw.ok()) << qw.status().message();
+    for (int64_t c = 0; c < kQuantGroup; ++c) {
+      const int code = q == WeightQuant::kQ8 ? qw->q8_value(0, c) : qw->q4_nibble(0, c) - 8;
+      const int want = x[c] == 0.0f ? 0 : x[c] > 0 ? (q == WeightQuant::kQ8 ? 127 : 7) : (q == WeightQuant::kQ8 ? -127 : -8);
+      ASSERT_EQ(code, want) << "q" << (q == WeightQuant::kQ8 ? 8 : 4) << " column " << c;
+    }
+  }
+}
+
 // The interleaved copy the kernels read (values and scales per group of 16 rows, lane-major)
 // holds every element of the row-major original, padding rows and short groups included.
 TEST(Quantize, InterleavedCopyKeepsEveryElement) {
