@@ -1,5 +1,6 @@
 // Group quantisation of weights: symmetric, one f32 scale per kQuantGroup values of a row.
-// q8: q = round(w / s), s = max|w| / 127; q4: q = round(w / s) + 8 in [0, 15], s = max|w| / 7.
+// q8: q = round(w * (1 / s)), s = max|w| / 127; q4: q = round(w * (1 / s)) + 8 in [0, 15],
+// s = max|w| / 7; round halves away from zero (lround), w * (1 / s) in f32.
 #pragma once
 
 #include "base/status.h"
