@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,15 +13,14 @@ namespace moepp {
 
 namespace {
 
-// Rows [r0, r1) of w quantised into `values_out` (row-major, row_bytes a row, zeroed here) and
-// `scales` ([rows, groups]).
+// Rows [r0, r1) of w quantised into `values_out` (row-major, row_bytes a row, every byte written)
+// and `scales` ([rows, groups]).
 MOEPP_SIMD_CLONES
 void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, uint8_t* values_out,
                    int64_t row_bytes, float* scales) {
   const int64_t gpr = w.groups_per_row();
   const float qmax = quant == WeightQuant::kQ8 ? 127.0f : 7.0f;
   const int qlimit = quant == WeightQuant::kQ8 ? 127 : 8;  // q4 clamps to [-8, 7] below
-  std::memset(values_out + r0 * row_bytes, 0, static_cast<size_t>((r1 - r0) * row_bytes));
   std::vector<float> values(static_cast<size_t>(w.cols));  // one row as f32
   for (int64_t r = r0; r < r1; ++r) {
     // Row-major f32/bf16 (checkpoints, random models) converted directly: Weight::at per element
@@ -39,8 +37,9 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
       const int64_t c0 = g * kQuantGroup;
       const int64_t n = std::min(w.cols, c0 + kQuantGroup) - c0;
       const float* x = values.data() + c0;
-      // 8 lanes of the largest magnitude, so that the loop vectorises (a NaN is skipped by
-      // std::max either way, and the largest of the lanes is the largest of all).
+      // 8 independent lanes of the largest magnitude (GCC 12 keeps them scalar, but not as one
+      // chain of dependent maxima); a NaN is skipped by std::max either way, and the largest of
+      // the lanes is the largest of all.
       float lane_amax[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       int64_t c8 = 0;
       for (; c8 + 8 <= n; c8 += 8)
