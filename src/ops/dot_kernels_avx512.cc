@@ -423,31 +423,54 @@ void avx512_paired_rows(const PairedRows& a, int64_t m0, int64_t M, const Weight
 // dim k + 8 + j low) pairs, key 2i in lanes 0-7 and key 2i + 1 in 8-15, and each query one
 // vdpbf16ps per key pair: the FMA path's order (dim k + j, then k + 8 + j, per lane), half its
 // multiplies and half its permutes. Subnormal values as the section's note says.
-template <int A>
+template <int A, int kQ = 0>
 void dot_keys8_paired(const uint32_t* qp, int64_t ldqp, const uint16_t* r /*8 keys*/, int64_t stride, int64_t Q,
                       float* y, int64_t ldy) {
+  if constexpr (kQ > 0) Q = kQ;
+  // Every loop over the queries and key pairs unrolled, so that the accumulators stay in
+  // registers: GCC 12 kept them on the stack (stored and reloaded around the loop) otherwise.
   __m512 acc[A][4];
+#pragma GCC unroll 4
   for (int a = 0; a < A; ++a)
+#pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_setzero_ps();
   // Word 2l + 1 (high) of lane l < 8 takes a[l], word 2l (low) a[8 + l]; lanes 8-15 take b's.
   alignas(64) static constexpr uint16_t kPairIndex[32] = {
       8,  0,  9,  1,  10, 2,  11, 3,  12, 4,  13, 5,  14, 6,  15, 7,
       40, 32, 41, 33, 42, 34, 43, 35, 44, 36, 45, 37, 46, 38, 47, 39};
   const __m512i index = _mm512_load_si512(kPairIndex);
-  for (int64_t q = 0; q < Q; ++q) {
-    __m512bh kv[4];
-    for (int i = 0; i < 4; ++i) {
-      const uint16_t* first = r + 2 * i * stride + 16 * q;
-      const __m512i a = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
-      const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + stride)));
-      kv[i] = (__m512bh)_mm512_permutex2var_epi16(a, index, b);
-    }
-    for (int a = 0; a < A; ++a) {
-      const __m512bh xv =
-          (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qp + a * ldqp + 8 * q)));
-      for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_dpbf16_ps(acc[a][i], xv, kv[i]);
+  auto key_pair = [&](int i, int64_t q) {  // dims 16q .. 16q + 15 of keys 2i, 2i + 1, paired
+    const uint16_t* first = r + 2 * i * stride + 16 * q;
+    const __m512i a = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
+    const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + stride)));
+    return (__m512bh)_mm512_permutex2var_epi16(a, index, b);
+  };
+  auto query_chunk = [&](int a, int64_t q) {
+    return (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qp + a * ldqp + 8 * q)));
+  };
+  if constexpr (A == 1) {
+    // One query (decode, a kv head of its own): key pair after key pair, so that the block's
+    // loads walk its 8 rows in address order. One query used to take the FMA path, which reads
+    // across the rows: `bench --attention -d 2048 --attention-shape 12x1x64 --cache bf16`,
+    // kernel / read 0.70-0.73 -> 0.82-0.84 (one thread), 0.75-0.88 -> 0.93-0.95 (two).
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 16
+      for (int64_t q = 0; q < Q; ++q) acc[0][i] = _mm512_dpbf16_ps(acc[0][i], query_chunk(0, q), key_pair(i, q));
+  } else {
+    for (int64_t q = 0; q < Q; ++q) {
+      __m512bh kv[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) kv[i] = key_pair(i, q);
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) {
+        const __m512bh xv = query_chunk(a, q);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_dpbf16_ps(acc[a][i], xv, kv[i]);
+      }
     }
   }
+#pragma GCC unroll 4
   for (int a = 0; a < A; ++a) _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
 }
 
@@ -900,17 +923,27 @@ void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, in
     const int64_t block = std::min<int64_t>(4, A - a0);
     const float* qa = q + a0 * ldq;
     float* ya = y + a0 * ldy;
-    // Several bf16-valued queries on bf16 keys (a bf16 prefill): vdpbf16ps, the same bits.
+    // bf16-valued queries on bf16 keys (a bf16 forward): vdpbf16ps, the same bits.
     alignas(64) uint32_t qp[4 * 128];
     bool paired = false;
     if constexpr (std::is_same_v<T, uint16_t>)
-      paired = block > 1 && n % 16 == 0 && n <= 256 && pair_queries(qa, block, ldq, n, qp);
+      paired = n % 16 == 0 && n <= 256 && pair_queries(qa, block, ldq, n, qp);
+    // One paired query walks each block in address order, and the hardware's prefetcher then
+    // does better alone: a cold 2048-key head of 64 dims took 11.8-12.3 us with the requests and
+    // 10.6-11.6 without (the kernel timed alone, alternated; session 29). Blocks of several
+    // queries still read across the rows and need them (without: 22-24 us against 15-16).
+    const bool prefetch = !(paired && block == 1);
     auto keys8 = [&](int64_t j) {  // keys j .. j + 7, the 8 keys kAhead blocks on requested
       const T* r = rows + j * stride;
-      if (j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * stride, stride, n);
+      if (prefetch && j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * stride, stride, n);
       if constexpr (std::is_same_v<T, uint16_t>)
         if (paired) {
           switch (block) {
+            case 1:
+              if (n == 64) dot_keys8_paired<1, 4>(qp, n / 2, r, stride, n / 16, ya + j, ldy);
+              else if (n == 128) dot_keys8_paired<1, 8>(qp, n / 2, r, stride, n / 16, ya + j, ldy);
+              else dot_keys8_paired<1>(qp, n / 2, r, stride, n / 16, ya + j, ldy);
+              return;
             case 2: dot_keys8_paired<2>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
             case 3: dot_keys8_paired<3>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
             default: dot_keys8_paired<4>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;

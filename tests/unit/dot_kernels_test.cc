@@ -556,8 +556,9 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
 // values as in a bf16 forward, which the AVX-512 sets take on vdpbf16ps.
 void check_row_blocks(uint32_t seed, bool bf16_cache, bool bf16_queries = false) {
   std::mt19937 rng(seed);
-  // 40: bf16 keys 16 dims a step, then 8; 64, 128: paired queries; 96: values paired 64 then 32 wide
-  for (int64_t n : {7, 40, 64, 96, 100, 128}) {
+  // 40: bf16 keys 16 dims a step, then 8; 32, 64, 128, 256: paired queries (one query: 64 and 128
+  // unrolled, the others not); 96: values paired 64 then 32 wide
+  for (int64_t n : {7, 32, 40, 64, 96, 100, 128, 256}) {
     // 16, 19, 45: one query's keys as two runs (none, 3 and 5 keys left over); 45: past the
     // kernels' prefetch distance
     // (and for paired values: no pair, 4, 8, 9 and 22 pairs, odd counts with a last row alone)
