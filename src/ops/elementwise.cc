@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "ops/dot_kernels.h"
@@ -88,16 +89,26 @@ template <bool kBf16, bool kMultiply>
   }
 }
 
-// The largest of x[0 .. n) (-inf for none): 8 independent maxima, then the largest of them; exact
-// in any order. GCC 12 keeps the 8 lanes scalar (vmaxss); an 8-wide vector version measured within
-// the noise (docs/performance.md, session 28).
+// The largest of x[0 .. n) (-inf for none): 32 independent maxima, then the largest of them;
+// exact in any order. The lanes are GCC vectors: as an array of floats GCC 12 kept them scalar
+// (vmaxss, one compare a score), and four of them keep four compares in flight. m < v ? v : m
+// is maxps(v, m) lane by lane, which keeps m where v is NaN, as std::max(m, v) does.
 [[gnu::always_inline]] inline float max_of(const float* x, int64_t n) {
-  float lane_max[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  using Lanes8 = float __attribute__((vector_size(32)));
+  constexpr Lanes8 kNone = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  Lanes8 m[4] = {kNone, kNone, kNone, kNone};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) lane_max[j] = std::max(lane_max[j], x[i + j]);
-  for (; i < n; ++i) lane_max[0] = std::max(lane_max[0], x[i]);
-  return *std::max_element(lane_max, lane_max + 8);
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) {
+      Lanes8 v;
+      std::memcpy(&v, x + i + 8 * k, sizeof(v));
+      m[k] = m[k] < v ? v : m[k];
+    }
+  float largest = -INFINITY;
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 8; ++j) largest = std::max(largest, m[k][j]);
+  for (; i < n; ++i) largest = std::max(largest, x[i]);
+  return largest;
 }
 
 }  // namespace

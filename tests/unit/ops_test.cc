@@ -10,6 +10,7 @@
 
 #include "ops/dot_kernels.h"
 #include "ops/elementwise.h"
+#include "ops/exp_f32.h"
 #include "ops/matmul.h"
 #include "tensor/quantize.h"
 #include "test_util.h"
@@ -99,6 +100,44 @@ TEST(Ops, RmsNormAndSoftmax) {
   EXPECT_NEAR(s[0], std::exp(-2.0) / z, 1e-6);
   EXPECT_NEAR(s[2], 1.0 / z, 1e-6);
   EXPECT_EQ(s[3], 0.0f);
+}
+
+// softmax_inplace against its definition written out here: the largest non-NaN score (std::max,
+// which skips NaN), exp_f32 of each score minus it, their sum in double in the documented lane
+// order (ExpSumKernel), and each exponential times the sum's inverse as a float. The largest score
+// is put at each position the maximum's 32 lanes and its tail treat differently.
+TEST(Ops, SoftmaxEqualsItsDefinition) {
+  std::mt19937 rng(11);
+  auto reference = [](std::vector<float> x) {
+    float largest = -INFINITY;
+    for (float v : x) largest = std::max(largest, v);
+    if (largest == -INFINITY) return std::vector<float>(x.size(), 0.0f);
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = exp_f32(x[i] - largest);
+      lane[i % 8] += x[i];
+    }
+    const double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    const float inv = static_cast<float>(1.0 / sum);
+    for (float& v : x) v *= inv;
+    return x;
+  };
+  for (int64_t n : {1, 7, 31, 32, 33, 75, 2051})
+    for (int64_t at : {int64_t{0}, int64_t{7}, int64_t{8}, int64_t{31}, int64_t{32}, int64_t{63}, n - 1}) {
+      if (at >= n) continue;
+      std::vector<float> x = testing::random_vector(rng, static_cast<size_t>(n));
+      for (float& v : x) v *= 3.0f;
+      x[static_cast<size_t>(at)] = 5.0f;  // above every other score
+      if (n > 40) x[40] = -INFINITY;      // a masked key
+      const std::vector<float> want = reference(x);
+      softmax_inplace(x.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(x[i]), std::bit_cast<uint32_t>(want[i])) << "n " << n << " largest at " << at << " element " << i;
+    }
+  // A NaN score is skipped by the maximum and makes every probability NaN, as the definition does.
+  std::vector<float> with_nan = {1.0f, NAN, 2.0f};
+  softmax_inplace(with_nan.data(), 3);
+  for (float v : with_nan) EXPECT_TRUE(std::isnan(v));
 }
 
 // attention_probabilities in its three passes has the bits of the three steps it fuses, in both
