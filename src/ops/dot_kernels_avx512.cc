@@ -418,67 +418,71 @@ void avx512_paired_rows(const PairedRows& a, int64_t m0, int64_t M, const Weight
 }
 
 
-// Attention scores of A bf16-valued queries (paired, Q = n / 16 chunks a query, ldqp words apart)
-// against 8 bf16 keys: a key pair's 16 dims take one word permute into lanes of (dim k + j high,
-// dim k + 8 + j low) pairs, key 2i in lanes 0-7 and key 2i + 1 in 8-15, and each query one
-// vdpbf16ps per key pair: the FMA path's order (dim k + j, then k + 8 + j, per lane), half its
-// multiplies and half its permutes. Subnormal values as the section's note says.
+// Attention scores of A bf16-valued queries against 8 bf16 keys: a key pair's 16 dims take one
+// word permute into lanes of (dim k + j high, dim k + 8 + j low) pairs, key 2i in lanes 0-7 and
+// key 2i + 1 in 8-15, and each query one vdpbf16ps per key pair: the FMA path's order (dim k + j,
+// then k + 8 + j, per lane), half its multiplies and half its permutes. Subnormal values as the
+// section's note says. `qd` holds each query's Q = n / 16 paired chunks twice over (16 words a
+// chunk, [A][Q][16], 64-byte aligned), so that each vdpbf16ps reads its query from memory.
+//
+// Key pair after key pair, each with all its chunks and queries: the block's loads walk its 8
+// rows in address order, which the hardware prefetcher follows (no software prefetch), and the
+// queries as memory operands leave registers for all A x 4 accumulators. A chunk at a time across
+// the 8 rows (the order before session 29) needed software prefetch and broadcast registers: a
+// cold 2048-key head of 64 dims, 4 queries, took 12.2-12.5 us against 10.2-10.9 now (7.5 hot,
+// against 9.1); one query used the FMA path, and `bench --attention -d 2048 --attention-shape
+// 12x1x64 --cache bf16` went from 0.70-0.73 to 0.82-0.84 of the read beside it (one thread).
+// Every loop over queries and key pairs is unrolled: GCC 12 kept the accumulators on the stack
+// otherwise.
 template <int A, int kQ = 0>
-void dot_keys8_paired(const uint32_t* qp, int64_t ldqp, const uint16_t* r /*8 keys*/, int64_t stride, int64_t Q,
-                      float* y, int64_t ldy) {
+void dot_keys8_paired(const uint32_t* qd, const uint16_t* r /*8 keys*/, int64_t stride, int64_t Q, float* y,
+                      int64_t ldy) {
   if constexpr (kQ > 0) Q = kQ;
-  // Every loop over the queries and key pairs unrolled, so that the accumulators stay in
-  // registers: GCC 12 kept them on the stack (stored and reloaded around the loop) otherwise.
-  __m512 acc[A][4];
-#pragma GCC unroll 4
-  for (int a = 0; a < A; ++a)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_setzero_ps();
   // Word 2l + 1 (high) of lane l < 8 takes a[l], word 2l (low) a[8 + l]; lanes 8-15 take b's.
   alignas(64) static constexpr uint16_t kPairIndex[32] = {
       8,  0,  9,  1,  10, 2,  11, 3,  12, 4,  13, 5,  14, 6,  15, 7,
       40, 32, 41, 33, 42, 34, 43, 35, 44, 36, 45, 37, 46, 38, 47, 39};
   const __m512i index = _mm512_load_si512(kPairIndex);
-  auto key_pair = [&](int i, int64_t q) {  // dims 16q .. 16q + 15 of keys 2i, 2i + 1, paired
-    const uint16_t* first = r + 2 * i * stride + 16 * q;
-    const __m512i a = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
-    const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + stride)));
-    return (__m512bh)_mm512_permutex2var_epi16(a, index, b);
-  };
-  auto query_chunk = [&](int a, int64_t q) {
-    return (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qp + a * ldqp + 8 * q)));
-  };
-  if constexpr (A == 1) {
-    // One query (decode, a kv head of its own): key pair after key pair, so that the block's
-    // loads walk its 8 rows in address order. One query used to take the FMA path, which reads
-    // across the rows: `bench --attention -d 2048 --attention-shape 12x1x64 --cache bf16`,
-    // kernel / read 0.70-0.73 -> 0.82-0.84 (one thread), 0.75-0.88 -> 0.93-0.95 (two).
+  __m512 acc[A][4];
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < 4; ++i) {
+#pragma GCC unroll 4
+    for (int a = 0; a < A; ++a) acc[a][i] = _mm512_setzero_ps();
 #pragma GCC unroll 16
-      for (int64_t q = 0; q < Q; ++q) acc[0][i] = _mm512_dpbf16_ps(acc[0][i], query_chunk(0, q), key_pair(i, q));
-  } else {
     for (int64_t q = 0; q < Q; ++q) {
-      __m512bh kv[4];
+      const uint16_t* first = r + 2 * i * stride + 16 * q;
+      const __m512i ka = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first)));
+      const __m512i kb = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + stride)));
+      const __m512bh kv = (__m512bh)_mm512_permutex2var_epi16(ka, index, kb);
 #pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) kv[i] = key_pair(i, q);
-#pragma GCC unroll 4
-      for (int a = 0; a < A; ++a) {
-        const __m512bh xv = query_chunk(a, q);
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; ++i) acc[a][i] = _mm512_dpbf16_ps(acc[a][i], xv, kv[i]);
-      }
+      for (int a = 0; a < A; ++a)
+        acc[a][i] = _mm512_dpbf16_ps(acc[a][i], (__m512bh)_mm512_load_si512(qd + (a * Q + q) * 16), kv);
     }
   }
 #pragma GCC unroll 4
   for (int a = 0; a < A; ++a) _mm256_storeu_ps(y + a * ldy, sum_lanes8(acc[a]));
 }
 
-// Up to 4 queries of n dims (n a multiple of 16, at most 256) paired for dot_keys8_paired: false
-// where the CPU lacks vdpbf16ps or a query is not bf16-valued.
-bool pair_queries(const float* q, int64_t A, int64_t ldq, int64_t n, uint32_t* qp /*[A][n / 2]*/) {
+// dot_keys8_paired with the chunk count fixed for the common head sizes (64, 128), so that the
+// chunk loop unrolls too.
+template <int A>
+void dot_keys8_paired_any(const uint32_t* qd, const uint16_t* r, int64_t stride, int64_t n, float* y, int64_t ldy) {
+  if (n == 64) dot_keys8_paired<A, 4>(qd, r, stride, 4, y, ldy);
+  else if (n == 128) dot_keys8_paired<A, 8>(qd, r, stride, 8, y, ldy);
+  else dot_keys8_paired<A>(qd, r, stride, n / 16, y, ldy);
+}
+
+// Up to 4 queries of n dims (n a multiple of 16, at most 256) paired and doubled for
+// dot_keys8_paired: false where the CPU lacks vdpbf16ps or a query is not bf16-valued.
+bool pair_queries(const float* q, int64_t A, int64_t ldq, int64_t n, uint32_t* qd /*[A][n / 16][16]*/) {
   static const bool bf16_native = __builtin_cpu_supports("avx512bf16");
-  return bf16_native && pair_bf16_inputs(q, A, ldq, n, qp);
+  alignas(32) uint32_t qp[4 * 128];  // [A][n / 16][8]
+  if (!bf16_native || !pair_bf16_inputs(q, A, ldq, n, qp)) return false;
+  for (int64_t c = 0; c < A * n / 16; ++c) {
+    const __m256i chunk = _mm256_load_si256(reinterpret_cast<const __m256i*>(qp + 8 * c));
+    _mm512_store_si512(qd + 16 * c, _mm512_inserti64x4(_mm512_castsi256_si512(chunk), chunk, 1));
+  }
+  return true;
 }
 
 #pragma GCC pop_options
@@ -924,31 +928,24 @@ void dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* rows, in
     const float* qa = q + a0 * ldq;
     float* ya = y + a0 * ldy;
     // bf16-valued queries on bf16 keys (a bf16 forward): vdpbf16ps, the same bits.
-    alignas(64) uint32_t qp[4 * 128];
+    alignas(64) uint32_t qd[4 * 256];
     bool paired = false;
     if constexpr (std::is_same_v<T, uint16_t>)
-      paired = n % 16 == 0 && n <= 256 && pair_queries(qa, block, ldq, n, qp);
-    // One paired query walks each block in address order, and the hardware's prefetcher then
-    // does better alone: a cold 2048-key head of 64 dims took 11.8-12.3 us with the requests and
-    // 10.6-11.6 without (the kernel timed alone, alternated; session 29). Blocks of several
-    // queries still read across the rows and need them (without: 22-24 us against 15-16).
-    const bool prefetch = !(paired && block == 1);
-    auto keys8 = [&](int64_t j) {  // keys j .. j + 7, the 8 keys kAhead blocks on requested
+      paired = n % 16 == 0 && n <= 256 && pair_queries(qa, block, ldq, n, qd);
+    // The paired blocks walk their rows in address order and need no requests (dot_keys8_paired);
+    // the FMA path below reads across its 8 rows, which the hardware prefetcher did not follow.
+    auto keys8 = [&](int64_t j) {  // keys j .. j + 7 (the FMA path: the 8 keys kAhead blocks on requested)
       const T* r = rows + j * stride;
-      if (prefetch && j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * stride, stride, n);
       if constexpr (std::is_same_v<T, uint16_t>)
         if (paired) {
           switch (block) {
-            case 1:
-              if (n == 64) dot_keys8_paired<1, 4>(qp, n / 2, r, stride, n / 16, ya + j, ldy);
-              else if (n == 128) dot_keys8_paired<1, 8>(qp, n / 2, r, stride, n / 16, ya + j, ldy);
-              else dot_keys8_paired<1>(qp, n / 2, r, stride, n / 16, ya + j, ldy);
-              return;
-            case 2: dot_keys8_paired<2>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
-            case 3: dot_keys8_paired<3>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
-            default: dot_keys8_paired<4>(qp, n / 2, r, stride, n / 16, ya + j, ldy); return;
+            case 1: dot_keys8_paired_any<1>(qd, r, stride, n, ya + j, ldy); return;
+            case 2: dot_keys8_paired_any<2>(qd, r, stride, n, ya + j, ldy); return;
+            case 3: dot_keys8_paired_any<3>(qd, r, stride, n, ya + j, ldy); return;
+            default: dot_keys8_paired_any<4>(qd, r, stride, n, ya + j, ldy); return;
           }
         }
+      if (j + (kAhead + 1) * 8 <= count) prefetch_keys(r + kAhead * 8 * stride, stride, n);
       switch (block) {
         case 1: dot_rows_block8<1>(qa, ldq, r, stride, n, ya + j, ldy); break;
         case 2: dot_rows_block8<2>(qa, ldq, r, stride, n, ya + j, ldy); break;
