@@ -51,7 +51,7 @@ Status prepare_matrix(Weight* w, WeightQuant q, const std::string& what, const L
   ThreadPool* pool = options.pool;
   Weight out = *w;
   if (q != WeightQuant::kNone) {
-    auto quantized = quantize_weight(*w, q, pool);
+    auto quantized = quantize_interleaved(*w, q, pool);  // straight into the kernels' layout
     if (!quantized.ok()) return quantized.status().with_context(what);
     out = std::move(quantized).value();
   }

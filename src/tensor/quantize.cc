@@ -14,7 +14,7 @@ namespace moepp {
 namespace {
 
 // Rows [r0, r1) of w quantised into `values_out` (row-major, row_bytes a row, every byte written)
-// and `scales` ([rows, groups]).
+// and `scales` ([r1 - r0, groups]), row r0 first.
 MOEPP_SIMD_CLONES
 void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, uint8_t* values_out,
                    int64_t row_bytes, float* scales) {
@@ -32,7 +32,7 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
     } else {
       std::copy(w.f32() + r * w.cols, w.f32() + (r + 1) * w.cols, values.begin());
     }
-    uint8_t* row = values_out + r * row_bytes;
+    uint8_t* row = values_out + (r - r0) * row_bytes;
     for (int64_t g = 0; g < gpr; ++g) {
       const int64_t c0 = g * kQuantGroup;
       const int64_t n = std::min(w.cols, c0 + kQuantGroup) - c0;
@@ -47,7 +47,7 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
       for (; c8 < n; ++c8) lane_amax[0] = std::max(lane_amax[0], std::fabs(x[c8]));
       const float amax = *std::max_element(lane_amax, lane_amax + 8);
       const float s = amax / qmax;
-      scales[r * gpr + g] = s;
+      scales[(r - r0) * gpr + g] = s;
       const float inv = s > 0.0f ? 1.0f / s : 0.0f;
       int32_t q[kQuantGroup];
       for (int64_t c = 0; c < n; ++c) {
@@ -73,17 +73,25 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
   }
 }
 
-}  // namespace
-
-Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* pool) {
-  if (quant == WeightQuant::kNone) return w;
-  if (w.quant != WeightQuant::kNone) return Status::Error("quantize: weight is already quantised");
+// The row-major quantised shape of w (no data).
+Weight quantized_shape(const Weight& w, WeightQuant quant) {
   Weight q;
   q.dtype = DType::kF32;
   q.quant = quant;
   q.rows = w.rows;
   q.cols = w.cols;
-  const int64_t row_bytes = quant == WeightQuant::kQ8 ? w.cols : q.q4_row_bytes();
+  return q;
+}
+
+int64_t quantized_row_bytes(const Weight& q) { return q.quant == WeightQuant::kQ8 ? q.cols : q.q4_row_bytes(); }
+
+}  // namespace
+
+Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* pool) {
+  if (quant == WeightQuant::kNone) return w;
+  if (w.quant != WeightQuant::kNone) return Status::Error("quantize: weight is already quantised");
+  Weight q = quantized_shape(w, quant);
+  const int64_t row_bytes = quantized_row_bytes(q);
   const size_t value_bytes = static_cast<size_t>(w.rows * row_bytes);
   const size_t scale_offset = (value_bytes + 63) / 64 * 64;
   q.owner = allocate_aligned(scale_offset + static_cast<size_t>(w.rows * q.groups_per_row()) * sizeof(float));
@@ -93,8 +101,35 @@ Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* p
   q.scales = scales;
   // Loading a large model quantises billions of weights: 64 rows a task (16-128K values) cover
   // the pool's handover many times over.
-  parallel_ranges(pool, w.rows, 64, [&](int64_t r0, int64_t r1) { quantize_rows(w, quant, r0, r1, p, row_bytes, scales); });
+  parallel_ranges(pool, w.rows, 64, [&](int64_t r0, int64_t r1) {
+    quantize_rows(w, quant, r0, r1, p + r0 * row_bytes, row_bytes, scales + r0 * q.groups_per_row());
+  });
   return q;
+}
+
+Result<Weight> quantize_interleaved(const Weight& w, WeightQuant quant, ThreadPool* pool) {
+  if (w.quant != WeightQuant::kNone) return Status::Error("quantize: weight is already quantised");
+  if (quant == WeightQuant::kNone) return interleave_rows(w, pool);
+  const Weight shape = quantized_shape(w, quant);
+  const int64_t row_bytes = quantized_row_bytes(shape);
+  // Each task's rows (64: 4 blocks of 16) quantised into a buffer of its thread's own, 16-32 KiB
+  // for a row of 1-4K columns, which stays in L2 until the task interleaves it.
+  return interleave_quantized_rows(
+      shape,
+      [&](int64_t r0, int64_t r1) {
+        thread_local std::vector<uint8_t> values;
+        thread_local std::vector<float> scales;
+        values.resize(static_cast<size_t>((r1 - r0) * row_bytes));
+        scales.resize(static_cast<size_t>((r1 - r0) * shape.groups_per_row()));
+        quantize_rows(w, quant, r0, r1, values.data(), row_bytes, scales.data());
+        QuantizedRowRange range;
+        range.rows = shape;
+        range.rows.rows = r1 - r0;
+        range.rows.data = values.data();
+        range.rows.scales = scales.data();
+        return range;
+      },
+      pool);
 }
 
 }  // namespace moepp

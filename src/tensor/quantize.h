@@ -16,4 +16,9 @@ constexpr const char* kQuantScalesSuffix = ".moepp_scales";
 // bytes either way: every row is quantised on its own).
 Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* pool = nullptr);
 
+// interleave_rows(quantize_weight(w, quant)) without the row-major copy of the whole matrix
+// between them: each task quantises its rows into a buffer of its own and interleaves them from
+// there (loading with --weights). The same bytes.
+Result<Weight> quantize_interleaved(const Weight& w, WeightQuant quant, ThreadPool* pool = nullptr);
+
 }  // namespace moepp

@@ -110,28 +110,39 @@ namespace {
 // on the threads that fill them.
 constexpr int64_t kBlocksPerTask = 8;
 
-Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
-  const int64_t blocks = (w.rows + kQuantBlockRows - 1) / kQuantBlockRows, G = w.groups_per_row();
-  Weight out = w;
+}  // namespace
+
+Weight interleave_quantized_rows(const Weight& shape, const std::function<QuantizedRowRange(int64_t, int64_t)>& source,
+                                 ThreadPool* pool) {
+  const int64_t blocks = (shape.rows + kQuantBlockRows - 1) / kQuantBlockRows, G = shape.groups_per_row();
+  Weight out;
+  out.dtype = DType::kF32;
+  out.quant = shape.quant;
+  out.rows = shape.rows;
+  out.cols = shape.cols;
   out.interleaved = true;
   const size_t block_bytes = static_cast<size_t>(G * out.interleaved_group_stride());
   out.owner = allocate_resident(static_cast<size_t>(blocks) * block_bytes);
   if (out.owner == nullptr) throw std::bad_alloc();
   uint8_t* p = static_cast<uint8_t*>(out.owner.get());
   out.data = p;
-  out.scales = reinterpret_cast<const float*>(p + kQuantBlockRows * w.group_bytes());  // block 0, group 0's scales
+  out.scales = reinterpret_cast<const float*>(p + kQuantBlockRows * out.group_bytes());  // block 0, group 0's scales
   float* scales = const_cast<float*>(out.scales);
-  const bool q8 = w.quant == WeightQuant::kQ8;
+  const bool q8 = out.quant == WeightQuant::kQ8;
   parallel_ranges(pool, blocks, kBlocksPerTask / 2, [&](int64_t b0, int64_t b1) {
     std::memset(p + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
-    for (int64_t r = b0 * kQuantBlockRows; r < std::min(w.rows, b1 * kQuantBlockRows); ++r) {
+    const int64_t r0 = b0 * kQuantBlockRows, r1 = std::min(out.rows, b1 * kQuantBlockRows);
+    const QuantizedRowRange range = source(r0, r1);
+    const Weight& w = range.rows;  // row-major: row r of `out` is its row r - r0 + first
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t wr = r - r0 + range.first;
       for (int64_t g = 0; g < G; ++g) {
-        scales[out.scale_index(r, g)] = w.scales[w.scale_index(r, g)];
+        scales[out.scale_index(r, g)] = w.scales[w.scale_index(wr, g)];
         // Row r's 4 bytes of each 64-byte chunk of the group (interleaved_byte of column 0 of the chunk).
-        uint8_t* lane = p + out.group_offset(r, g) + Weight::interleaved_byte(w.quant, r, 0);
-        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(r, g);  // row-major
+        uint8_t* lane = p + out.group_offset(r, g) + Weight::interleaved_byte(out.quant, r, 0);
+        const uint8_t* src = static_cast<const uint8_t*>(w.data) + w.group_offset(wr, g);  // row-major
         // A row-major row's last group may be short: its padding stays zero.
-        const int64_t cols = std::min(kQuantGroup, w.cols - g * kQuantGroup);
+        const int64_t cols = std::min(kQuantGroup, out.cols - g * kQuantGroup);
         if (cols == kQuantGroup) {  // whole groups a word at a time (loading quantises billions of weights)
           if (q8) {
             for (int64_t k = 0; k < kQuantGroup / 4; ++k) std::memcpy(lane + 64 * k, src + 4 * k, 4);
@@ -149,7 +160,7 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
         }
         uint8_t* group = p + out.group_offset(r, g);
         for (int64_t k = 0; k < cols; ++k) {
-          const int64_t at = Weight::interleaved_byte(w.quant, r, k);
+          const int64_t at = Weight::interleaved_byte(out.quant, r, k);
           if (q8) group[at] = src[k];
           else group[at] |= static_cast<uint8_t>(((src[k / 2] >> (4 * (k % 2))) & 0x0f) << Weight::interleaved_nibble_shift(k));
         }
@@ -159,11 +170,10 @@ Weight interleave_quantized(const Weight& w, ThreadPool* pool) {
   return out;
 }
 
-}  // namespace
-
 Weight interleave_rows(const Weight& w, ThreadPool* pool) {
   if (w.interleaved || w.empty()) return w;
-  if (w.quant != WeightQuant::kNone) return interleave_quantized(w, pool);
+  if (w.quant != WeightQuant::kNone)
+    return interleave_quantized_rows(w, [&w](int64_t r0, int64_t) { return QuantizedRowRange{w, r0}; }, pool);
   Weight out;  // storage of the padded size, kept for the model's life
   out.dtype = w.dtype;
   out.rows = w.rows;

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "tensor/dtype.h"
@@ -126,6 +128,19 @@ Weight make_owned_weight(DType dtype, int64_t rows, int64_t cols);
 // A row-interleaved copy (interleaved) of a weight, zero-padded; blocks of rows spread over
 // `pool` when given (the same bytes either way).
 Weight interleave_rows(const Weight& w, ThreadPool* pool = nullptr);
+
+// Row-major q8/q4 rows r0 .. r1 - 1 for interleave_quantized_rows: `rows` holds them from its row
+// `first` on (a view of a whole matrix, first = r0; or a task's own buffer of just those rows,
+// first = 0).
+struct QuantizedRowRange {
+  Weight rows;
+  int64_t first = 0;
+};
+// The interleaved copy of a q8/q4 weight shaped as `shape` (quant, rows, cols), its blocks filled
+// 64 rows a task from source(r0, r1), each task's rows used before its next call: interleave_rows
+// passes views of the row-major matrix, quantize_interleaved quantises each range on its own.
+Weight interleave_quantized_rows(const Weight& shape, const std::function<QuantizedRowRange(int64_t, int64_t)>& source,
+                                 ThreadPool* pool);
 
 const char* weight_format_name(const Weight& w);  // "f32", "bf16", "q8", "q4"
 const char* quant_name(WeightQuant q);           // "none", "q8", "q4"

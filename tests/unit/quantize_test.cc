@@ -164,6 +164,35 @@ TEST(Quantize, SpreadOverAPoolWritesTheSameBytes) {
   }
 }
 
+// Loading with --weights quantises straight into the interleaved layout (quantize_interleaved,
+// each task's rows through a buffer of its own): byte for byte the interleaved copy of the
+// row-major quantised matrix, padding and scales included, alone and on a pool, with a short last
+// task, block and group.
+TEST(Quantize, StraightIntoTheInterleavedLayoutWritesTheSameBytes) {
+  std::mt19937 rng(25);
+  ThreadPool pool(3);
+  for (int64_t rows : {77, 200}) {
+    for (int64_t cols : {45, 100}) {
+      for (DType dtype : {DType::kF32, DType::kBF16}) {
+        const Weight w = testing::random_weight(rng, rows, cols, 1.0f, dtype);
+        for (WeightQuant q : {WeightQuant::kQ8, WeightQuant::kQ4}) {
+          const std::string what = std::to_string(rows) + "x" + std::to_string(cols) + " " + dtype_name(dtype) + " " + quant_name(q);
+          const Weight want = interleave_rows(quantize_weight(w, q).value());
+          const size_t bytes = static_cast<size_t>((rows + 15) / 16 * want.groups_per_row() * want.interleaved_group_stride());
+          for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+            auto got = quantize_interleaved(w, q, p);
+            ASSERT_TRUE(got.ok()) << what;
+            EXPECT_TRUE(got->interleaved && got->quant == q && got->rows == rows && got->cols == cols) << what;
+            EXPECT_EQ(std::memcmp(got->data, want.data, bytes), 0) << what << (p ? " pool" : " alone");
+            EXPECT_EQ(got->scales, static_cast<const float*>(got->data) + (want.scales - static_cast<const float*>(want.data)))
+                << what;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Loading quantises bf16 experts as stored instead of widening them to f32 first
 // (WeightLoader::expert_matrix): the quantiser must write the same bytes from either.
 TEST(Quantize, Bf16AndItsF32WideningGiveTheSameBytes) {
