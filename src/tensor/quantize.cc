@@ -108,12 +108,13 @@ Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* p
 }
 
 Result<Weight> quantize_interleaved(const Weight& w, WeightQuant quant, ThreadPool* pool) {
-  if (w.quant != WeightQuant::kNone) return Status::Error("quantize: weight is already quantised");
   if (quant == WeightQuant::kNone) return interleave_rows(w, pool);
+  if (w.quant != WeightQuant::kNone) return Status::Error("quantize: weight is already quantised");
   const Weight shape = quantized_shape(w, quant);
   const int64_t row_bytes = quantized_row_bytes(shape);
-  // Each task's rows (64: 4 blocks of 16) quantised into a buffer of its thread's own, 16-32 KiB
-  // for a row of 1-4K columns, which stays in L2 until the task interleaves it.
+  // Each block of 16 rows quantised into a buffer of its thread's own (10 KiB for q4 rows of 1024
+  // columns, 72 KiB for q8 rows of 4096, scales included), which stays in cache until the block
+  // is interleaved from it.
   return interleave_quantized_rows(
       shape,
       [&](int64_t r0, int64_t r1) {

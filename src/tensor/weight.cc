@@ -129,9 +129,9 @@ Weight interleave_quantized_rows(const Weight& shape, const std::function<Quanti
   out.scales = reinterpret_cast<const float*>(p + kQuantBlockRows * out.group_bytes());  // block 0, group 0's scales
   float* scales = const_cast<float*>(out.scales);
   const bool q8 = out.quant == WeightQuant::kQ8;
-  parallel_ranges(pool, blocks, kBlocksPerTask / 2, [&](int64_t b0, int64_t b1) {
-    std::memset(p + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
-    const int64_t r0 = b0 * kQuantBlockRows, r1 = std::min(out.rows, b1 * kQuantBlockRows);
+  // Block b of 16 rows from the source, then into the layout.
+  auto fill_block = [&](int64_t b) {
+    const int64_t r0 = b * kQuantBlockRows, r1 = std::min(out.rows, (b + 1) * kQuantBlockRows);
     const QuantizedRowRange range = source(r0, r1);
     const Weight& w = range.rows;  // row-major: row r of `out` is its row r - r0 + first
     for (int64_t r = r0; r < r1; ++r) {
@@ -166,6 +166,12 @@ Weight interleave_quantized_rows(const Weight& shape, const std::function<Quanti
         }
       }
     }
+  };
+  // A block at a time, so that a source's buffer stays one block (also where one task covers the
+  // whole matrix: no pool, or one thread).
+  parallel_ranges(pool, blocks, kBlocksPerTask / 2, [&](int64_t b0, int64_t b1) {
+    std::memset(p + b0 * block_bytes, 0, static_cast<size_t>(b1 - b0) * block_bytes);
+    for (int64_t b = b0; b < b1; ++b) fill_block(b);
   });
   return out;
 }

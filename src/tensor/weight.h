@@ -136,9 +136,10 @@ struct QuantizedRowRange {
   Weight rows;
   int64_t first = 0;
 };
-// The interleaved copy of a q8/q4 weight shaped as `shape` (quant, rows, cols), its blocks filled
-// 64 rows a task from source(r0, r1), each task's rows used before its next call: interleave_rows
-// passes views of the row-major matrix, quantize_interleaved quantises each range on its own.
+// The interleaved copy of a q8/q4 weight shaped as `shape` (quant, rows, cols), filled one block of
+// 16 rows at a time from source(r0, r1) (tasks of 4 blocks over the pool), each block's rows used
+// before the thread's next call: interleave_rows passes views of the row-major matrix,
+// quantize_interleaved quantises each block on its own.
 Weight interleave_quantized_rows(const Weight& shape, const std::function<QuantizedRowRange(int64_t, int64_t)>& source,
                                  ThreadPool* pool);
 

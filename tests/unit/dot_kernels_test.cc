@@ -485,7 +485,7 @@ TEST(DotKernels, Q8AttentionRowsEqualTheF32KernelsOnTheirValues) {
       scales[0] = 0.0f;
       std::vector<float> widened(rows.size());
       kernels::scalar_kernels().dequantize_kv_rows(rows.data(), scales.data(), count, n, widened.data());
-      for (int64_t A : {1, 3, 4, 9}) {
+      for (int64_t A : {1, 2, 3, 4, 9}) {
         std::vector<float> q(static_cast<size_t>(A * n)), c(static_cast<size_t>(A * count));
         for (float& v : q) v = std::uniform_real_distribution<float>(-2, 2)(rng);
         for (float& v : c) v = std::uniform_real_distribution<float>(0, 1)(rng);
@@ -556,14 +556,14 @@ TEST(DotKernels, AttentionRowsEqualOneDotOrAxpyPerRow) {
 // values as in a bf16 forward, which the AVX-512 sets take on vdpbf16ps.
 void check_row_blocks(uint32_t seed, bool bf16_cache, bool bf16_queries = false) {
   std::mt19937 rng(seed);
-  // 40: bf16 keys 16 dims a step, then 8; 32, 64, 128, 256: paired queries (one query: 64 and 128
-  // unrolled, the others not); 96: values paired 64 then 32 wide
+  // 40: bf16 keys 16 dims a step, then 8; 32, 64, 128, 256: paired queries (64 and 128 with the
+  // chunk count fixed, the others not); 96: values paired 64 then 32 wide
   for (int64_t n : {7, 32, 40, 64, 96, 100, 128, 256}) {
     // 16, 19, 45: one query's keys as two runs (none, 3 and 5 keys left over); 45: past the
     // kernels' prefetch distance
     // (and for paired values: no pair, 4, 8, 9 and 22 pairs, odd counts with a last row alone)
     for (int64_t count : {1, 8, 16, 19, 45}) {
-      for (int64_t A : {1, 3, 4, 9}) {
+      for (int64_t A : {1, 2, 3, 4, 9}) {
         const int64_t stride = n + 3, ldq = n + 5, ldc = count + 2, ldy = n + 1;
         std::vector<float> rows = testing::random_vector(rng, static_cast<size_t>(count * stride));
         std::vector<uint16_t> rows_bf16(rows.size() + 1);  // from element 1: 2 bytes off alignment

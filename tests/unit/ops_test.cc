@@ -138,6 +138,14 @@ TEST(Ops, SoftmaxEqualsItsDefinition) {
   std::vector<float> with_nan = {1.0f, NAN, 2.0f};
   softmax_inplace(with_nan.data(), 3);
   for (float v : with_nan) EXPECT_TRUE(std::isnan(v));
+  // Past the maximum's 32 lanes too: a row of masked keys and one NaN has no largest score, and is
+  // a fully masked row (zeros), where a maximum that took the NaN would give NaNs.
+  for (int64_t at : {5, 37}) {
+    std::vector<float> masked(40, -INFINITY);
+    masked[static_cast<size_t>(at)] = NAN;
+    softmax_inplace(masked.data(), 40);
+    for (float v : masked) EXPECT_EQ(v, 0.0f) << "NaN at " << at;
+  }
 }
 
 // attention_probabilities in its three passes has the bits of the three steps it fuses, in both
