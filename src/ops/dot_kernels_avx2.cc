@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -763,8 +764,11 @@ void avx2_dot_rows_block_of(const float* q, int64_t A, int64_t ldq, const T* row
 
 // A queries' outputs over 8 * P columns from i, held in registers across all rows: y + c * row,
 // a multiply then an add (two roundings, as AxpyKernel), rows in order. kPrefetchRows: each row's
-// lines of these columns requested 2 KiB of them ahead (1 KiB and 4 KiB read slower).
-template <int A, int P, bool kPrefetchRows = false, class L>
+// lines of these columns requested 2 KiB of them ahead (1 KiB and 4 KiB read slower). kFma: one
+// FMA instead, for bf16 rows and bf16-valued probabilities, whose products are exact in f32 (8 by
+// 8 significant bits), so that rounding the sum once is rounding it twice (subnormal products
+// excepted, as the vdpbf16ps note in dot_kernels.h says).
+template <int A, int P, bool kPrefetchRows = false, bool kFma = false, class L>
 [[gnu::always_inline]] inline void axpy_columns(const float* c, int64_t ldc, const L& ld, int64_t count, float* y,
                                                 int64_t ldy, int64_t i) {
   if (count == 0) return;
@@ -783,7 +787,7 @@ template <int A, int P, bool kPrefetchRows = false, class L>
         // Row 0 adds to y as loaded: accumulators that start as plain loads GCC 12 kept in
         // memory, stored every step.
         const __m256 base = decltype(first)::value ? _mm256_loadu_ps(y + a * ldy + i + 8 * b) : acc[a][b];
-        acc[a][b] = _mm256_add_ps(base, _mm256_mul_ps(cj, v[b]));
+        acc[a][b] = kFma ? _mm256_fmadd_ps(cj, v[b], base) : _mm256_add_ps(base, _mm256_mul_ps(cj, v[b]));
       }
     }
   };
@@ -797,7 +801,7 @@ template <int A, int P, bool kPrefetchRows = false, class L>
 // accumulators), then 8, then the last columns one by one, each element still adding the rows in
 // order. The block's rows stay in L1 between passes, so memory streams each row once (pass by
 // pass over all rows, each pass read every row's line again, strided: see bench --attention).
-template <int A, class L>
+template <int A, bool kFma, class L>
 void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, float* y, int64_t ldy, int64_t n,
                      int64_t i0) {
   constexpr int64_t kBlock = 32;
@@ -819,10 +823,10 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
     int64_t i = i0;
     for (; i + 16 <= n; i += 16) {
       request(next_rows * ++pass / passes);
-      axpy_columns<A, 2>(cb, ldc, block, rows_here, y, ldy, i);
+      axpy_columns<A, 2, false, kFma>(cb, ldc, block, rows_here, y, ldy, i);
     }
     request(next_rows);
-    for (; i + 8 <= n; i += 8) axpy_columns<A, 1>(cb, ldc, block, rows_here, y, ldy, i);
+    for (; i + 8 <= n; i += 8) axpy_columns<A, 1, false, kFma>(cb, ldc, block, rows_here, y, ldy, i);
     for (; i < n; ++i)
       for (int a = 0; a < A; ++a)
         for (int64_t j = 0; j < rows_here; ++j) y[a * ldy + i] = y[a * ldy + i] + cb[a * ldc + j] * block.value(j, i);
@@ -834,21 +838,49 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
 // requested 2 KiB ahead. Cold 2048-row bf16 heads (Zen 3, one thread, alternated): 64 dims
 // 0.57-0.60 of a plain read in blocks of 32 rows -> 0.75-0.80 (0.62-0.67 without the requests);
 // 128 dims 0.49-0.57 in passes of 64 columns (each row read twice, strided) -> 0.73-0.76.
-template <int A, class L>
+template <int A, bool kFma, class L>
 void axpy_rows_block4(const float* c, int64_t ldc, const L& rows, int64_t count, float* y, int64_t ldy, int64_t n) {
   int64_t i0 = 0;
   if constexpr (A == 1) {
-    for (; i0 + 128 <= n; i0 += 128) axpy_columns<1, 16, true>(c, ldc, rows, count, y, ldy, i0);
-    for (; i0 + 64 <= n; i0 += 64) axpy_columns<1, 8, true>(c, ldc, rows, count, y, ldy, i0);
+    for (; i0 + 128 <= n; i0 += 128) axpy_columns<1, 16, true, kFma>(c, ldc, rows, count, y, ldy, i0);
+    for (; i0 + 64 <= n; i0 += 64) axpy_columns<1, 8, true, kFma>(c, ldc, rows, count, y, ldy, i0);
   }
-  if (i0 < n) axpy_row_blocks<A>(c, ldc, rows, count, y, ldy, n, i0);
+  if (i0 < n) axpy_row_blocks<A, kFma>(c, ldc, rows, count, y, ldy, n, i0);
+}
+
+// Whether the first `count` of each of A rows of c (ldc apart) are bf16 values (low 16 bits zero).
+// An f32 forward's probabilities fail on their first 8.
+bool bf16_valued(const float* c, int64_t A, int64_t ldc, int64_t count) {
+  const __m256i low_half = _mm256_set1_epi32(0xffff);
+  for (int64_t a = 0; a < A; ++a) {
+    const float* row = c + a * ldc;
+    int64_t j = 0;
+    __m256i low_bits = _mm256_setzero_si256();
+    for (; j + 8 <= count; j += 8) {
+      low_bits = _mm256_or_si256(low_bits, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + j)));
+      if (j == 0 && !_mm256_testz_si256(low_bits, low_half)) return false;
+    }
+    if (!_mm256_testz_si256(low_bits, low_half)) return false;
+    for (; j < count; ++j)
+      if ((std::bit_cast<uint32_t>(row[j]) & 0xffffu) != 0) return false;
+  }
+  return true;
 }
 
 template <class L>
 void avx2_axpy_rows_block_with(const float* c, int64_t A, int64_t ldc, const L& rows, int64_t count, float* y,
                                int64_t ldy, int64_t n) {
+  // bf16 rows (a bf16 forward's cache) times its bf16-valued probabilities, blocks of 2-4 queries:
+  // FMAs, the same bits. Four queries a kv head of 2048 64-dim positions (mixtral-1.8b; the kernel
+  // alone, MOEPP_KERNELS=avx2 on Zen 4, five alternations in a noisy spell): 15.7-24.1 -> 12.9-15.5
+  // us warm, 19.1-30.2 -> 17.2-22.2 cold. One query keeps the multiply and add: its accumulators'
+  // chains bound it, and an FMA's latency is longer than an add's (warm 7.4 -> 8.2-8.3 us).
+  bool fma = false;
+  if constexpr (std::is_same_v<L, CacheRowsLoader<uint16_t>>) fma = A > 1 && bf16_valued(c, A, ldc, count);
   for_query_blocks_of_4(A, [&](auto queries, int64_t a0) {
-    axpy_rows_block4<decltype(queries)::value>(c + a0 * ldc, ldc, rows, count, y + a0 * ldy, ldy, n);
+    constexpr int kA = decltype(queries)::value;
+    if (kA > 1 && fma) axpy_rows_block4<kA, true>(c + a0 * ldc, ldc, rows, count, y + a0 * ldy, ldy, n);
+    else axpy_rows_block4<kA, false>(c + a0 * ldc, ldc, rows, count, y + a0 * ldy, ldy, n);
   });
 }
 
