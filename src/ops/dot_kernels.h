@@ -6,7 +6,9 @@
 // sums to zero: for values below 1.2e-38 its results can differ from the twin's, and from the
 // same set's FMA path (the avx512 set's batches of 48 tokens or more). Attention's values
 // product takes it too for a bf16 forward, two rows an instruction: a query in a block pairs its
-// rows from a different first row than alone, which again matters only below 1.2e-38.
+// rows from a different first row than alone, which again matters only below 1.2e-38. The AVX2
+// set's values product for blocks of 2-4 such queries is one FMA per row, which equals the
+// multiply then add wherever the bf16 x bf16 product is exact, i.e. except below 1.2e-38 too.
 //
 // The contract, for one output y = dot(x, W row n) over K columns:
 //   - K is zero-padded to a multiple of 8; lane j (0..7) accumulates
