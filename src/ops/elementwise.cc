@@ -91,9 +91,10 @@ template <bool kBf16, bool kMultiply>
 
 // The largest of x[0 .. n) (-inf for none): 32 independent maxima, then the largest of them;
 // exact in any order, up to the sign of a zero maximum, which no caller sees (x - 0 and x - (-0)
-// differ only for x = -0, and the exponential of either zero is 1). The lanes are GCC vectors: as an array of floats GCC 12 kept them scalar
-// (vmaxss, one compare a score), and four of them keep four compares in flight. m < v ? v : m
-// is maxps(v, m) lane by lane, which keeps m where v is NaN, as std::max(m, v) does.
+// differ only for x = -0, and the exponential of either zero is 1). The lanes are GCC vectors:
+// as an array of floats GCC 12 kept them scalar (vmaxss, one compare a score), and four of them
+// keep four compares in flight. m < v ? v : m is maxps(v, m) lane by lane, which keeps m where v
+// is NaN, as std::max(m, v) does.
 [[gnu::always_inline]] inline float max_of(const float* x, int64_t n) {
   using Lanes8 = float __attribute__((vector_size(32)));
   constexpr Lanes8 kNone = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};

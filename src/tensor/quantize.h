@@ -17,8 +17,8 @@ constexpr const char* kQuantScalesSuffix = ".moepp_scales";
 Result<Weight> quantize_weight(const Weight& w, WeightQuant quant, ThreadPool* pool = nullptr);
 
 // interleave_rows(quantize_weight(w, quant)) without the row-major copy of the whole matrix
-// between them: each task quantises its rows into a buffer of its own and interleaves them from
-// there (loading with --weights). The same bytes.
+// between them: each block of 16 rows is quantised into a small buffer of its thread's own and
+// interleaved from there (loading with --weights). The same bytes.
 Result<Weight> quantize_interleaved(const Weight& w, WeightQuant quant, ThreadPool* pool = nullptr);
 
 }  // namespace moepp
