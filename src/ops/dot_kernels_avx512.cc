@@ -430,9 +430,9 @@ void avx512_paired_rows(const PairedRows& a, int64_t m0, int64_t M, const Weight
 // queries as memory operands leave registers for all A x 4 accumulators. A chunk at a time across
 // the 8 rows (the order before session 29) needed software prefetch and broadcast registers: a
 // cold 2048-key head of 64 dims, 4 queries, took 12.2-12.5 us against 10.2-10.9 in this order
-// (7.5-7.9 hot, against 9.1; the kernel timed alone); one query used the FMA path, and `bench --attention -d 2048 --attention-shape
-// 12x1x64 --cache bf16` went from 0.73-0.74 to 0.83-0.87 of the read beside it (one thread,
-// three alternations, with the vector softmax maximum).
+// (7.5-7.9 hot, against 9.1; the kernel timed alone); one query used the FMA path, and `bench
+// --attention -d 2048 --attention-shape 12x1x64 --cache bf16` went from 0.73-0.74 to 0.83-0.87
+// of the read beside it (one thread, three alternations, with the vector softmax maximum).
 // Every loop over queries and key pairs is unrolled: GCC 12 kept the accumulators on the stack
 // otherwise.
 template <int A, int kQ = 0>

@@ -113,6 +113,18 @@ template <bool kBf16, bool kMultiply>
   return largest;
 }
 
+// Softmax's first steps, shared by softmax_inplace and attention_probabilities: x[i] = exp(x[i] -
+// max) in place, and 1 / their sum returned. A fully masked row (no score above -inf) is zeroed
+// and gives 0, so that scaling it keeps zeros (PyTorch gives NaN there).
+[[gnu::always_inline]] inline float exponentials(float* x, int64_t n) {
+  const float mx = max_of(x, n);
+  if (mx == -INFINITY) {
+    std::fill(x, x + n, 0.0f);
+    return 0.0f;
+  }
+  return static_cast<float>(1.0 / kernels::active_kernels().exp_sum(x, mx, x, n));
+}
+
 }  // namespace
 
 MOEPP_SIMD_CLONES
@@ -129,13 +141,8 @@ void attention_probabilities(float* s, int64_t n, float divisor, Precision p) {
     if (power_of_two) scale_scores<false, true>(s, n, divisor, factor);
     else scale_scores<false, false>(s, n, divisor, factor);
   }
-  const float mx = max_of(s, n);
-  if (mx == -INFINITY) {  // fully masked row, as softmax_inplace
-    for (int64_t k = 0; k < n; ++k) s[k] = 0;
-    return;
-  }
   // Exponentials and their sum, then normalised and rounded in one pass.
-  const float inv = static_cast<float>(1.0 / kernels::active_kernels().exp_sum(s, mx, s, n));
+  const float inv = exponentials(s, n);
   if (!p.bf16()) {
     for (int64_t k = 0; k < n; ++k) s[k] *= inv;
     return;
@@ -154,13 +161,7 @@ void constant_expert_output(const float* x, const float* v, float a1, float a2, 
 
 MOEPP_SIMD_CLONES
 void softmax_inplace(float* x, int64_t n) {
-  const float mx = max_of(x, n);
-  if (mx == -INFINITY) {  // fully masked row: PyTorch gives NaN; we give zeros
-    for (int64_t k = 0; k < n; ++k) x[k] = 0;
-    return;
-  }
-  const double sum = kernels::active_kernels().exp_sum(x, mx, x, n);
-  const float inv = static_cast<float>(1.0 / sum);
+  const float inv = exponentials(x, n);
   for (int64_t k = 0; k < n; ++k) x[k] *= inv;
 }
 

@@ -21,7 +21,9 @@ void quantize_rows(const Weight& w, WeightQuant quant, int64_t r0, int64_t r1, u
   const int64_t gpr = w.groups_per_row();
   const float qmax = quant == WeightQuant::kQ8 ? 127.0f : 7.0f;
   const int qlimit = quant == WeightQuant::kQ8 ? 127 : 8;  // q4 clamps to [-8, 7] below
-  std::vector<float> values(static_cast<size_t>(w.cols));  // one row as f32
+  // One row as f32: kept per thread, as loading calls this once per block of 16 rows.
+  thread_local std::vector<float> values;
+  values.resize(static_cast<size_t>(w.cols));
   for (int64_t r = r0; r < r1; ++r) {
     // Row-major f32/bf16 (checkpoints, random models) converted directly: Weight::at per element
     // was a third of the time of loading a model with --weights q4.
