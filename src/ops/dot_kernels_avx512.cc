@@ -68,6 +68,17 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
   return _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, x + k));
 }
 
+// Batches of fewer tokens than this make no requests for weights far ahead into L2 (bf16's next
+// panel, q8's 14 groups on; the L1 requests 2 KiB ahead stay): computing little a byte, they
+// read faster when the hardware prefetcher alone streams them, as one token does. Cold
+// 2816 x 1024 copies, one thread, Zen 4, `bench --batch-kernels` alternated (GB/s, with ->
+// without): q8 2 tokens 18.8-21.3 -> 28.9-29.8, 4 15.3-24.1 -> 24.3-27.7, 6 21.2-27.0 ->
+// 13.6-20.2, 8 18.3-20.9 -> 11.1-13.1; bf16 (the next panel's L2 requests) 2 17.1-21.1 ->
+// 22.6-27.6, 4 17.7-20.3 -> 22.2-25.7, 6 19.0-22.4 -> 16.3-18.9, 8 19.2-20.8 -> 12.4-12.7.
+// q4's L1 requests, left out for 2-4 tokens, read within the spread (2 tokens 25.9-27.7 ->
+// 14.0-30.9).
+constexpr int64_t kPrefetchFromTokens = 5;
+
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
 // evenly over the `steps` iterations of a tile's loop (a burst would overflow the core's miss
 // buffers). Batches otherwise alternate between reading memory (packing) and computing.
@@ -331,14 +342,15 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   const bool in_place = w.interleaved && n0 % 8 == 0;
   thread_local std::vector<uint32_t> packed;  // one panel [Q][8][8]
   if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
-  // The next panel's stored weights are prefetched while this one is multiplied.
+  // The next panel's stored weights are prefetched while this one is multiplied (from
+  // kPrefetchFromTokens tokens on).
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
     const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
     const int rows = static_cast<int>(r1 - r0);
     const uint32_t* panel = in_place ? reinterpret_cast<const uint32_t*>(w.bf16() + (r0 / 8) * 8 * w.padded_cols())
                                      : packed.data();
     if (!in_place) pack_bf16_panels(w, r0, r1, packed.data());
-    const void* next = stored_panel(w, n0, n1, p + 1);
+    const void* next = M >= kPrefetchFromTokens ? stored_panel(w, n0, n1, p + 1) : nullptr;
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
@@ -688,7 +700,7 @@ void quant_block16(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t 
   for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
     const uint8_t* group = block + g * L::kStride;
-    prefetch_ahead<kQ4>(group);
+    if constexpr (kQ4 || MR >= kPrefetchFromTokens) prefetch_ahead<kQ4>(group);
     __m512i wv[8];
     load_group<kQ4>(group, wv);
     for (int m = 0; m < MR; ++m) {
