@@ -228,12 +228,22 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
       return Status::Error(std::string("bench --batch-kernels: the ") + sets[v]->isa + " and " + sets[0]->isa + " " +
                            format + " products differ");
     variants.push_back([&, v](int c) { product(*sets[v], copies[static_cast<size_t>(c)], ys[v].data()); });
-    // Each set starts its own share of the copies away, so none reads a copy another just left
-    // in the last-level cache (nor copy 0, which the check above just read).
-    first.push_back(1 + static_cast<int>(v) * (n_copies - 1) / static_cast<int>(sets.size()));
+    // Each set (and the read below) starts its own share of the copies away, so none reads a
+    // copy another just left in the last-level cache (nor copy 0, which the check above just read).
+    first.push_back(1 + static_cast<int>(v) * (n_copies - 1) / static_cast<int>(sets.size() + 1));
   }
+  // A plain read of the same copies takes its turns too: the kernels' GB/s as a share of what the
+  // memory gave in the same moments.
+  const size_t extent = interleaved_extent(copies[0]);
+  uint64_t read_sum = 0;
+  variants.push_back([&](int c) {
+    read_sum += read_memory(static_cast<const uint8_t*>(copies[static_cast<size_t>(c)].data), extent);
+  });
+  first.push_back(1 + static_cast<int>(sets.size()) * (n_copies - 1) / static_cast<int>(sets.size() + 1));
   const std::vector<double> seconds = time_in_turns(variants, first, n_copies, o.calls);
-  const double bytes = static_cast<double>(interleaved_extent(copies[0])) * o.calls;
+  g_read_sink = g_read_sink + read_sum;
+  const double bytes = static_cast<double>(extent) * o.calls;
+  const double read_gb_s = bytes / seconds.back() / 1e9;
   for (size_t v = 0; v < sets.size(); ++v) {
     BatchProbeRow row;
     row.weights = format;
@@ -243,6 +253,7 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
     row.cols = K;
     row.gflop_s = 2.0 * static_cast<double>(N * K * tokens) * o.calls / seconds[v] / 1e9;
     row.gb_s = bytes / seconds[v] / 1e9;
+    row.read_gb_s = read_gb_s;
     out->push_back(row);
   }
   return Status::Ok();

@@ -71,6 +71,7 @@ struct BatchProbeRow {
   int64_t rows = 0, cols = 0;
   double gflop_s = 0;   // 2 x rows x cols x tokens per call
   double gb_s = 0;      // the stored matrix's bytes per call
+  double read_gb_s = 0; // a plain read of the same copies, taking its turns with the sets
 };
 
 // Rows for each format and token count, one per SIMD set (the scalar twin where it is the only

@@ -143,6 +143,12 @@ expect([(r["weights"], r["tokens"]) for r in bk][::len(sets)] == [("bf16", 3), (
 for r in bk:
     expect(r.get("rows") == 40 and r.get("cols") == 96 and r.get("gflop_s", 0) > 0 and r.get("gb_s", 0) > 0,
            f"--batch-kernels fields: {r}")
+    # kernel / read: the two rates of one row divided (one read per format and token count).
+    expect(r.get("read_gb_s", 0) > 0 and abs(r.get("ratio", 0) - r["gb_s"] / r["read_gb_s"]) < 1e-9 * r.get("ratio", 1),
+           f"--batch-kernels read: {r}")
+for fmt, tokens in (("bf16", 3), ("bf16", 50), ("q4", 3), ("q4", 50)):
+    reads = {r["read_gb_s"] for r in bk if r["weights"] == fmt and r["tokens"] == tokens}
+    expect(len(reads) == 1, f"--batch-kernels {fmt} x {tokens}: one read for all sets, got {reads}")
 # Both rates divide by the same seconds: their ratio is 2 x 40 x 96 x tokens / the matrix's bytes,
 # so it grows with the tokens alone for one format.
 for fmt in ("bf16", "q4"):
