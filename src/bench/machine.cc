@@ -213,14 +213,15 @@ float int8_scalar(int64_t iters) {
 }
 constexpr double kInt8ScalarOps = 8 * 2;
 
+}  // namespace
+
 // ---- streaming read ----
 
-// The distance between read_avx2's two streams: about half of n, in whole 128-byte steps. From
-// 8 KiB on an odd number of 4 KiB pages: streams a large power of two apart contend in the
+// From 8 KiB on an odd number of 4 KiB pages: streams a large power of two apart contend in the
 // memory's address mapping, and the 1 GiB probe's halves, 512 MiB apart, read at 22 GB/s on one
 // thread of the session-30 Zen 4 against 32-33 for 1000 MiB (a temporary harness: two streams
-// 256 MiB apart 18-22 GB/s, 256 MiB + 4 KiB 25-29.5; 64 KiB to 8 MiB apart no slower).
-size_t stream_distance(size_t n) {
+// 256 MiB apart 18-22 GB/s; 256 MiB + 4 KiB, and 64 KiB to 8 MiB apart, 22-29.5 alike).
+size_t read_stream_distance(size_t n) {
   constexpr size_t kPage = 4096;
   size_t pages = n / 2 / kPage;
   if (pages == 0) return n / 256 * 128;
@@ -228,13 +229,15 @@ size_t stream_distance(size_t n) {
   return pages * kPage;
 }
 
-// Two streams, [p, p + d) and [p + d, p + 2d) side by side (d = stream_distance(n)), then the
+namespace {
+
+// Two streams, [p, p + d) and [p + d, p + 2d) side by side (d = read_stream_distance(n)), then the
 // tail, as the one-token kernels read a thread's rows: on this project's AVX-512 machine one
 // thread's kernels stream faster from two places than from one, so a one-stream read would
 // understate what the memory gives.
 __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-  const size_t half = stream_distance(n);
+  const size_t half = read_stream_distance(n);
   const uint8_t* q = p + half;
   for (size_t i = 0; i < half; i += 128) {
     a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));

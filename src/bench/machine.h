@@ -30,10 +30,14 @@ std::string cpu_feature_string();
 // Peak fp32 FMA rate alone (GFLOP/s) with options.threads threads; *isa names the instructions.
 double measure_fp32_gflop_s(const MachineOptions& options, std::string* isa);
 
-// A plain streaming read of n bytes at p, its two halves side by side as two streams (the fastest
-// plain read on the project's machines; any alignment; a tail under 128 bytes is skipped),
-// the kernel behind read_gb_s; returns a sum so the reads are kept.
+// A plain streaming read of n bytes at p as two streams side by side, read_stream_distance(n)
+// apart, then the tail (the fastest plain read on the project's machines; any alignment; a tail
+// under 128 bytes is skipped), the kernel behind read_gb_s; returns a sum so the reads are kept.
 uint64_t read_memory(const uint8_t* p, size_t n);
+
+// Where read_memory's second stream starts: about n / 2 in whole 128-byte steps, and from 8 KiB on
+// an odd number of 4 KiB pages (machine.cc says why).
+size_t read_stream_distance(size_t n);
 
 // Runs the measurements with `threads` threads (each pinned to nothing: the OS schedules).
 MachineLimits measure_machine(const MachineOptions& options);

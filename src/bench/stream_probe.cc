@@ -282,7 +282,9 @@ Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::st
   for (const std::string& f : formats) {
     auto base = random_matrix(f, options.rows, options.cols, options.seed);
     if (!base.ok()) return base.status();
-    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes, 2);
+    // At least one copy per set and the read, plus copy 0 (the bit check's), so that each starts
+    // on its own.
+    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes, static_cast<int>(sets.size()) + 2);
     for (int64_t tokens : options.tokens)
       if (Status s = probe_batch(f, copies, tokens, sets, options, &rows); !s.ok()) return s;
   }

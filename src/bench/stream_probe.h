@@ -50,7 +50,8 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
 
 // `moepp bench --batch-kernels`: the batch kernels (several tokens against one matrix, as a prefill's
 // projections and each expert's tokens) of every SIMD kernel set the CPU has, side by side on cold
-// copies of one random matrix, taking turns call by call. Each call multiplies `tokens` bf16-valued
+// copies of one random matrix, taking turns call by call with a plain read of the same copies.
+// Each call multiplies `tokens` bf16-valued
 // input rows (as under --dtype bf16) by the matrix in tasks of `task_rows` rows, the inputs
 // quantised (q8/q4) or paired (bf16, where the set pairs that many tokens) once per call, as
 // matmul_many does.
@@ -58,7 +59,7 @@ struct BatchProbeOptions {
   int64_t rows = 2816;
   int64_t cols = 1024;
   int64_t copies_bytes = int64_t{256} << 20;
-  int calls = 40;  // calls per set
+  int calls = 40;  // calls per set (and by the read)
   std::vector<int64_t> tokens = {128};
   int64_t task_rows = 128;
   uint64_t seed = 1234;

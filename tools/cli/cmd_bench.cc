@@ -617,9 +617,9 @@ Runner add_bench_command(CLI::App& app) {
                 "Measure the batch kernels (-p tokens against one matrix, as a prefill's projections and an expert's "
                 "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
                 "matrix per --weights format, bf16-valued inputs, 128-row tasks on one thread, the sets taking turns "
-                "call by call with a plain read of the same copies; GFLOP/s, GB/s of the stored matrix and kernel / "
-                "read. Alone, runs nothing else");
-  sub->add_option("--batch-calls", o->batch_calls, "--batch-kernels: calls per set and token count (default 40)");
+                "call by call with a plain read of the same copies; GFLOP/s, GB/s of the stored matrix, the read's GB/s "
+                "and kernel / read. Alone, runs nothing else");
+  sub->add_option("--batch-calls", o->batch_calls, "--batch-kernels: calls per set (and by the read) and token count (default 40)");
   CLI::Option* attention = sub->add_flag("--attention", o->attention,
                 "Measure one decode step's attention (the engine's per-kv-head step: q.k, softmax, times V) over a "
                 "cache of -d positions (default 2048) against a plain read of the same keys and values, for each "
