@@ -68,16 +68,17 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
   return _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(live, x + k));
 }
 
-// Batches (q8: tiles) of fewer tokens than this make no requests for weights far ahead into L2
-// (the next panel of bf16 rows on vdpbf16ps, q8's 14 groups on; the L1 requests 2 KiB ahead
-// stay): computing little a byte, they read faster when the hardware prefetcher alone streams
-// them, as one token does. The FMA panels (f32 rows, bf16 without vdpbf16ps) keep theirs,
-// unmeasured. Cold 2816 x 1024 copies, one thread, Zen 4, `bench --batch-kernels` alternated
-// (GB/s, with -> without): q8 2 tokens 18.8-21.3 -> 28.9-29.8, 4 15.3-24.1 -> 24.3-27.7, 6
-// 21.2-27.0 -> 13.6-20.2, 8 18.3-20.9 -> 11.1-13.1; bf16 (the next panel's L2 requests) 2
-// 17.1-21.1 -> 22.6-27.6, 4 17.7-20.3 -> 22.2-25.7, 6 19.0-22.4 -> 16.3-18.9, 8 19.2-20.8 ->
-// 12.4-12.7. q4's L1 requests, left out for 2-4 tokens, read within the spread (2 tokens
-// 25.9-27.7 -> 14.0-30.9).
+// Batches (q8: tiles) of fewer tokens than this make no requests for weights far ahead into L2 (the
+// next panel of bf16 rows on vdpbf16ps, q8's 14 groups on; the L1 requests 2 KiB ahead stay):
+// computing little a byte, they read faster when the hardware prefetcher alone streams them, as one
+// token does. Cold 2816 x 1024 copies, one thread, Zen 4, `bench --batch-kernels` alternated (GB/s,
+// with -> without): q8 2 tokens 18.8-21.3 -> 28.9-29.8, 4 15.3-24.1 -> 24.3-27.7, 6 21.2-27.0 ->
+// 13.6-20.2, 8 18.3-20.9 -> 11.1-13.1; bf16 (the next panel's L2 requests) 2 17.1-21.1 ->
+// 22.6-27.6, 4 17.7-20.3 -> 22.2-25.7, 6 19.0-22.4 -> 16.3-18.9, 8 19.2-20.8 -> 12.4-12.7. q4's L1
+// requests, left out for 2-4 tokens, read within the spread (2 tokens 25.9-27.7 -> 14.0-30.9). The
+// FMA panels (f32 rows, bf16 without vdpbf16ps) keep their next panel's requests: f32 rows without
+// them, 2 tokens 18.5-19.7 -> 18.0-23.0, 3 tokens 19.6-20.5 -> 15.8-17.5, 4 tokens 14.9-17.3 ->
+// 12.4-15.8.
 constexpr int64_t kPrefetchFromTokens = 5;
 
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
