@@ -337,11 +337,15 @@ Status run_compare_vanilla(const std::string& shape, const BenchConfig& config, 
   for (int64_t n : config.prompt_lengths) n_max = std::max(n_max, n);
   for (int64_t n : config.gen_lengths) n_max = std::max(n_max, n);
   const std::vector<float> x_all = normed_hidden_states(n_max, d, config.seed + 6, prec);
+  // A plain read of both layers' weights in the turns: the read the roofline divides by.
+  WeightsRead weights_read(*m_pp);
+  weights_read.add(*m_v);
 
   // One timed call sequence of a layer: pp = one call on n tokens, tg = n calls on one token.
   struct LayerRun {
     double seconds = 0;
     ForwardCost cost;
+    std::vector<ForwardCost> kernels;  // every call's, for the roofline
   };
   auto run_layer = [&](ThreadPool& pool, const MoeLayerSpec& spec, const MoeLayerWeights& w, bool prompt, int64_t n) {
     const int64_t per_call = prompt ? n : 1;
@@ -354,7 +358,10 @@ Status run_compare_vanilla(const std::string& shape, const BenchConfig& config, 
       const auto t0 = Clock::now();
       moe_forward(pool, spec, w, x.data() + start * d, per_call, d, nullptr, raw.data(), &plan, y.data(), prec);
       out.seconds += seconds_since(t0);
-      out.cost += moe_layer_cost(spec, w, d, plan, false);
+      for (const ForwardCost& k : moe_layer_kernel_costs(spec, w, d, plan, false)) {
+        out.cost += k;
+        out.kernels.push_back(k);
+      }
     }
     return out;
   };
@@ -387,7 +394,7 @@ Status run_compare_vanilla(const std::string& shape, const BenchConfig& config, 
         (void)cal;
         run_layer(pool, spec_pp, w_pp, test.prompt, std::min<int64_t>(test.n, 4));  // warm-up
         run_layer(pool, spec_v, w_v, test.prompt, std::min<int64_t>(test.n, 4));
-        std::vector<double> s_pp, s_v;
+        std::vector<double> s_pp, s_v, reads;
         LayerRun r_pp, r_v;
         // Alternate the two layers so drift in machine load hits both alike.
         for (int r = 0; r < config.repetitions; ++r) {
@@ -397,15 +404,24 @@ Status run_compare_vanilla(const std::string& shape, const BenchConfig& config, 
           r_v = run_layer(pool, spec_v, w_v, test.prompt, test.n);
           s_pp.push_back(r_pp.seconds);
           s_v.push_back(r_v.seconds);
+          if (weights_read.usable()) reads.push_back(weights_read.read_gb_s(pool));
         }
         progress_done(config);
-        fill_rates(config, limits, s_pp, r_pp.cost, &row);
+        fill_rates(config, limits, s_pp, r_pp.cost, &row, reads);
         row.zc_share = r_pp.cost.zc_share();
         row.tok_s_vanilla = static_cast<double>(test.n) / median(s_v);
         row.expert_speedup = median(s_v) / median(s_pp);
         row.ffn_work_ratio = r_pp.cost.ffn_slots > 0
                                  ? static_cast<double>(r_v.cost.ffn_slots) / static_cast<double>(r_pp.cost.ffn_slots)
                                  : 0.0;
+        const double read = std::max(row.read_gb_s, row.limit_gb_s);
+        const double roof_pp = roofline_seconds(r_pp.kernels, read, row.limit_gflop_s);
+        const double roof_v = roofline_seconds(r_v.kernels, read, row.limit_gflop_s);
+        if (roof_pp > 0) {
+          row.roofline_speedup = roof_v / roof_pp;
+          row.roofline_share = roof_pp / median(s_pp);
+          row.roofline_share_vanilla = roof_v / median(s_v);
+        }
         sink(row);
       }
     }

@@ -61,6 +61,12 @@ struct BenchRow {
   double tok_s_vanilla = 0;
   double expert_speedup = 0;   // vanilla MoE layer time / MoE++ MoE layer time (medians)
   double ffn_work_ratio = 0;   // FFN slots of the vanilla layer / FFN slots of the MoE++ layer
+  // The speed-up if both layers ran at the machine's limits (roofline_seconds of their kernels at
+  // the best read measured, read_gb_s or limit_gb_s, and limit_gflop_s): where experts with few
+  // tokens are bound by their read, below ffn_work_ratio. 0: no limits measured. The shares:
+  // each layer's roofline time / its median time (expert_speedup / roofline_speedup is their ratio).
+  double roofline_speedup = 0;
+  double roofline_share = 0, roofline_share_vanilla = 0;
 };
 
 using RowSink = std::function<void(const BenchRow&)>;

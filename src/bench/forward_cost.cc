@@ -23,39 +23,65 @@ ForwardCost& ForwardCost::operator+=(const ForwardCost& o) {
   return *this;
 }
 
-ForwardCost moe_layer_cost(const MoeLayerSpec& spec, const MoeLayerWeights& w, int64_t d_model,
-                           const RoutingPlan& plan, bool has_prev_logits) {
-  ForwardCost c;
+std::vector<ForwardCost> moe_layer_kernel_costs(const MoeLayerSpec& spec, const MoeLayerWeights& w, int64_t d_model,
+                                                const RoutingPlan& plan, bool has_prev_logits) {
   const double n = static_cast<double>(plan.n_tokens);
-  c.bytes += static_cast<double>(w.router.w1.nbytes() + w.router.w2.nbytes());
-  c.flops += 2 * n * (params(w.router.w1) + params(w.router.w2));
+  ForwardCost router;
+  router.bytes += static_cast<double>(w.router.w1.nbytes() + w.router.w2.nbytes());
+  router.flops += 2 * n * (params(w.router.w1) + params(w.router.w2));
   if (has_prev_logits && spec.router.gating_residual && !w.router.gate_map.empty()) {
-    c.bytes += static_cast<double>(w.router.gate_map.nbytes());
-    c.flops += 2 * n * params(w.router.gate_map);
+    router.bytes += static_cast<double>(w.router.gate_map.nbytes());
+    router.flops += 2 * n * params(w.router.gate_map);
   }
-  std::vector<uint8_t> used(static_cast<size_t>(spec.n_experts()), 0);
+  // Per expert: its slots, its weights read once, the FLOPs of every slot.
+  std::vector<ForwardCost> experts(static_cast<size_t>(spec.n_experts()));
   for (int32_t e : plan.experts) {
-    ++c.slots;
+    ForwardCost& c = experts[static_cast<size_t>(e)];
     const ExpertWeights& ew = w.experts[static_cast<size_t>(e)];
+    const bool first = c.slots == 0;
+    ++c.slots;
     switch (spec.kinds[static_cast<size_t>(e)]) {
       case ExpertKind::kFfn:
         ++c.ffn_slots;
         c.flops += 2 * (params(ew.gate_up) + params(ew.down)) + 4.0 * static_cast<double>(spec.ffn_width[e]);
-        if (!used[e]) c.bytes += static_cast<double>(ew.gate_up.nbytes() + ew.down.nbytes());
+        if (first) c.bytes += static_cast<double>(ew.gate_up.nbytes() + ew.down.nbytes());
         break;
       case ExpertKind::kConstant:
         ++c.zc_slots;
         c.flops += 2 * params(ew.constant_gate) + 4.0 * static_cast<double>(d_model);
-        if (!used[e]) c.bytes += static_cast<double>(ew.constant_gate.nbytes() + ew.constant_value.nbytes());
+        if (first) c.bytes += static_cast<double>(ew.constant_gate.nbytes() + ew.constant_value.nbytes());
         break;
       case ExpertKind::kCopy:
       case ExpertKind::kZero:
         ++c.zc_slots;
         break;
     }
-    used[e] = 1;
   }
-  return c;
+  // Zero and copy experts' slots are counted with the router's kernel: they run none of their own.
+  std::vector<ForwardCost> kernels{router};
+  for (const ForwardCost& c : experts) {
+    if (c.bytes > 0 || c.flops > 0) {
+      kernels.push_back(c);
+    } else {
+      kernels.front().slots += c.slots;
+      kernels.front().zc_slots += c.zc_slots;
+    }
+  }
+  return kernels;
+}
+
+ForwardCost moe_layer_cost(const MoeLayerSpec& spec, const MoeLayerWeights& w, int64_t d_model,
+                           const RoutingPlan& plan, bool has_prev_logits) {
+  ForwardCost total;
+  for (const ForwardCost& k : moe_layer_kernel_costs(spec, w, d_model, plan, has_prev_logits)) total += k;
+  return total;
+}
+
+double roofline_seconds(const std::vector<ForwardCost>& kernels, double read_gb_s, double peak_gflop_s) {
+  if (read_gb_s <= 0 || peak_gflop_s <= 0) return 0;
+  double seconds = 0;
+  for (const ForwardCost& k : kernels) seconds += std::max(k.bytes / (read_gb_s * 1e9), k.flops / (peak_gflop_s * 1e9));
+  return seconds;
 }
 
 void CostCounter::begin(const Batch& batch, const KvCache& cache) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "layers/batch.h"
 #include "layers/kv_cache.h"
@@ -27,6 +28,17 @@ struct ForwardCost {
 // the distinct experts selected and the per-slot expert FLOPs.
 ForwardCost moe_layer_cost(const MoeLayerSpec& spec, const MoeLayerWeights& w, int64_t d_model,
                            const RoutingPlan& plan, bool has_prev_logits);
+
+// The same cost split by the kernels that run it, whose sum is moe_layer_cost: the router first,
+// then each expert selected, in expert order (an FFN expert's GEMM over all its tokens; a constant
+// expert's two vectors). Copy and zero experts run no kernel.
+std::vector<ForwardCost> moe_layer_kernel_costs(const MoeLayerSpec& spec, const MoeLayerWeights& w, int64_t d_model,
+                                                const RoutingPlan& plan, bool has_prev_logits);
+
+// Seconds the kernels would take at the machine's limits, one after another: each the slower of
+// reading its bytes at read_gb_s and computing its FLOPs at peak_gflop_s (a roofline per kernel).
+// An expert with few tokens is bound by its read, so skipping slots saves time only down to it.
+double roofline_seconds(const std::vector<ForwardCost>& kernels, double read_gb_s, double peak_gflop_s);
 
 // Observer that counts a whole forward: call begin() before Model::forward, pass the counter
 // as its observer, and end() after it.

@@ -61,6 +61,9 @@ nlohmann::ordered_json to_json(const BenchRow& r) {
     j["tok_s_vanilla"] = r.tok_s_vanilla;
     j["expert_speedup"] = r.expert_speedup;
     j["ffn_work_ratio"] = r.ffn_work_ratio;
+    j["roofline_speedup"] = r.roofline_speedup;
+    j["roofline_share"] = r.roofline_share;
+    j["roofline_share_vanilla"] = r.roofline_share_vanilla;
   }
   return j;
 }
@@ -72,6 +75,11 @@ std::string layers_text(const BenchRow& r) {
 
 std::string tok_s_text(const BenchRow& r) {
   return str_format("%.2f ± %.2f", r.tok_s, 0.5 * (r.tok_s_max - r.tok_s_min));
+}
+
+// The read bw_share divides by: the one beside the row, else the machine's (marked).
+std::string read_text(const BenchRow& r) {
+  return r.read_gb_s > 0 ? str_format("%.2f", r.read_gb_s) : str_format("%.2f (machine)", r.limit_gb_s);
 }
 
 std::string share_text(double v) { return v < 0 ? "-" : str_format("%.3f", v); }
@@ -141,15 +149,17 @@ void RowPrinter::print(const BenchRow& r) {
       if (r.compare) {
         if (!header_done_) {
           std::fprintf(out_, "| model | weights | threads | test | zc_share | t/s MoE++ | t/s vanilla | expert_speedup | "
-                             "ffn_work_ratio | speedup / ratio | GB/s | bw_share | GFLOP/s | flop_share |\n");
-          std::fprintf(out_, "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+                             "ffn_work_ratio | speedup / ratio | roofline_speedup | roofline share MoE++ / vanilla | GB/s | read GB/s | "
+                             "bw_share | GFLOP/s | flop_share |\n");
+          std::fprintf(out_, "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
           header_done_ = true;
         }
-        std::fprintf(out_, "| %s | %s | %d | %s | %.3f | %s | %.2f | %.3f | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f |\n",
+        std::fprintf(out_, "| %s | %s | %d | %s | %.3f | %s | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f / %.3f | %.2f | %s | %.3f | %.2f | %.3f |\n",
                      r.model.c_str(), r.weights.c_str(), r.threads, r.test.c_str(), r.zc_share, tok_s_text(r).c_str(),
                      r.tok_s_vanilla, r.expert_speedup, r.ffn_work_ratio,
-                     r.ffn_work_ratio > 0 ? r.expert_speedup / r.ffn_work_ratio : 0.0, r.gb_s, r.bw_share, r.gflop_s,
-                     r.flop_share);
+                     r.ffn_work_ratio > 0 ? r.expert_speedup / r.ffn_work_ratio : 0.0, r.roofline_speedup,
+                     r.roofline_share, r.roofline_share_vanilla, r.gb_s, read_text(r).c_str(),
+                     r.bw_share, r.gflop_s, r.flop_share);
       } else {
         if (!header_done_) {
           std::fprintf(out_, "| model | weights | layers | threads | test | t/s | GB/s | read GB/s | bw_share | GFLOP/s | "
@@ -159,12 +169,10 @@ void RowPrinter::print(const BenchRow& r) {
         }
         const std::string mem = r.peak_mem_gb > 0 ? str_format("%.3f | %+.1f%%", r.peak_mem_gb, 100 * r.mem_overhead)
                                                   : std::string("- | -");
-        // The read bw_share divides by: the one beside the row, else the machine's (marked).
-        const std::string read = r.read_gb_s > 0 ? str_format("%.2f", r.read_gb_s) : str_format("%.2f (machine)", r.limit_gb_s);
         const std::string weights = r.kv_cache_chosen ? r.weights + ", kv " + r.kv_cache : r.weights;
         std::fprintf(out_, "| %s | %s | %s | %d | %s | %s | %.2f | %s | %.3f | %.2f | %.3f (%s) | %s | %s |\n", r.model.c_str(),
                      weights.c_str(), layers_text(r).c_str(), r.threads, r.test.c_str(), tok_s_text(r).c_str(), r.gb_s,
-                     read.c_str(), r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str(), mem.c_str());
+                     read_text(r).c_str(), r.bw_share, r.gflop_s, r.flop_share, r.peak.c_str(), share_text(r.zc_share).c_str(), mem.c_str());
       }
       break;
   }

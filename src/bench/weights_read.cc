@@ -21,8 +21,10 @@ std::atomic<uint64_t> g_sink{0};
 
 }  // namespace
 
-WeightsRead::WeightsRead(const Model& model) {
-  auto add = [&](const Weight& w) {
+WeightsRead::WeightsRead(const Model& model) { add(model); }
+
+void WeightsRead::add(const Model& model) {
+  auto add_weight = [&](const Weight& w) {
     const int64_t n = data_bytes(w);
     if (n <= 0) return;
     spans_.push_back({static_cast<const uint8_t*>(w.data), n});
@@ -30,10 +32,10 @@ WeightsRead::WeightsRead(const Model& model) {
   };
   for (const LayerWeights& lw : model.weights().layers) {
     for (const Weight* w : {&lw.attention.q, &lw.attention.k, &lw.attention.v, &lw.attention.o, &lw.moe.router.w1})
-      add(*w);
+      add_weight(*w);
     for (const ExpertWeights& e : lw.moe.experts) {
-      add(e.gate_up);
-      add(e.down);
+      add_weight(e.gate_up);
+      add_weight(e.down);
     }
   }
 }

@@ -19,6 +19,9 @@ class WeightsRead {
 
   explicit WeightsRead(const Model& model);
 
+  // Adds another model's weights to the pass (read after the first's).
+  void add(const Model& model);
+
   // Whether the weights are large enough for a read of them to measure memory.
   bool usable() const { return bytes_ >= kMinBytes; }
   int64_t bytes() const { return bytes_; }

@@ -64,6 +64,47 @@ TEST(ForwardCost, OnlySelectedExpertsOnce) {
   EXPECT_DOUBLE_EQ(g.bytes, router_bytes + static_cast<double>(w.router.gate_map.nbytes()));
 }
 
+TEST(ForwardCost, KernelsSplitTheLayerCost) {
+  std::unique_ptr<Model> m = tiny("moepp-1b");  // experts 0..15 FFN, 16-17 constant, 18 copy, 19 zero
+  const MoeLayerSpec& spec = m->config().layers[0];
+  const MoeLayerWeights& w = m->weights().layers[0].moe;
+  const double expert_bytes = static_cast<double>(w.experts[0].gate_up.nbytes() + w.experts[0].down.nbytes());
+  const double slot_flops = 2.0 * 3 * 64 * 96 + 4 * 96;
+  // Three tokens: {5, 3}, {3, 19}, {16, 3}. Kernels: router, expert 3 (3 slots), expert 5, constant 16.
+  const RoutingPlan plan = plan_of({5, 3, 3, 19, 16, 3});
+  const std::vector<ForwardCost> k = moe_layer_kernel_costs(spec, w, 64, plan, true);
+  ASSERT_EQ(k.size(), 4u);
+  EXPECT_DOUBLE_EQ(k[0].bytes, static_cast<double>(w.router.w1.nbytes() + w.router.gate_map.nbytes()));
+  EXPECT_EQ(k[0].zc_slots, 1);  // the zero expert's slot rides with the router
+  EXPECT_DOUBLE_EQ(k[1].bytes, expert_bytes);
+  EXPECT_NEAR(k[1].flops, 3 * slot_flops, 1e-6);
+  EXPECT_EQ(k[1].ffn_slots, 3);
+  EXPECT_DOUBLE_EQ(k[2].bytes, expert_bytes);
+  EXPECT_NEAR(k[2].flops, slot_flops, 1e-6);
+  EXPECT_EQ(k[3].zc_slots, 1);
+  ForwardCost sum;
+  for (const ForwardCost& c : k) sum += c;
+  const ForwardCost whole = moe_layer_cost(spec, w, 64, plan, true);
+  EXPECT_DOUBLE_EQ(sum.bytes, whole.bytes);
+  EXPECT_DOUBLE_EQ(sum.flops, whole.flops);
+  EXPECT_EQ(sum.slots, 6);
+  EXPECT_EQ(sum.zc_slots, 2);
+  EXPECT_EQ(whole.slots, 6);
+}
+
+TEST(ForwardCost, RooflineTakesEachKernelsSlowerLimit) {
+  ForwardCost read_bound, compute_bound;
+  read_bound.bytes = 1e9;     // 0.1 s at 10 GB/s; 1e9 FLOP: 0.01 s at 100 GFLOP/s
+  read_bound.flops = 1e9;
+  compute_bound.bytes = 1e8;  // 0.01 s; 5e10 FLOP: 0.5 s
+  compute_bound.flops = 5e10;
+  EXPECT_NEAR(roofline_seconds({read_bound}, 10, 100), 0.1, 1e-12);
+  EXPECT_NEAR(roofline_seconds({compute_bound}, 10, 100), 0.5, 1e-12);
+  // Per kernel, not over the sums (which would give max(0.11, 0.51) = 0.51).
+  EXPECT_NEAR(roofline_seconds({read_bound, compute_bound}, 10, 100), 0.6, 1e-12);
+  EXPECT_EQ(roofline_seconds({read_bound}, 0, 100), 0);  // no limits measured
+}
+
 TEST(ForwardCost, WholeForwardMatchesPlans) {
   std::unique_ptr<Model> m = tiny("mixtral-1.8b");
   ThreadPool pool(1);
