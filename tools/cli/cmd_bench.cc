@@ -666,8 +666,10 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_flag("--compare-vanilla", o->compare_vanilla,
                 "Time one MoE layer (router + experts + combine: the paper's expert forward time) of each MoE++ "
                 "shape and of its vanilla twin on the same random hidden states; rows add zc_share, expert_speedup "
-                "(vanilla time / MoE++ time) and ffn_work_ratio (vanilla FFN slots / MoE++ FFN slots). Default shape "
-                "moepp-1b");
+                "(vanilla time / MoE++ time), ffn_work_ratio (vanilla FFN slots / MoE++ FFN slots), "
+                "roofline_speedup (the speed-up if both layers ran at the machine's limits: each kernel, the router "
+                "and every expert, the slower of its read and its arithmetic) and each layer's roofline_share. "
+                "Default shape moepp-1b");
   sub->add_option("--layers", o->layers,
                   "Keep only the first N layers of a --model-shape (quick runs; the output says so)");
   sub->add_option("--concurrency", o->concurrency,
