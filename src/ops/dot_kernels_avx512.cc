@@ -44,6 +44,17 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
 
+// 64 bytes as two 256-bit loads, for the weight streams of one token. On Zen 5 under KVM a plain
+// read with one 512-bit load per cache line streamed at 0.76-0.93 of one with two 256-bit loads
+// (alternated in one process); on Zen 4 the bf16 one-token kernel read 0.89-0.93 of the read
+// beside it with 512-bit loads and 0.92-1.03 with halves (`bench --stream --weights bf16 -t 1`,
+// seven shapes, three alternations), its FMA twin 0.91-0.93 and 0.96-0.99. Not the f32 one:
+// halves read 0.82-0.87 of the read there, 512-bit loads 0.88-0.92.
+inline __m512i load_halves(const void* p) {
+  const auto* half = static_cast<const __m256i*>(p);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(half)), _mm256_loadu_si256(half + 1), 1);
+}
+
 // The 8 outputs of a block's accumulators acc[i] (row 2i in the low half, row 2i + 1 in the high
 // half, 8 lanes each), in row order, each summed as the contract does: ((l0 + l1) + (l2 + l3)) +
 // ((l4 + l5) + (l6 + l7)). Shuffles pair up lanes of all 8 rows at once (three rounds of
@@ -135,7 +146,7 @@ void gemv_block8(const float* x, int64_t K, const uint16_t* block, float* y) {
     const char* ahead = reinterpret_cast<const char*>(p) + 2048;
     for (size_t b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
     __m512i wv[4];
-    for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_si512(p + 32 * i);
+    for (int i = 0; i < 4; ++i) wv[i] = load_halves(p + 32 * i);
     const __m512 x_first = input_pair(x, k, K);
     for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(x_first, first_chunks(wv[i]), acc[i]);
     if (k + 8 < K) {
@@ -394,7 +405,7 @@ void gemv_block8_paired(const uint32_t* xp, int64_t Q, const uint16_t* const* bl
         (__m512bh)_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + q * 8)));
     for (int b = 0; b < NB; ++b)
       for (int i = 0; i < 4; ++i)
-        acc[b][i] = _mm512_dpbf16_ps(acc[b][i], xv, (__m512bh)_mm512_loadu_si512(block[b] + q * 128 + 32 * i));
+        acc[b][i] = _mm512_dpbf16_ps(acc[b][i], xv, (__m512bh)load_halves(block[b] + q * 128 + 32 * i));
   }
   for (int b = 0; b < NB; ++b) _mm256_storeu_ps(y[b], sum_lanes8(acc[b]));
 }
@@ -590,14 +601,6 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
 }
 
 // ---- q8/q4 on vpdpbusd ----
-
-// 64 bytes as two 256-bit loads: on this project's AVX-512 machine (Zen 5 under KVM) a plain read
-// with one 512-bit load per cache line streamed at 0.76-0.93 of one with two 256-bit loads
-// (alternated in one process).
-inline __m512i load_halves(const uint8_t* p) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), 1);
-}
 
 // The interleaved q8/q4 layout (tensor/weight.h; InterleavedQuant): a group of a 16-row block is
 // 64-byte chunks, each one register of 16 lanes = 16 rows x 4 columns, then the 16 rows' scales.
