@@ -60,12 +60,8 @@ std::vector<ForwardCost> moe_layer_kernel_costs(const MoeLayerSpec& spec, const 
   // Zero and copy experts' slots are counted with the router's kernel: they run none of their own.
   std::vector<ForwardCost> kernels{router};
   for (const ForwardCost& c : experts) {
-    if (c.bytes > 0 || c.flops > 0) {
-      kernels.push_back(c);
-    } else {
-      kernels.front().slots += c.slots;
-      kernels.front().zc_slots += c.zc_slots;
-    }
+    if (c.bytes > 0 || c.flops > 0) kernels.push_back(c);
+    else kernels.front() += c;  // only slots: nothing read, nothing computed
   }
   return kernels;
 }

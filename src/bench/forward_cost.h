@@ -31,13 +31,15 @@ ForwardCost moe_layer_cost(const MoeLayerSpec& spec, const MoeLayerWeights& w, i
 
 // The same cost split by the kernels that run it, whose sum is moe_layer_cost: the router first,
 // then each expert selected, in expert order (an FFN expert's GEMM over all its tokens; a constant
-// expert's two vectors). Copy and zero experts run no kernel.
+// expert's two vectors). Copy and zero experts run no kernel: their slots count with the router's.
 std::vector<ForwardCost> moe_layer_kernel_costs(const MoeLayerSpec& spec, const MoeLayerWeights& w, int64_t d_model,
                                                 const RoutingPlan& plan, bool has_prev_logits);
 
 // Seconds the kernels would take at the machine's limits, one after another: each the slower of
 // reading its bytes at read_gb_s and computing its FLOPs at peak_gflop_s (a roofline per kernel).
 // An expert with few tokens is bound by its read, so skipping slots saves time only down to it.
+// Not a bound for every schedule: one kernel's read may overlap another's arithmetic, down to
+// max(sum of bytes / read, sum of FLOPs / peak).
 double roofline_seconds(const std::vector<ForwardCost>& kernels, double read_gb_s, double peak_gflop_s);
 
 // Observer that counts a whole forward: call begin() before Model::forward, pass the counter

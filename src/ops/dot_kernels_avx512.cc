@@ -44,7 +44,7 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
 
-// 64 bytes as two 256-bit loads, for the weight streams of one token. On Zen 5 under KVM a plain
+// 64 bytes as two 256-bit loads, for streams of weights and cached keys and values. On Zen 5 under KVM a plain
 // read with one 512-bit load per cache line streamed at 0.76-0.93 of one with two 256-bit loads
 // (alternated in one process); on Zen 4 the bf16 one-token kernel read 0.89-0.99 of the read
 // beside it with 512-bit loads and 0.92-1.03 with halves (`bench --stream --weights bf16 -t 1`,
@@ -1016,7 +1016,7 @@ void axpy_rows_block_bf16_chunk(const float* c, int64_t ldc, const uint16_t* row
     const uint16_t* r = rows + j * stride;
     __m512 v[4];
     for (int h = 0; h < 2; ++h) {
-      const __m512i bits = load_halves(reinterpret_cast<const uint8_t*>(r + 32 * h));
+      const __m512i bits = load_halves(r + 32 * h);
       v[2 * h] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, bits));
       v[2 * h + 1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, bits));
     }
@@ -1165,8 +1165,8 @@ void axpy_pairs_bf16(const uint32_t* cp, int64_t ldcp, const uint16_t* rows, int
     const uint16_t* r = rows + 2 * i * stride;
     __m512bh v[2 * H];
     for (int h = 0; h < H; ++h) {
-      const __m512i first = load_halves(reinterpret_cast<const uint8_t*>(r + 32 * h));
-      const __m512i second = load_halves(reinterpret_cast<const uint8_t*>(r + stride + 32 * h));
+      const __m512i first = load_halves(r + 32 * h);
+      const __m512i second = load_halves(r + stride + 32 * h);
       v[2 * h] = (__m512bh)_mm512_unpacklo_epi16(second, first);
       v[2 * h + 1] = (__m512bh)_mm512_unpackhi_epi16(second, first);
     }

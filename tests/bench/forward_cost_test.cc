@@ -74,22 +74,29 @@ TEST(ForwardCost, KernelsSplitTheLayerCost) {
   const RoutingPlan plan = plan_of({5, 3, 3, 19, 16, 3});
   const std::vector<ForwardCost> k = moe_layer_kernel_costs(spec, w, 64, plan, true);
   ASSERT_EQ(k.size(), 4u);
-  EXPECT_DOUBLE_EQ(k[0].bytes, static_cast<double>(w.router.w1.nbytes() + w.router.gate_map.nbytes()));
-  EXPECT_EQ(k[0].zc_slots, 1);  // the zero expert's slot rides with the router
+  const double router_bytes = static_cast<double>(w.router.w1.nbytes() + w.router.gate_map.nbytes());
+  const double router_flops = 2.0 * 3 * (64 * 20 + 20 * 20);  // 3 tokens: w1 (20 x 64), gate_map (20 x 20)
+  EXPECT_DOUBLE_EQ(k[0].bytes, router_bytes);
+  EXPECT_NEAR(k[0].flops, router_flops, 1e-6);
+  EXPECT_EQ(k[0].slots, 1);  // the zero expert's slot rides with the router
+  EXPECT_EQ(k[0].zc_slots, 1);
   EXPECT_DOUBLE_EQ(k[1].bytes, expert_bytes);
   EXPECT_NEAR(k[1].flops, 3 * slot_flops, 1e-6);
   EXPECT_EQ(k[1].ffn_slots, 3);
   EXPECT_DOUBLE_EQ(k[2].bytes, expert_bytes);
   EXPECT_NEAR(k[2].flops, slot_flops, 1e-6);
+  EXPECT_EQ(k[2].ffn_slots, 1);
+  const ExpertWeights& constant = w.experts[16];
+  EXPECT_DOUBLE_EQ(k[3].bytes, static_cast<double>(constant.constant_gate.nbytes() + constant.constant_value.nbytes()));
+  EXPECT_NEAR(k[3].flops, 2.0 * 2 * 64 + 4 * 64, 1e-6);  // the gate's two rows of 64, then the mix
   EXPECT_EQ(k[3].zc_slots, 1);
-  ForwardCost sum;
-  for (const ForwardCost& c : k) sum += c;
+  // The layer's cost, counted by hand: the split loses and adds nothing.
   const ForwardCost whole = moe_layer_cost(spec, w, 64, plan, true);
-  EXPECT_DOUBLE_EQ(sum.bytes, whole.bytes);
-  EXPECT_DOUBLE_EQ(sum.flops, whole.flops);
-  EXPECT_EQ(sum.slots, 6);
-  EXPECT_EQ(sum.zc_slots, 2);
+  EXPECT_DOUBLE_EQ(whole.bytes, router_bytes + 2 * expert_bytes + k[3].bytes);
+  EXPECT_NEAR(whole.flops, router_flops + 4 * slot_flops + 2.0 * 2 * 64 + 4 * 64, 1e-6);
   EXPECT_EQ(whole.slots, 6);
+  EXPECT_EQ(whole.ffn_slots, 4);
+  EXPECT_EQ(whole.zc_slots, 2);
 }
 
 TEST(ForwardCost, RooflineTakesEachKernelsSlowerLimit) {
