@@ -44,11 +44,11 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")
 
-// 64 bytes as two 256-bit loads, for streams of weights and cached keys and values. On Zen 5 under KVM a plain
-// read with one 512-bit load per cache line streamed at 0.76-0.93 of one with two 256-bit loads
-// (alternated in one process); on Zen 4 the bf16 one-token kernel read 0.89-0.99 of the read
-// beside it with 512-bit loads and 0.92-1.03 with halves (`bench --stream --weights bf16 -t 1`,
-// six shapes, three alternations), its FMA twin 0.91-0.93 and 0.96-0.99. Not the f32 one:
+// 64 bytes as two 256-bit loads, for streams of weights and cached keys and values. On Zen 5 under
+// KVM a plain read with one 512-bit load per cache line streamed at 0.76-0.93 of one with two
+// 256-bit loads (alternated in one process); on Zen 4 the bf16 one-token kernel read 0.89-0.99 of
+// the read beside it with 512-bit loads and 0.92-1.03 with halves (`bench --stream --weights bf16
+// -t 1`, six shapes, three alternations), its FMA twin 0.91-0.93 and 0.96-0.99. Not the f32 one:
 // halves read 0.82-0.87 of the read there, 512-bit loads 0.88-0.92.
 inline __m512i load_halves(const void* p) {
   const auto* half = static_cast<const __m256i*>(p);
