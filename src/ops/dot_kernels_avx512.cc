@@ -251,9 +251,16 @@ void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float*
 }
 
 // Where panel p of rows from n0 is stored in the weight itself (interleaved, n0 % 8 == 0), for
-// prefetching it: null otherwise, or past n1.
-const void* stored_panel(const Weight& w, int64_t n0, int64_t n1, int64_t p) {
-  if (!w.interleaved || n0 % 8 != 0 || n0 + 8 * p >= n1) return nullptr;
+// prefetching it: null otherwise, or past the weight's rows. Past the caller's rows too: a thread
+// that goes through a matrix in tasks of rows, in order (one thread does), reads them next, and
+// stopping at the caller's rows left every task's first panel to be read cold (q8's prefetch, a
+// distance ahead in the stream, runs on likewise). Stopping -> going on, `bench --batch-kernels --batch-calls 150 --weights bf16 -p 6,8,12,16,32
+// --stream-shape 2048x768` (one thread, Zen 4, four alternations, GFLOP/s on vdpbf16ps): 6 tokens
+// 115-123 -> 131-139, 8 131-141 -> 148-158, 12 144-167 -> 162-187, 16 133-171 -> 167-187, 32
+// 155-171 -> 165-198. Two threads in a model (`bench --model-shape moepp-1b -t 2 -p 64,128
+// --layers 4`, four alternations) gave no sign of the other thread's panels read twice.
+const void* stored_panel(const Weight& w, int64_t n0, int64_t p) {
+  if (!w.interleaved || n0 % 8 != 0 || n0 + 8 * p >= w.rows) return nullptr;
   const int64_t at = (n0 / 8 + p) * 8 * w.padded_cols();
   return w.dtype == DType::kF32 ? static_cast<const void*>(w.f32() + at) : static_cast<const void*>(w.bf16() + at);
 }
@@ -363,7 +370,7 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
     const uint32_t* panel = in_place ? reinterpret_cast<const uint32_t*>(w.bf16() + (r0 / 8) * 8 * w.padded_cols())
                                      : packed.data();
     if (!in_place) pack_bf16_panels(w, r0, r1, packed.data());
-    const void* next = M >= kPrefetchFromTokens ? stored_panel(w, n0, n1, p + 1) : nullptr;
+    const void* next = M >= kPrefetchFromTokens ? stored_panel(w, n0, p + 1) : nullptr;
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
@@ -589,7 +596,7 @@ void avx512_rows(const float* x, int64_t M, int64_t ldx, const Weight& w, int64_
       const float* panel = in_place ? w.f32() + (r0 / 8) * 8 * K8 : packed.data();
       if (!in_place) pack_panels(w, r0, r1, packed.data());
       // Later blocks find packed weights' panels in L2 or L3; f32 weights read in place may not.
-      const void* next = mb == 0 || in_place ? stored_panel(w, n0, n1, p + 1) : nullptr;
+      const void* next = mb == 0 || in_place ? stored_panel(w, n0, p + 1) : nullptr;
       for (int64_t m = mb; m < mb + Mb; m += 6) {
         const int mr = static_cast<int>(std::min<int64_t>(6, mb + Mb - m));
         const SpreadPrefetch ahead =
