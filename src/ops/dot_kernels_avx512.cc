@@ -80,16 +80,19 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
 }
 
 // Batches (q8: tiles) of fewer tokens than this make no requests for weights far ahead into L2 (the
-// next panel of bf16 rows on vdpbf16ps, q8's 14 groups on; the L1 requests 2 KiB ahead stay):
-// computing little a byte, they read faster when the hardware prefetcher alone streams them, as one
-// token does. Cold 2816 x 1024 copies, one thread, Zen 4, `bench --batch-kernels` alternated (GB/s,
+// next panel of bf16 rows on vdpbf16ps, q8's 14 groups on), nor, on vdpbf16ps, 2 KiB ahead into
+// L1: computing little a byte, they read faster when the hardware prefetcher alone streams them, as
+// one token does. Cold 2816 x 1024 copies, one thread, Zen 4, `bench --batch-kernels` alternated (GB/s,
 // with -> without): q8 2 tokens 18.8-21.3 -> 28.9-29.8, 4 15.3-24.1 -> 24.3-27.7, 6 21.2-27.0 ->
 // 13.6-20.2, 8 18.3-20.9 -> 11.1-13.1; bf16 (the next panel's L2 requests) 2 17.1-21.1 ->
 // 22.6-27.6, 4 17.7-20.3 -> 22.2-25.7, 6 19.0-22.4 -> 16.3-18.9, 8 19.2-20.8 -> 12.4-12.7. q4's L1
 // requests, left out for 2-4 tokens, read within the spread (2 tokens 25.9-27.7 -> 14.0-30.9). The
 // FMA panels (f32 rows, bf16 without vdpbf16ps) keep their next panel's requests: f32 rows without
 // them, 2 tokens 18.5-19.7 -> 18.0-23.0, 3 tokens 19.6-20.5 -> 15.8-17.5, 4 tokens 14.9-17.3 ->
-// 12.4-15.8.
+// 12.4-15.8. The bf16 L1 requests (session 32, `bench --batch-kernels --batch-calls 100 --weights
+// bf16 -p 2,4 --stream-shape 4096x768`, three alternations, kernel / read, with -> without): 2
+// tokens 0.75-0.78 -> 0.85-0.94, 4 tokens 0.71-0.76 -> 0.79-0.86; 2816 x 1024: 2 tokens
+// 0.85-0.86 -> 0.83-0.91, 3 tokens 0.78-0.80 -> 0.67-0.79, 4 tokens 0.71-0.78 -> 0.78-0.84.
 constexpr int64_t kPrefetchFromTokens = 5;
 
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
@@ -311,13 +314,13 @@ void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels)
 
 template <int MR>
 void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t* panel, int rows, float* y,
-                     int64_t ldy, const SpreadPrefetch& next, bool first_tile) {
+                     int64_t ldy, const SpreadPrefetch& next, bool fetch_ahead) {
   __m512 acc[MR][4];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   for (int64_t q = 0; q < Q; ++q) {
     next.at(q);
-    if (first_tile)  // the panel's first read: fetch 2 KiB ahead into L1
+    if (fetch_ahead)  // the panel's first read: fetch 2 KiB ahead into L1
       for (int b = 0; b < 256; b += 64)
         _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + 2048 + b, _MM_HINT_T0);
     __m512bh wv[4];
@@ -362,8 +365,9 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   const bool in_place = w.interleaved && n0 % 8 == 0;
   thread_local std::vector<uint32_t> packed;  // one panel [Q][8][8]
   if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
-  // The next panel's stored weights are prefetched while this one is multiplied (from
-  // kPrefetchFromTokens tokens on).
+  // From kPrefetchFromTokens tokens on, the next panel's stored weights are prefetched while this
+  // one is multiplied, and the first tile reading a panel requests it 2 KiB ahead into L1; fewer
+  // tokens leave the stream to the hardware prefetcher.
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
     const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
     const int rows = static_cast<int>(r1 - r0);
@@ -374,14 +378,15 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
+      const bool first_read = m == 0 && M >= kPrefetchFromTokens;  // L1 requests as well
       const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
       switch (std::min<int64_t>(6, M - m)) {
-        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
-        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
-        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
-        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
-        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
-        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, m == 0); break;
+        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
+        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
+        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
+        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
+        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
+        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
       }
     }
   }
