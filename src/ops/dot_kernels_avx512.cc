@@ -95,6 +95,15 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
 // 0.85-0.86 -> 0.83-0.91, 3 tokens 0.78-0.80 -> 0.67-0.79, 4 tokens 0.71-0.78 -> 0.78-0.84.
 constexpr int64_t kPrefetchFromTokens = 5;
 
+// Except on long rows: from 3 tokens, rows of this many columns or more (moepp-1b's and
+// mixtral-1.8b's down projections) read faster with requests into L2 a fixed distance ahead (q8's
+// 14 groups, bf16's 8 KiB), while shorter rows still read faster without. A guess at the cause:
+// the tokens' inputs no longer stay in L1 beside the weights streaming through it, and their
+// reloads take the L1's miss buffers from the weights. `bench --batch-kernels --weights bf16,q8
+// -p 3,4 --stream-shape 1536x2048` and 4096x768, session 32: see docs/performance.md.
+constexpr int64_t kLongRowColumns = 1536;
+constexpr int64_t kLongRowsFromTokens = 3;
+
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
 // evenly over the `steps` iterations of a tile's loop (a burst would overflow the core's miss
 // buffers). Batches otherwise alternate between reading memory (packing) and computing.
@@ -314,15 +323,18 @@ void pack_bf16_panels(const Weight& w, int64_t n0, int64_t n1, uint32_t* panels)
 
 template <int MR>
 void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t* panel, int rows, float* y,
-                     int64_t ldy, const SpreadPrefetch& next, bool fetch_ahead) {
+                     int64_t ldy, const SpreadPrefetch& next, int64_t l1_ahead, int64_t l2_ahead) {
   __m512 acc[MR][4];
   for (int m = 0; m < MR; ++m)
     for (int i = 0; i < 4; ++i) acc[m][i] = _mm512_setzero_ps();
   for (int64_t q = 0; q < Q; ++q) {
     next.at(q);
-    if (fetch_ahead)  // the panel's first read: fetch 2 KiB ahead into L1
+    if (l1_ahead > 0)  // requests for the panel's first read, `l1_ahead` bytes ahead into L1
       for (int b = 0; b < 256; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + 2048 + b, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + l1_ahead + b, _MM_HINT_T0);
+    if (l2_ahead > 0)  // or into L2
+      for (int b = 0; b < 256; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + l2_ahead + b, _MM_HINT_T1);
     __m512bh wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 16 * i);
     for (int m = 0; m < MR; ++m) {
@@ -367,7 +379,8 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
   // From kPrefetchFromTokens tokens on, the next panel's stored weights are prefetched while this
   // one is multiplied, and the first tile reading a panel requests it 2 KiB ahead into L1; fewer
-  // tokens leave the stream to the hardware prefetcher.
+  // tokens leave the stream to the hardware prefetcher, except on long rows.
+  const bool long_rows = w.cols >= kLongRowColumns;
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
     const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
     const int rows = static_cast<int>(r1 - r0);
@@ -378,15 +391,16 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
-      const bool first_read = m == 0 && M >= kPrefetchFromTokens;  // L1 requests as well
+      const int64_t l1_ahead = m == 0 && M >= kPrefetchFromTokens ? 2048 : 0;
+      const int64_t l2_ahead = m == 0 && long_rows && M >= kLongRowsFromTokens && M < kPrefetchFromTokens ? 8192 : 0;
       const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
       switch (std::min<int64_t>(6, M - m)) {
-        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
-        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
-        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
-        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
-        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
-        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, first_read); break;
+        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
       }
     }
   }
@@ -715,9 +729,11 @@ void quant_block16(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t 
   const uint8_t* block = static_cast<const uint8_t*>(w.data) + (n / kQuantBlockRows) * G * L::kStride;
   __m512 acc[MR];
   for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
+  const bool requests =
+      kQ4 || MR >= kPrefetchFromTokens || (MR >= kLongRowsFromTokens && G * kQuantGroup >= kLongRowColumns);
   for (int64_t g = 0; g < G; ++g) {
     const uint8_t* group = block + g * L::kStride;
-    if constexpr (kQ4 || MR >= kPrefetchFromTokens) prefetch_ahead<kQ4>(group);
+    if (requests) prefetch_ahead<kQ4>(group);
     __m512i wv[8];
     load_group<kQ4>(group, wv);
     for (int m = 0; m < MR; ++m) {
