@@ -707,17 +707,21 @@ void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const 
   for (int b = 0; b < NB; ++b) _mm512_storeu_ps(y[b], acc[b]);
 }
 
-// A batch tile's prefetch, one group's lines at a time: q8 14 groups (8 KiB) ahead into L2, q4
-// 2 KiB ahead into L1. Cold 2816 x 1024 copies, one thread, 8 / 16 tokens (Zen 4, a loop taking
+// A batch tile's prefetch, one group's lines at a time, about 8 KiB ahead into L2 (q8 14 groups,
+// q4 25). Cold 2816 x 1024 copies, one thread, 8 / 16 tokens (Zen 4, a loop taking
 // turns call by call): q8 2 KiB ahead into L1 read 169-199 / 189-224 GOP/s, its tiles' arithmetic
 // (as fast as q4's warm) and its twice as many bytes adding up rather than overlapping; 8 KiB
 // into L2 260-280 / 283-310 (two rounds), other L1 distances (0-8 KiB) 112-241. q4 read about the
-// same either way (4 tokens: L1 169-300, L2 197-304).
+// same either way then (4 tokens: L1 169-300, L2 197-304) and stayed 2 KiB ahead into L1 until
+// session 32, when 8 KiB into L2 read faster (cold copies, one thread, whole-matrix calls, three
+// alternations, GOP/s, L1 -> L2): 4096 x 768, 2 tokens 153-185 -> 157-201, 4 224-274 -> 237-259,
+// 5 176-291 -> 245-323, 6 239-257 -> 251-323; 1536 x 2048, 2 tokens 119-171 -> 181-200, 4 180-220
+// -> 236-250, 5 220-247 -> 244-323, 6 235-272 -> 261-323; 8 and 12 tokens within the spread.
 template <bool kQ4>
 inline void prefetch_ahead(const uint8_t* group) {
   using L = InterleavedQuant<kQ4>;
-  const char* ahead = reinterpret_cast<const char*>(group) + (kQ4 ? 2048 : 14 * L::kStride);
-  for (int b = 0; b < L::kStride; b += 64) _mm_prefetch(ahead + b, kQ4 ? _MM_HINT_T0 : _MM_HINT_T1);
+  const char* ahead = reinterpret_cast<const char*>(group) + 8192 / L::kStride * L::kStride;
+  for (int b = 0; b < L::kStride; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T1);
 }
 
 // MR tokens (rows m0.. of a, 2 <= MR <= 8) x one block of 16 interleaved q8/q4 rows starting at
