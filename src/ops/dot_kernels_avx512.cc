@@ -32,6 +32,7 @@
 #include "ops/block_streams.h"
 #include "ops/dot_kernels.h"
 #include "ops/exp_f32.h"
+#include "ops/prefetch.h"
 
 // GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*(), which its
 // uninitialised-use analysis reports at every inlined call (a false positive of the headers).
@@ -85,24 +86,27 @@ inline __m512 input_pair(const float* x, int64_t k, int64_t K) {
 // one token does. Cold 2816 x 1024 copies, one thread, Zen 4, `bench --batch-kernels` alternated (GB/s,
 // with -> without): q8 2 tokens 18.8-21.3 -> 28.9-29.8, 4 15.3-24.1 -> 24.3-27.7, 6 21.2-27.0 ->
 // 13.6-20.2, 8 18.3-20.9 -> 11.1-13.1; bf16 (the next panel's L2 requests) 2 17.1-21.1 ->
-// 22.6-27.6, 4 17.7-20.3 -> 22.2-25.7, 6 19.0-22.4 -> 16.3-18.9, 8 19.2-20.8 -> 12.4-12.7. q4's L1
-// requests, left out for 2-4 tokens, read within the spread (2 tokens 25.9-27.7 -> 14.0-30.9). The
+// 22.6-27.6, 4 17.7-20.3 -> 22.2-25.7, 6 19.0-22.4 -> 16.3-18.9, 8 19.2-20.8 -> 12.4-12.7. q4
+// requests at every count (prefetch_ahead; without, 2 tokens read 25.9-27.7 -> 14.0-30.9). The
 // FMA panels (f32 rows, bf16 without vdpbf16ps) keep their next panel's requests: f32 rows without
 // them, 2 tokens 18.5-19.7 -> 18.0-23.0, 3 tokens 19.6-20.5 -> 15.8-17.5, 4 tokens 14.9-17.3 ->
 // 12.4-15.8. The bf16 L1 requests (session 32, `bench --batch-kernels --batch-calls 100 --weights
-// bf16 -p 2,4 --stream-shape 4096x768`, three alternations, kernel / read, with -> without): 2
-// tokens 0.75-0.78 -> 0.85-0.94, 4 tokens 0.71-0.76 -> 0.79-0.86; 2816 x 1024: 2 tokens
-// 0.85-0.86 -> 0.83-0.91, 3 tokens 0.78-0.80 -> 0.67-0.79, 4 tokens 0.71-0.78 -> 0.78-0.84.
+// bf16 -p 2,3,4 --stream-shape S`, four alternations, kernel / read, with -> without): 4096 x
+// 768, 2 tokens 0.69-0.83 -> 0.91-0.99, 3 tokens 0.63-0.86 -> 0.76-0.88, 4 tokens 0.49-0.73 ->
+// 0.64-0.78; 2816 x 1024, 2 tokens 0.65-0.82 -> 0.62-0.93, 3 tokens 0.58-0.80 -> 0.49-0.77, 4
+// tokens 0.50-0.74 -> 0.43-0.77: a gain for 2 tokens, 3-4 the same either way.
 constexpr int64_t kPrefetchFromTokens = 5;
 
-// Except on long rows: from 3 tokens, rows of this many columns or more (moepp-1b's and
-// mixtral-1.8b's down projections) read faster with requests into L2 a fixed distance ahead (q8's
-// 14 groups, bf16's 8 KiB), while shorter rows still read faster without. A guess at the cause:
-// the tokens' inputs no longer stay in L1 beside the weights streaming through it, and their
-// reloads take the L1's miss buffers from the weights. `bench --batch-kernels --weights bf16,q8
-// -p 3,4 --stream-shape 1536x2048` and 4096x768, session 32: see docs/performance.md.
+// Except on long rows: rows of this many columns or more (moepp-1b's and mixtral-1.8b's down
+// projections, every matrix of moepp-7b) read faster with requests into L2 a fixed distance ahead
+// (bf16 8 KiB from 3 tokens, q8 its 14 groups from 4; q8 with 3 tokens the same either way),
+// while shorter rows still read faster without. A guess at the cause: the tokens' inputs no
+// longer stay in L1 beside the weights streaming through it, and their reloads take the L1's miss
+// buffers from the weights. `bench --batch-kernels --weights bf16,q8 -p 2,3,4 --stream-shape S`
+// on 1536x2048, 2048x1536, 1024x2816 and 4096x768 (session 32 in docs/performance.md).
 constexpr int64_t kLongRowColumns = 1536;
-constexpr int64_t kLongRowsFromTokens = 3;
+constexpr int64_t kLongRowsFromTokensBf16 = 3;
+constexpr int64_t kLongRowsFromTokensQ8 = 4;
 
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
 // evenly over the `steps` iterations of a tile's loop (a burst would overflow the core's miss
@@ -141,8 +145,7 @@ void gemv_block8(const float* x, int64_t K, const float* block, float* y) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t k = 0; k < K; k += 8) {
     const float* p = block + k * 8;
-    const char* ahead = reinterpret_cast<const char*>(p) + 2048;
-    for (size_t b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    for (int b = 0; b < 256; b += 64) _mm_prefetch(bytes_ahead(p, 2048 + b), _MM_HINT_T0);
     const __m512 xv = input_pair(x, k, K);
     for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(p + 16 * i), acc[i]);
   }
@@ -155,8 +158,7 @@ void gemv_block8(const float* x, int64_t K, const uint16_t* block, float* y) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t k = 0; k < K; k += 16) {
     const uint16_t* p = block + k * 8;
-    const char* ahead = reinterpret_cast<const char*>(p) + 2048;
-    for (size_t b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    for (int b = 0; b < 256; b += 64) _mm_prefetch(bytes_ahead(p, 2048 + b), _MM_HINT_T0);
     __m512i wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = load_halves(p + 32 * i);
     const __m512 x_first = input_pair(x, k, K);
@@ -202,7 +204,7 @@ void pack_panels(const Weight& w, int64_t n0, int64_t n1, float* panels) {
       for (int64_t k = 0; k < K8; k += 16)
         for (int i = 0; i < 4; ++i) {  // rows 2i, 2i + 1 of chunks k and k + 8
           const uint16_t* src = block + k * 8 + 32 * i;
-          _mm_prefetch(reinterpret_cast<const char*>(src) + 2048, _MM_HINT_T0);  // the first read of these weights
+          _mm_prefetch(bytes_ahead(src, 2048), _MM_HINT_T0);  // the first read of these weights
           const __m512i pairs = _mm512_loadu_si512(src);
           _mm512_storeu_ps(out + k * 8 + 16 * i, first_chunks(pairs));
           if (k + 8 < K8) _mm512_storeu_ps(out + (k + 8) * 8 + 16 * i, second_chunks(pairs));
@@ -266,11 +268,12 @@ void panel_tile_any(int mr, const float* x, int64_t ldx, int64_t K, const float*
 // prefetching it: null otherwise, or past the weight's rows. Past the caller's rows too: a thread
 // that goes through a matrix in tasks of rows, in order (one thread does), reads them next, and
 // stopping at the caller's rows left every task's first panel to be read cold (q8's prefetch, a
-// distance ahead in the stream, runs on likewise). Stopping -> going on, `bench --batch-kernels --batch-calls 150 --weights bf16 -p 6,8,12,16,32
-// --stream-shape 2048x768` (one thread, Zen 4, four alternations, GFLOP/s on vdpbf16ps): 6 tokens
-// 115-123 -> 131-139, 8 131-141 -> 148-158, 12 144-167 -> 162-187, 16 133-171 -> 167-187, 32
-// 155-171 -> 165-198. Two threads in a model (`bench --model-shape moepp-1b -t 2 -p 64,128
-// --layers 4`, four alternations) gave no sign of the other thread's panels read twice.
+// distance ahead in the stream, runs on likewise). Stopping -> going on, `bench --batch-kernels
+// --batch-calls 150 --weights bf16 -p 6,8,12,16,32 --stream-shape 2048x768` (one thread, Zen 4,
+// four alternations, GFLOP/s on vdpbf16ps): 6 tokens 115-123 -> 131-139, 8 131-141 -> 148-158,
+// 12 144-167 -> 162-187, 16 133-171 -> 167-187, 32 155-171 -> 165-198. Two threads in a model
+// (`bench --model-shape moepp-1b -t 2 -p 64,128 --layers 4`, four alternations) gave no sign of
+// the other thread's panels read twice.
 const void* stored_panel(const Weight& w, int64_t n0, int64_t p) {
   if (!w.interleaved || n0 % 8 != 0 || n0 + 8 * p >= w.rows) return nullptr;
   const int64_t at = (n0 / 8 + p) * 8 * w.padded_cols();
@@ -331,10 +334,10 @@ void bf16_panel_tile(const uint32_t* xp /*[M][Q][8]*/, int64_t Q, const uint32_t
     next.at(q);
     if (l1_ahead > 0)  // requests for the panel's first read, `l1_ahead` bytes ahead into L1
       for (int b = 0; b < 256; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + l1_ahead + b, _MM_HINT_T0);
+        _mm_prefetch(bytes_ahead(panel + q * 64, l1_ahead + b), _MM_HINT_T0);
     if (l2_ahead > 0)  // or into L2
       for (int b = 0; b < 256; b += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(panel + q * 64) + l2_ahead + b, _MM_HINT_T1);
+        _mm_prefetch(bytes_ahead(panel + q * 64, l2_ahead + b), _MM_HINT_T1);
     __m512bh wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 16 * i);
     for (int m = 0; m < MR; ++m) {
@@ -377,9 +380,10 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   const bool in_place = w.interleaved && n0 % 8 == 0;
   thread_local std::vector<uint32_t> packed;  // one panel [Q][8][8]
   if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
-  // From kPrefetchFromTokens tokens on, the next panel's stored weights are prefetched while this
-  // one is multiplied, and the first tile reading a panel requests it 2 KiB ahead into L1; fewer
-  // tokens leave the stream to the hardware prefetcher, except on long rows.
+  // Requests for stored weights (packed panels are in cache): from kPrefetchFromTokens tokens on,
+  // the next panel is prefetched into L2 while this one is multiplied, and the first tile reading a
+  // panel requests it 2 KiB ahead into L1; 3-4 tokens on long rows request it 8 KiB ahead into L2;
+  // other batches leave the stream to the hardware prefetcher.
   const bool long_rows = w.cols >= kLongRowColumns;
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
     const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
@@ -391,8 +395,10 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
     for (int64_t m = 0; m < M; m += 6) {
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
-      const int64_t l1_ahead = m == 0 && M >= kPrefetchFromTokens ? 2048 : 0;
-      const int64_t l2_ahead = m == 0 && long_rows && M >= kLongRowsFromTokens && M < kPrefetchFromTokens ? 8192 : 0;
+      const bool first_read = in_place && m == 0;
+      const int64_t l1_ahead = first_read && M >= kPrefetchFromTokens ? 2048 : 0;
+      const int64_t l2_ahead =
+          first_read && long_rows && M >= kLongRowsFromTokensBf16 && M < kPrefetchFromTokens ? 8192 : 0;
       const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
       switch (std::min<int64_t>(6, M - m)) {
         case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
@@ -713,15 +719,16 @@ void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const 
 // (as fast as q4's warm) and its twice as many bytes adding up rather than overlapping; 8 KiB
 // into L2 260-280 / 283-310 (two rounds), other L1 distances (0-8 KiB) 112-241. q4 read about the
 // same either way then (4 tokens: L1 169-300, L2 197-304) and stayed 2 KiB ahead into L1 until
-// session 32, when 8 KiB into L2 read faster (cold copies, one thread, whole-matrix calls, three
-// alternations, GOP/s, L1 -> L2): 4096 x 768, 2 tokens 153-185 -> 157-201, 4 224-274 -> 237-259,
-// 5 176-291 -> 245-323, 6 239-257 -> 251-323; 1536 x 2048, 2 tokens 119-171 -> 181-200, 4 180-220
-// -> 236-250, 5 220-247 -> 244-323, 6 235-272 -> 261-323; 8 and 12 tokens within the spread.
+// session 32, when 8 KiB into L2 read faster: `bench --batch-kernels --batch-calls 100 --weights
+// q4 -p 2,3,4,6,8 --stream-shape S`, three alternations, kernel / read, L1 -> L2: 4096 x 768, 3
+// tokens 0.74-0.86 -> 0.85-0.88, 4 tokens 0.55-0.73 -> 0.60-0.77; 1536 x 2048, 3 tokens
+// 0.65-0.71 -> 0.77-0.83, 4 tokens 0.55-0.62 -> 0.67-0.81, 6 tokens 0.38-0.46 -> 0.45-0.55; 2
+// and 8 tokens within the spread.
 template <bool kQ4>
 inline void prefetch_ahead(const uint8_t* group) {
   using L = InterleavedQuant<kQ4>;
-  const char* ahead = reinterpret_cast<const char*>(group) + 8192 / L::kStride * L::kStride;
-  for (int b = 0; b < L::kStride; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T1);
+  constexpr int64_t kDistance = 8192 / L::kStride * L::kStride;
+  for (int b = 0; b < L::kStride; b += 64) _mm_prefetch(bytes_ahead(group, kDistance + b), _MM_HINT_T1);
 }
 
 // MR tokens (rows m0.. of a, 2 <= MR <= 8) x one block of 16 interleaved q8/q4 rows starting at
@@ -734,7 +741,7 @@ void quant_block16(const QuantizedRows& a, int64_t m0, const Weight& w, int64_t 
   __m512 acc[MR];
   for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
   const bool requests =
-      kQ4 || MR >= kPrefetchFromTokens || (MR >= kLongRowsFromTokens && G * kQuantGroup >= kLongRowColumns);
+      kQ4 || MR >= kPrefetchFromTokens || (MR >= kLongRowsFromTokensQ8 && w.cols >= kLongRowColumns);
   for (int64_t g = 0; g < G; ++g) {
     const uint8_t* group = block + g * L::kStride;
     if (requests) prefetch_ahead<kQ4>(group);
