@@ -108,6 +108,21 @@ constexpr int64_t kLongRowColumns = 1536;
 constexpr int64_t kLongRowsFromTokensBf16 = 3;
 constexpr int64_t kLongRowsFromTokensQ8 = 4;
 
+// M tokens in the fewest tiles of at most `max` tokens, as even as possible (the first M % n one
+// larger): 8 tokens as 4 + 4, not 6 + 2. A trailing tile of 1-2 tokens takes its panel again for
+// little arithmetic, and on long rows from L2. bf16 on vdpbf16ps, cold copies, one thread, a
+// harness of the kernel (128-row tasks, three alternations, GFLOP/s, 6 + rest -> even): 1536 x
+// 2048, 7 tokens 128-136 -> 162-167, 8 147-156 -> 184-190, 9 174-178 -> 191-194, 13 148-175 ->
+// 205-206, 14 184-188 -> 202; 4096 x 768, 8 183-191 -> 195-196, 9 164-172 -> 197, 7 and 10-14
+// within the spread. q8/q4 tiles (up to 8 tokens, bound by their arithmetic) keep 8 + rest: even
+// tiles read within the spread or slower (q8 9 tokens on 1536 x 2048, 255-281 -> 216-259 GOP/s).
+struct TokenTiles {
+  int64_t n, base, extra;
+  TokenTiles(int64_t M, int64_t max) : n((M + max - 1) / max), base(n > 0 ? M / n : 0), extra(n > 0 ? M % n : 0) {}
+  int64_t first(int64_t t) const { return t * base + std::min(t, extra); }
+  int64_t size(int64_t t) const { return base + (t < extra ? 1 : 0); }
+};
+
 // The next panel's weights, fetched while this panel is multiplied: `bytes` from `p`, spread
 // evenly over the `steps` iterations of a tile's loop (a burst would overflow the core's miss
 // buffers). Batches otherwise alternate between reading memory (packing) and computing.
@@ -385,6 +400,7 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   // panel requests it 2 KiB ahead into L1; 3-4 tokens on long rows request it 8 KiB ahead into L2;
   // other batches leave the stream to the hardware prefetcher.
   const bool long_rows = w.cols >= kLongRowColumns;
+  const TokenTiles tiles(M, 6);
   for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
     const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
     const int rows = static_cast<int>(r1 - r0);
@@ -392,15 +408,16 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
                                      : packed.data();
     if (!in_place) pack_bf16_panels(w, r0, r1, packed.data());
     const void* next = M >= kPrefetchFromTokens ? stored_panel(w, n0, p + 1) : nullptr;
-    for (int64_t m = 0; m < M; m += 6) {
+    for (int64_t t = 0; t < tiles.n; ++t) {
+      const int64_t m = tiles.first(t);
       const uint32_t* xm = xp + m * Q * 8;
       float* out = y + m * ldy + 8 * p;
-      const bool first_read = in_place && m == 0;
+      const bool first_read = in_place && t == 0;
       const int64_t l1_ahead = first_read && M >= kPrefetchFromTokens ? 2048 : 0;
       const int64_t l2_ahead =
           first_read && long_rows && M >= kLongRowsFromTokensBf16 && M < kPrefetchFromTokens ? 8192 : 0;
-      const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, m / 6, (M + 5) / 6);
-      switch (std::min<int64_t>(6, M - m)) {
+      const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, t, tiles.n);
+      switch (tiles.size(t)) {
         case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
         case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
         case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
