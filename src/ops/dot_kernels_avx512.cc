@@ -110,15 +110,16 @@ constexpr int64_t kLongRowsFromTokensQ8 = 4;
 
 // M tokens in the fewest tiles of at most `max` tokens, as even as possible (the first M % n one
 // larger): 8 tokens as 4 + 4, not 6 + 2. A trailing tile of 1-2 tokens takes its panel again for
-// little arithmetic, and on long rows from L2. bf16 on vdpbf16ps, cold copies, one thread, a
-// harness of the kernel (128-row tasks, three alternations, GFLOP/s, 6 + rest -> even): 1536 x
-// 2048, 7 tokens 128-136 -> 162-167, 8 147-156 -> 184-190, 9 174-178 -> 191-194, 13 148-175 ->
-// 205-206, 14 184-188 -> 202; 4096 x 768, 8 183-191 -> 195-196, 9 164-172 -> 197, 7 and 10-14
-// within the spread. q8/q4 tiles (up to 8 tokens, bound by their arithmetic) keep 8 + rest: even
-// tiles read within the spread or slower (q8 9 tokens on 1536 x 2048, 255-281 -> 216-259 GOP/s).
+// little arithmetic, and on long rows from L2. bf16 on vdpbf16ps, `bench --batch-kernels
+// --batch-calls 100 --weights bf16 -p 7,8,9,13,14,16 --stream-shape S`, three alternations,
+// GFLOP/s, 6 + rest -> even: 1536 x 2048, 7 tokens 130-131 -> 147-158, 8 146-151 -> 165-178, 13
+// 164-172 -> 182-202, 14 175-181 -> 198-203; 4096 x 768 (noisier), 8 138-190 -> 154-194, 9
+// 140-173 -> 158-197. q8/q4 tiles (up to 8 tokens, bound by their arithmetic) keep 8 + rest: even
+// tiles read the same or slower (q8 9 tokens on 1536 x 2048, 255-281 -> 216-259 GOP/s).
 struct TokenTiles {
   int64_t n, base, extra;
-  TokenTiles(int64_t M, int64_t max) : n((M + max - 1) / max), base(n > 0 ? M / n : 0), extra(n > 0 ? M % n : 0) {}
+  TokenTiles(int64_t M, int64_t max)
+      : n((M + max - 1) / max), base(n > 0 ? M / n : 0), extra(n > 0 ? M % n : 0) {}
   int64_t first(int64_t t) const { return t * base + std::min(t, extra); }
   int64_t size(int64_t t) const { return base + (t < extra ? 1 : 0); }
 };
