@@ -7,12 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/markup.h"  // html_escape
 #include "eval/route_stats.h"
 
 namespace moepp {
 
-// Escapes & < > " ' for HTML text and attribute values.
-std::string html_escape(std::string_view text);
 // A JSON text made safe inside <script>: "</" becomes "<\/", U+2028/9 escaped.
 std::string script_safe_json(std::string_view json_text);
 // How a piece is shown: word markers as spaces, <0x0A> as a return symbol, "#id" without a piece.

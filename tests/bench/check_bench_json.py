@@ -3,8 +3,11 @@
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import xml.etree.ElementTree as ET
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--moepp", required=True)
@@ -80,8 +83,27 @@ if len(deep) == 4:
 bad_depth = subprocess.run([args.moepp, "bench", "--model-shape", "moepp-0.6b", "-d", "-3"], capture_output=True, text=True)
 expect(bad_depth.returncode != 0 and "-d: expected" in bad_depth.stderr, f"bad -d: rc {bad_depth.returncode}, {bad_depth.stderr!r}")
 
+chart_dir = tempfile.mkdtemp()
+chart = os.path.join(chart_dir, "speedup.svg")
 cmp_rows = run("--model-shape", "moepp-0.6b", "--compare-vanilla", "--zc-share", "0.5", "-p", "16", "-n", "2",
-               "-r", "1", "-t", "1", "--json", "--read-mib", "32")
+               "-r", "1", "-t", "1", "--json", "--read-mib", "32", "--svg", chart)
+# --svg: a well-formed SVG with one point per compare row, whose title carries the row's numbers.
+try:
+    svg_root = ET.parse(chart).getroot()
+    circles = svg_root.findall(".//{http://www.w3.org/2000/svg}circle")
+    expect(len(circles) == len(cmp_rows), f"--svg: {len(circles)} points for {len(cmp_rows)} rows")
+    titles = " ".join(c.findtext("{http://www.w3.org/2000/svg}title", "") for c in circles)
+    for r in cmp_rows:
+        expect(f"speed-up {r['expert_speedup']:.3f}" in titles, f"--svg: no point for {r['test']}: {titles}")
+except (OSError, ET.ParseError) as e:
+    expect(False, f"--svg: {e}")
+for flags, message in ((["--stream", "--svg", chart], "--svg: charts the pp/tg and --compare-vanilla rows, not --stream"),
+                       (["--machine", "--svg", chart], "--svg: nothing to chart"),
+                       (["--model-shape", "moepp-0.6b", "--svg", os.path.join(chart_dir, "no", "such", "dir.svg")],
+                        os.path.join(chart_dir, "no", "such", "dir.svg"))):
+    refused = subprocess.run([args.moepp, "bench", *flags], capture_output=True, text=True, timeout=60)
+    expect(refused.returncode != 0 and message in refused.stderr, f"--svg refused {flags}: rc {refused.returncode}, {refused.stderr!r}")
+shutil.rmtree(chart_dir)
 expect([r["test"] for r in cmp_rows] == ["moe_pp16", "moe_tg2"], f"compare tests: {[r.get('test') for r in cmp_rows]}")
 for r in cmp_rows:
     for key in ("zc_share", "expert_speedup", "ffn_work_ratio", "roofline_speedup", "roofline_share",

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_runner.h"
+#include "bench/chart_svg.h"
 #include "bench/machine.h"
 #include "bench/moe_layer_time.h"
 #include "bench/report.h"
@@ -23,6 +24,7 @@
 #include "bench/attention_probe.h"
 #include "bench/stream_probe.h"
 #include "runtime/speculative.h"
+#include "platform/durable_file.h"
 #include "server/concurrency_bench.h"
 #include "cli_common.h"
 #include "generation_flags.h"
@@ -47,6 +49,7 @@ struct BenchOptions {
   bool compare_vanilla = false;
   int64_t layers = 0;
   bool json = false, csv = false;
+  std::string svg;          // --svg FILE: the pp/tg and --compare-vanilla rows as a chart
   int64_t read_mib = 1024;
   uint64_t seed = 1234;
   std::string concurrency;  // "1,2,4,8,16": serving throughput instead of the pp/tg matrix
@@ -502,6 +505,11 @@ int run_bench(const BenchOptions& o) {
     if (!shares.ok()) return fail(shares.status());
     config.zc_shares = *shares;
   }
+  const char* other_mode = o.stream ? "--stream" : o.batch_kernels ? "--batch-kernels" : o.attention ? "--attention"
+                           : !o.moe_time.empty() ? "--moe-time" : !o.draft.empty() ? "--draft"
+                           : !o.concurrency.empty() ? "--concurrency" : nullptr;
+  if (!o.svg.empty() && other_mode != nullptr)
+    return fail(Status::Error(std::string("--svg: charts the pp/tg and --compare-vanilla rows, not ") + other_mode));
   if (o.stream) return run_stream(o, weight_formats, o.threads.empty() ? 1 : config.threads[0], format);
   if (o.batch_kernels) {
     auto tokens = parse_counts(o.prompts, "-p", true, true);  // zeros kept, so the probe refuses them
@@ -527,6 +535,12 @@ int run_bench(const BenchOptions& o) {
   if (o.compare_vanilla && !o.model_dir.empty())
     return fail(Status::Error("--compare-vanilla: works on --model-shape MoE++ shapes, not on -m"));
   if (o.read_mib < 16) return fail(Status::Error("--read-mib: expected at least 16"));
+  if (!o.svg.empty() && !has_models)
+    return fail(Status::Error("--svg: nothing to chart, expected -m DIR, --model-shape NAME or --compare-vanilla"));
+  ReplacingFile chart;  // opened now, so a bad path fails before the runs, written after them
+  if (!o.svg.empty()) {
+    if (Status s = chart.open(o.svg); !s.ok()) return fail(s);
+  }
   std::vector<BenchModel> models;
   if (!o.model_dir.empty()) models.push_back(BenchModel{"", o.model_dir});
   for (const std::string& s : shapes) models.push_back(BenchModel{s, ""});
@@ -556,7 +570,11 @@ int run_bench(const BenchOptions& o) {
                 static_cast<long long>(o.layers));
 
   RowPrinter printer(stdout, format);
-  auto sink = [&](const BenchRow& row) { printer.print(row); };
+  std::vector<BenchRow> charted;
+  auto sink = [&](const BenchRow& row) {
+    printer.print(row);
+    if (!o.svg.empty()) charted.push_back(row);
+  };
   for (const std::string& w : weight_formats) {  // the matrix: formats x models x threads x lengths
     config.weights = w;
     config.load = LoadOptions{};
@@ -571,6 +589,11 @@ int run_bench(const BenchOptions& o) {
       Status st = run_model_bench(m, config, limits, sink);
       if (!st.ok()) return fail(st);
     }
+  }
+  if (!o.svg.empty()) {
+    const std::string svg = bench_chart_svg(charted);
+    const bool written = std::fwrite(svg.data(), 1, svg.size(), chart.get()) == svg.size();
+    if (Status s = chart.commit(written); !s.ok()) return fail(s);
   }
   return 0;
 }
@@ -594,7 +617,8 @@ Runner add_bench_command(CLI::App& app) {
       "  moepp bench --batch-kernels --weights bf16 -p 8,16,48,128 --stream-shape 2048x768\n"
       "  moepp bench --attention -d 512,2048,8192 -t 2\n"
       "  moepp bench --model-shape mixtral-1.8b,moepp-1b -t 1,2 -p 128 -n 32 --layers 4\n"
-      "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json");
+      "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5 --json\n"
+      "  moepp bench --model-shape moepp-1b --compare-vanilla --zc-share 0.1,0.25,0.5,0.75 --svg speedup.svg");
   CLI::Option* machine = sub->add_flag("--machine", o->machine,
                 "Measure and print the machine's limits: read_gb_s (multi-threaded streaming read of --read-mib MiB), "
                 "fp32_gflop_s (FMA), bf16_gflop_s (vdpbf16ps, or emulated bf16->f32 + FMA on CPUs without "
@@ -688,6 +712,10 @@ Runner add_bench_command(CLI::App& app) {
                   "With --moe-time: the text to run; with --draft: prompts from this text (4 windows of -p tokens)");
   sub->add_flag("--json", o->json, "One JSON object per line (per row; with --machine, per thread count)");
   sub->add_flag("--csv", o->csv, "CSV with a header line");
+  sub->add_option("--svg", o->svg,
+                  "Also write the rows as an SVG chart to this file: --compare-vanilla rows as the expert speed-up "
+                  "against the zero-computation share, beside the FFN-work ratio and the roofline's speed-up; pp/tg rows "
+                  "as bars of their share of the machine's read (tg) or arithmetic peak (pp)");
   sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
   sub->add_option("--seed", o->seed, "Seed of the random weights, prompts and hidden states")->capture_default_str();
   return [o] { return run_bench(*o); };
