@@ -161,8 +161,17 @@ std::string shares_panel(const std::vector<const BenchRow*>& rows, double top, d
 
 }  // namespace
 
-std::string bench_chart_svg(const std::vector<BenchRow>& rows) {
-  if (rows.empty()) return {};
+std::string bench_chart_svg(const std::vector<BenchRow>& given) {
+  if (given.empty()) return {};
+  // A rate that could not be measured (a zero time, no limit) may be infinite or NaN: drawn at 0,
+  // so that every coordinate is a number. Shares stay in [0, 1).
+  std::vector<BenchRow> rows = given;
+  auto finite = [](double& v) { v = std::isfinite(v) && v > 0 ? v : 0; };
+  for (BenchRow& r : rows) {
+    for (double* v : {&r.expert_speedup, &r.roofline_speedup, &r.ffn_work_ratio, &r.bw_share, &r.flop_share, &r.tok_s}) finite(*v);
+    finite(r.zc_share);
+    r.zc_share = std::min(r.zc_share, 0.999);
+  }
   std::vector<const BenchRow*> compare, model;
   for (const BenchRow& r : rows) (r.compare ? compare : model).push_back(&r);
   std::string body;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <regex>
 #include <string>
 #include <vector>
@@ -94,6 +95,23 @@ TEST(ChartSvg, BarsAreProportionalToTheBindingShare) {
   EXPECT_NE(svg.find("0.50 of the int8 peak"), std::string::npos);
   EXPECT_NE(svg.find("0.90 of the read"), std::string::npos);
   EXPECT_EQ(svg.find("<circle"), std::string::npos);  // no compare rows: no speed-up panel
+}
+
+TEST(ChartSvg, UnmeasuredRatesAreDrawnAtZero) {
+  BenchRow speedup = compare_row("q8", 1, 0.5, std::numeric_limits<double>::quiet_NaN());
+  speedup.roofline_speedup = std::numeric_limits<double>::infinity();
+  const std::vector<BenchRow> rows = {speedup, compare_row("q8", 1, 0.25, 1.3),
+                                      model_row("moepp-1b", "tg8", std::numeric_limits<double>::infinity(), 0.1),
+                                      model_row("moepp-1b", "pp8", 0.2, std::numeric_limits<double>::quiet_NaN())};
+  const std::string svg = bench_chart_svg(rows);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  EXPECT_EQ(svg.find("inf"), std::string::npos);
+  const std::vector<double> cy = attribute(svg, "circle", "cy"), width = attribute(svg, "rect", "width");
+  ASSERT_EQ(cy.size(), 2u);
+  EXPECT_GT(cy[1], cy[0]);  // by share: 1.3 at 0.25, then the unmeasured point at 0.5, on the axis
+  ASSERT_EQ(width.size(), 3u);  // the series' legend swatch, then the two bars
+  EXPECT_EQ(width[1], 0);
+  EXPECT_EQ(width[2], 0);
 }
 
 TEST(ChartSvg, NamesAreEscapedAndLongOnesShortened) {
