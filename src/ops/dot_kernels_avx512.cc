@@ -388,6 +388,24 @@ bool pair_bf16_inputs(const float* x, int64_t M, int64_t ldx, int64_t K, uint32_
   return true;
 }
 
+// Tokens of a bf16 batch multiplied by all of a call's panels before the next ones (as the f32
+// panels' batch_tokens_per_block): every panel streams its tile's inputs, which in one block of
+// hundreds of tokens outgrow the 1 MiB L2 of Zen 4 with the call's weights beside them. In
+// blocks of 64 KiB of paired inputs the panels are read from memory once, by the first block,
+// and from L2 by the others; calls whose weights would not stay in L2 (more than 768 KiB: not the
+// 128-row tasks of a prefill) keep one block. `bench --batch-kernels --batch-calls 20 --weights
+// bf16 -p 64,128,512 --stream-shape S` (Zen 4, one thread, two rounds, GFLOP/s, one block -> 64
+// KiB): 2816 x 1024, 512 tokens 182-185 -> 207-208; 4096 x 768, 512 tokens 176-178 -> 194-203;
+// 2304 x 768, 128 tokens 176-182 -> 196-199; 1024 x 2816 the same (209-214); blocks of 32, 96 and
+// 128 KiB about as fast, 256 and 512 slower. Weights packed panel by panel (not interleaved) keep
+// one block, as they would be packed again for every block.
+int64_t bf16_tokens_per_block(int64_t M, int64_t Q, int64_t rows) {
+  constexpr int64_t kInputBlockBytes = 64 << 10, kCachedWeightBytes = 768 << 10;
+  const int64_t row_bytes = 32 * Q;  // a token's paired inputs, and a weight row's bf16s
+  if (M * row_bytes <= kInputBlockBytes || rows * row_bytes > kCachedWeightBytes) return M;
+  return std::max<int64_t>(6, kInputBlockBytes / row_bytes / 6 * 6);
+}
+
 // M paired input rows (xp as above) against bf16 weight rows [n0, n1).
 void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int64_t n1, float* y, int64_t ldy) {
   const int64_t Q = (w.cols + 15) / 16;
@@ -396,35 +414,40 @@ void bf16_panels(const uint32_t* xp, int64_t M, const Weight& w, int64_t n0, int
   const bool in_place = w.interleaved && n0 % 8 == 0;
   thread_local std::vector<uint32_t> packed;  // one panel [Q][8][8]
   if (!in_place) packed.resize(static_cast<size_t>(64 * Q));
-  // Requests for stored weights (packed panels are in cache): from kPrefetchFromTokens tokens on,
-  // the next panel is prefetched into L2 while this one is multiplied, and the first tile reading a
-  // panel requests it 2 KiB ahead into L1; 3-4 tokens on long rows request it 8 KiB ahead into L2;
-  // other batches leave the stream to the hardware prefetcher.
+  // Requests for stored weights (packed panels are in cache), in the first block of tokens: from
+  // kPrefetchFromTokens tokens on, the next panel is prefetched into L2 while this one is
+  // multiplied, and the first tile reading a panel requests it 2 KiB ahead into L1; 3-4 tokens on
+  // long rows request it 8 KiB ahead into L2; other batches leave the stream to the hardware
+  // prefetcher.
   const bool long_rows = w.cols >= kLongRowColumns;
-  const TokenTiles tiles(M, 6);
-  for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
-    const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
-    const int rows = static_cast<int>(r1 - r0);
-    const uint32_t* panel = in_place ? reinterpret_cast<const uint32_t*>(w.bf16() + (r0 / 8) * 8 * w.padded_cols())
-                                     : packed.data();
-    if (!in_place) pack_bf16_panels(w, r0, r1, packed.data());
-    const void* next = M >= kPrefetchFromTokens ? stored_panel(w, n0, p + 1) : nullptr;
-    for (int64_t t = 0; t < tiles.n; ++t) {
-      const int64_t m = tiles.first(t);
-      const uint32_t* xm = xp + m * Q * 8;
-      float* out = y + m * ldy + 8 * p;
-      const bool first_read = in_place && t == 0;
-      const int64_t l1_ahead = first_read && M >= kPrefetchFromTokens ? 2048 : 0;
-      const int64_t l2_ahead =
-          first_read && long_rows && M >= kLongRowsFromTokensBf16 && M < kPrefetchFromTokens ? 8192 : 0;
-      const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, t, tiles.n);
-      switch (tiles.size(t)) {
-        case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
-        case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
-        case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
-        case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
-        case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
-        default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+  const int64_t token_block = in_place ? bf16_tokens_per_block(M, Q, n1 - n0) : M;  // packing once
+  for (int64_t mb = 0; mb < M; mb += token_block) {  // later blocks find the call's panels in L2
+    const int64_t Mb = std::min(token_block, M - mb);
+    const TokenTiles tiles(Mb, 6);
+    for (int64_t p = 0; p * 8 < n1 - n0; ++p) {
+      const int64_t r0 = n0 + 8 * p, r1 = std::min(n1, r0 + 8);
+      const int rows = static_cast<int>(r1 - r0);
+      const uint32_t* panel = in_place ? reinterpret_cast<const uint32_t*>(w.bf16() + (r0 / 8) * 8 * w.padded_cols())
+                                       : packed.data();
+      if (!in_place) pack_bf16_panels(w, r0, r1, packed.data());
+      const void* next = M >= kPrefetchFromTokens && mb == 0 ? stored_panel(w, n0, p + 1) : nullptr;
+      for (int64_t t = 0; t < tiles.n; ++t) {
+        const int64_t m = mb + tiles.first(t);
+        const uint32_t* xm = xp + m * Q * 8;
+        float* out = y + m * ldy + 8 * p;
+        const bool first_read = in_place && t == 0 && mb == 0;
+        const int64_t l1_ahead = first_read && M >= kPrefetchFromTokens ? 2048 : 0;
+        const int64_t l2_ahead =
+            first_read && long_rows && M >= kLongRowsFromTokensBf16 && M < kPrefetchFromTokens ? 8192 : 0;
+        const SpreadPrefetch ahead = SpreadPrefetch::share(next, 16 * 8 * Q * 2, Q, t, tiles.n);
+        switch (tiles.size(t)) {
+          case 1: bf16_panel_tile<1>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+          case 2: bf16_panel_tile<2>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+          case 3: bf16_panel_tile<3>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+          case 4: bf16_panel_tile<4>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+          case 5: bf16_panel_tile<5>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+          default: bf16_panel_tile<6>(xm, Q, panel, rows, out, ldy, ahead, l1_ahead, l2_ahead); break;
+        }
       }
     }
   }

@@ -190,8 +190,9 @@ TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
 TEST(DotKernels, BatchesLongerThanAnInputBlockEqualTheScalarReference) {
   // Batches whose inputs outgrow L2 (401 tokens of 1030 f32 columns, 1.66 MB): the AVX-512 sets
   // multiply them in blocks of 768 KiB of tokens (186, 186, 29), every block by all of the task's
-  // panels. 47 and 48 tokens sit either side of the avx512 set's switch from vdpbf16ps to f32
-  // panels for bf16-valued inputs.
+  // panels; bf16 inputs on vdpbf16ps in blocks of 64 KiB of paired inputs (30 tokens of 2080
+  // bytes: 30 + 17 of 47, 14 blocks of 401). 47 and 48 tokens sit either side of the avx512 set's
+  // switch from vdpbf16ps to f32 panels for bf16-valued inputs.
   std::mt19937 rng(39);
   const int64_t K = 1030, N = 21, ldx = K + 2, ldy = N;
   for (int64_t M : {47, 48, 401}) {
