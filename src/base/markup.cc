@@ -1,3 +1,4 @@
+// Escaping for HTML and SVG text (base/markup.h).
 #include "base/markup.h"
 
 namespace moepp {

@@ -8,6 +8,7 @@
 
 #include "base/markup.h"
 #include "base/status.h"
+#include "base/utf8.h"
 
 namespace moepp {
 namespace {
@@ -52,7 +53,19 @@ std::string axes(const Frame& f, const std::string& x_label, const std::string& 
   return o;
 }
 
+// A row's name as XML text: a checkpoint path is bytes, and XML allows neither control characters
+// nor malformed UTF-8 (either would make the whole file unreadable), so those become '?'.
+std::string row_name(const BenchRow& r) {
+  std::string name = str_format("%s %s t=%d %s", r.model.c_str(), r.weights.c_str(), r.threads, r.test.c_str());
+  if (r.zc_target >= 0 && !r.compare) name += str_format(" zc=%.2f", r.zc_target);  // pp/tg rows of each --zc-share
+  const bool utf8 = is_valid_utf8(name);
+  for (char& c : name)
+    if (static_cast<unsigned char>(c) < 0x20 || (!utf8 && static_cast<unsigned char>(c) >= 0x80)) c = '?';
+  return name;
+}
+
 std::string polyline(const std::vector<std::pair<double, double>>& pixels, const char* color, const char* extra) {
+  if (pixels.size() < 2) return {};
   std::string points;
   for (const auto& [x, y] : pixels) points += str_format("%s%.1f,%.1f", points.empty() ? "" : " ", x, y);
   return str_format("<polyline fill=\"none\" stroke=\"%s\" %s points=\"%s\"/>", color, extra, points.c_str());
@@ -64,7 +77,7 @@ std::string speedup_panel(const std::vector<const BenchRow*>& rows, double top, 
   std::vector<std::string> order;  // series in the order their first row came
   double x_top = 0, y_top = 1;
   for (const BenchRow* r : rows) {
-    const std::string key = str_format("%s %s t=%d %s", r->model.c_str(), r->weights.c_str(), r->threads, r->test.c_str());
+    const std::string key = row_name(*r);
     if (!series.count(key)) order.push_back(key);
     series[key].push_back(r);
     x_top = std::max(x_top, r->zc_share);
@@ -99,6 +112,9 @@ std::string speedup_panel(const std::vector<const BenchRow*>& rows, double top, 
     std::sort(points.begin(), points.end(), [](const BenchRow* a, const BenchRow* b) { return a->zc_share < b->zc_share; });
     const char* color = kPalette[s % std::size(kPalette)];
     std::vector<std::pair<double, double>> measured, roofline;
+    // A speed-up that could not be measured (0) is left out rather than drawn on the axis.
+    points.erase(std::remove_if(points.begin(), points.end(), [](const BenchRow* r) { return r->expert_speedup <= 0; }),
+                 points.end());
     for (const BenchRow* r : points) {
       measured.push_back({f.px(r->zc_share), f.py(r->expert_speedup)});
       if (r->roofline_speedup > 0) roofline.push_back({f.px(r->zc_share), f.py(r->roofline_speedup)});
@@ -141,7 +157,7 @@ std::string shares_panel(const std::vector<const BenchRow*>& rows, double top, d
     const bool decode = r.test.rfind("tg", 0) == 0;
     const double share = decode ? r.bw_share : r.flop_share;
     const std::string limit = decode ? "read" : r.peak + " peak";
-    std::string label = str_format("%s %s t=%d %s", r.model.c_str(), r.weights.c_str(), r.threads, r.test.c_str());
+    std::string label = row_name(r);
     if (label.size() > 44) {  // a checkpoint's long path: its end, from a character's first byte
       size_t from = label.size() - 41;
       while (from < label.size() && (static_cast<unsigned char>(label[from]) & 0xc0) == 0x80) ++from;
@@ -163,8 +179,9 @@ std::string shares_panel(const std::vector<const BenchRow*>& rows, double top, d
 
 std::string bench_chart_svg(const std::vector<BenchRow>& given) {
   if (given.empty()) return {};
-  // A rate that could not be measured (a zero time, no limit) may be infinite or NaN: drawn at 0,
-  // so that every coordinate is a number. Shares stay in [0, 1).
+  // A rate that could not be measured (a zero time, no limit) may be infinite or NaN: taken as 0
+  // (a bar of no length, a speed-up point left out), so that every coordinate is a number. The
+  // zero-computation share stays under 1, where 1 / (1 - share) is finite.
   std::vector<BenchRow> rows = given;
   auto finite = [](double& v) { v = std::isfinite(v) && v > 0 ? v : 0; };
   for (BenchRow& r : rows) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/markup.h"
 #include "base/status.h"
 
 namespace moepp {

@@ -7,7 +7,6 @@
 #include <string_view>
 #include <vector>
 
-#include "base/markup.h"  // html_escape
 #include "eval/route_stats.h"
 
 namespace moepp {

@@ -390,20 +390,21 @@ bool pair_bf16_inputs(const float* x, int64_t M, int64_t ldx, int64_t K, uint32_
 
 // Tokens of a bf16 batch multiplied by all of a call's panels before the next ones (as the f32
 // panels' batch_tokens_per_block): every panel streams its tile's inputs, which in one block of
-// hundreds of tokens outgrow the 1 MiB L2 of Zen 4 with the call's weights beside them. In
-// blocks of 64 KiB of paired inputs the panels are read from memory once, by the first block,
-// and from L2 by the others; calls whose weights would not stay in L2 (more than 768 KiB: not the
-// 128-row tasks of a prefill) keep one block. `bench --batch-kernels --batch-calls 20 --weights
-// bf16 -p 64,128,512 --stream-shape S` (Zen 4, one thread, two rounds, GFLOP/s, one block -> 64
-// KiB): 2816 x 1024, 512 tokens 182-185 -> 207-208; 4096 x 768, 512 tokens 176-178 -> 194-203;
-// 2304 x 768, 128 tokens 176-182 -> 196-199; 1024 x 2816 the same (209-214); blocks of 32, 96 and
-// 128 KiB about as fast, 256 and 512 slower. Weights packed panel by panel (not interleaved) keep
-// one block, as they would be packed again for every block.
+// hundreds of tokens outgrow the 1 MiB L2 of Zen 4 with the call's weights beside them. In even
+// blocks of at most 64 KiB of paired inputs (inputs of up to twice that stay one block) the panels
+// are read from memory once, by the first block, and from L2 by the others; calls whose weights
+// would not stay in L2 (more than 768 KiB: not the 128-row tasks of a prefill) and weights packed
+// panel by panel (packed again for every block) keep one block. `bench --batch-kernels --weights
+// bf16 -p 64,128,512 --stream-shape S`, Zen 4, one thread (session 33 in docs/performance.md): 512
+// tokens of 1024 columns 176-183 -> 201-206 GFLOP/s, of 768 columns 179-183 -> 201-204, in a spell
+// of slow L3 reads; the same either way in a faster one. Blocks of 32-128 KiB about as fast as 64,
+// of 256 and 512 KiB slower.
 int64_t bf16_tokens_per_block(int64_t M, int64_t Q, int64_t rows) {
   constexpr int64_t kInputBlockBytes = 64 << 10, kCachedWeightBytes = 768 << 10;
   const int64_t row_bytes = 32 * Q;  // a token's paired inputs, and a weight row's bf16s
-  if (M * row_bytes <= kInputBlockBytes || rows * row_bytes > kCachedWeightBytes) return M;
-  return std::max<int64_t>(6, kInputBlockBytes / row_bytes / 6 * 6);
+  if (M * row_bytes <= 2 * kInputBlockBytes || rows * row_bytes > kCachedWeightBytes) return M;
+  const int64_t most = std::max<int64_t>(6, kInputBlockBytes / row_bytes), blocks = (M + most - 1) / most;
+  return (M + blocks - 1) / blocks;  // even blocks: 128 tokens of 768 columns as 32 x 4, not 42 x 3 + 2
 }
 
 // M paired input rows (xp as above) against bf16 weight rows [n0, n1).

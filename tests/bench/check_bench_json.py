@@ -99,6 +99,8 @@ except (OSError, ET.ParseError) as e:
     expect(False, f"--svg: {e}")
 for flags, message in ((["--stream", "--svg", chart], "--svg: charts the pp/tg and --compare-vanilla rows, not --stream"),
                        (["--machine", "--svg", chart], "--svg: nothing to chart"),
+                       (["--model-shape", "moepp-0.6b", "-p", "0", "-n", "0", "--svg", chart], "--svg: no rows to chart"),
+                       (["--model-shape", "moepp-0.6b", "--svg", ""], "--svg: expected a file name"),
                        (["--model-shape", "moepp-0.6b", "--svg", os.path.join(chart_dir, "no", "such", "dir.svg")],
                         os.path.join(chart_dir, "no", "such", "dir.svg"))):
     refused = subprocess.run([args.moepp, "bench", *flags], capture_output=True, text=True, timeout=60)

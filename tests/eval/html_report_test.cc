@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/markup.h"
+
 namespace moepp {
 namespace {
 

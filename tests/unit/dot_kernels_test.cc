@@ -190,9 +190,10 @@ TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
 TEST(DotKernels, BatchesLongerThanAnInputBlockEqualTheScalarReference) {
   // Batches whose inputs outgrow L2 (401 tokens of 1030 f32 columns, 1.66 MB): the AVX-512 sets
   // multiply them in blocks of 768 KiB of tokens (186, 186, 29), every block by all of the task's
-  // panels; bf16 inputs on vdpbf16ps in blocks of 64 KiB of paired inputs (30 tokens of 2080
-  // bytes: 30 + 17 of 47, 14 blocks of 401). 47 and 48 tokens sit either side of the avx512 set's
-  // switch from vdpbf16ps to f32 panels for bf16-valued inputs.
+  // panels; bf16 inputs on vdpbf16ps (the avx512bf16 set, where the CPU has it) in even blocks of
+  // at most 64 KiB of paired inputs past 128 KiB (31 tokens of 2080 bytes: 401 as 13 blocks, 47 as
+  // one). 47 and 48 tokens sit either side of the avx512 set's switch from vdpbf16ps to f32
+  // panels for bf16-valued inputs.
   std::mt19937 rng(39);
   const int64_t K = 1030, N = 21, ldx = K + 2, ldy = N;
   for (int64_t M : {47, 48, 401}) {
@@ -302,11 +303,12 @@ TEST(DotKernels, QuantizedInputsOfEverySetEqualTheScalarReference) {
 
 TEST(DotKernels, PairedInputsOfABatchEqualTheScalarReference) {
   // bf16 inputs paired once for vdpbf16ps, from a row m0 > 0 of them (as matmul and the experts
-  // call it), against bf16 weights; f32 inputs are refused. Sets without the path say so.
+  // call it), against bf16 weights; f32 inputs are refused. Sets without the path say so. 70
+  // tokens of 1030 columns (145 KiB paired) go in blocks of tokens (24, 24, 22) on vdpbf16ps.
   std::mt19937 rng(37);
   int checked = 0;
-  for (int64_t K : {5, 16, 40, 131}) {
-    const int64_t N = 43, M = 13, m0 = 3, ldx = K + 2;
+  for (int64_t K : {5, 16, 40, 131, 1030}) {
+    const int64_t N = 43, M = K > 1000 ? 70 : 13, m0 = 3, ldx = K + 2;
     std::vector<float> x = testing::random_vector(rng, static_cast<size_t>((M + m0) * ldx));
     std::vector<uint32_t> f32_pairs(static_cast<size_t>((M + m0) * kernels::paired_row_words(K)));
     for (const auto* set : kernels::available_kernels()) {

@@ -537,6 +537,8 @@ int run_bench(const BenchOptions& o) {
   if (o.read_mib < 16) return fail(Status::Error("--read-mib: expected at least 16"));
   if (!o.svg.empty() && !has_models)
     return fail(Status::Error("--svg: nothing to chart, expected -m DIR, --model-shape NAME or --compare-vanilla"));
+  if (!o.svg.empty() && config.prompt_lengths.empty() && config.gen_lengths.empty())
+    return fail(Status::Error("--svg: no rows to chart (every -p and -n is 0)"));
   ReplacingFile chart;  // opened now, so a bad path fails before the runs, written after them
   if (!o.svg.empty()) {
     if (Status s = chart.open(o.svg); !s.ok()) return fail(s);
@@ -591,6 +593,8 @@ int run_bench(const BenchOptions& o) {
     }
   }
   if (!o.svg.empty()) {
+    // Refused above; were there no rows, the old file would stay (the partial one goes with `chart`).
+    if (charted.empty()) return fail(Status::Error("--svg: no rows to chart"));
     const std::string svg = bench_chart_svg(charted);
     const bool written = std::fwrite(svg.data(), 1, svg.size(), chart.get()) == svg.size();
     if (Status s = chart.commit(written); !s.ok()) return fail(s);
@@ -715,7 +719,8 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--svg", o->svg,
                   "Also write the rows as an SVG chart to this file: --compare-vanilla rows as the expert speed-up "
                   "against the zero-computation share, beside the FFN-work ratio and the roofline's speed-up; pp/tg rows "
-                  "as bars of their share of the machine's read (tg) or arithmetic peak (pp)");
+                  "as bars of their share of the machine's read (tg) or arithmetic peak (pp)")
+      ->check([](const std::string& path) { return path.empty() ? std::string("expected a file name") : std::string(); });
   sub->add_option("--read-mib", o->read_mib, "Buffer size of the bandwidth measurement in MiB")->capture_default_str();
   sub->add_option("--seed", o->seed, "Seed of the random weights, prompts and hidden states")->capture_default_str();
   return [o] { return run_bench(*o); };
