@@ -111,6 +111,7 @@ std::string speedup_panel(const std::vector<const BenchRow*>& rows, double top, 
     std::vector<const BenchRow*> points = series[order[s]];
     std::sort(points.begin(), points.end(), [](const BenchRow* a, const BenchRow* b) { return a->zc_share < b->zc_share; });
     const char* color = kPalette[s % std::size(kPalette)];
+    const std::string name = html_escape(order[s]);
     std::vector<std::pair<double, double>> measured, roofline;
     // A speed-up that could not be measured (0) is left out rather than drawn on the axis.
     points.erase(std::remove_if(points.begin(), points.end(), [](const BenchRow* r) { return r->expert_speedup <= 0; }),
@@ -124,10 +125,10 @@ std::string speedup_panel(const std::vector<const BenchRow*>& rows, double top, 
     for (const BenchRow* r : points)
       o += str_format("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s, zero-computation share %.3f: speed-up %.3f, "
                       "FFN-work ratio %.3f, roofline's %.3f</title></circle>",
-                      f.px(r->zc_share), f.py(r->expert_speedup), color, html_escape(order[s]).c_str(), r->zc_share,
+                      f.px(r->zc_share), f.py(r->expert_speedup), color, name.c_str(), r->zc_share,
                       r->expert_speedup, r->ffn_work_ratio, r->roofline_speedup);
     o += str_format("<rect x=\"%.0f\" y=\"%.0f\" width=\"24\" height=\"4\" fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>", legend_x,
-                    legend_y - 2, color, legend_x + 30, legend_y + 4, html_escape(order[s]).c_str());
+                    legend_y - 2, color, legend_x + 30, legend_y + 4, name.c_str());
     legend_y += 18;
   }
   *height = std::max(f.top + f.height + 48, legend_y + 10) - top;
@@ -163,13 +164,15 @@ std::string shares_panel(const std::vector<const BenchRow*>& rows, double top, d
       while (from < label.size() && (static_cast<unsigned char>(label[from]) & 0xc0) == 0x80) ++from;
       label = "..." + label.substr(from);
     }
+    const std::string name = html_escape(label), limit_name = html_escape(limit);
     const double y = f.top + kPitch * static_cast<double>(i);
-    o += str_format("<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>", f.left - 8, y + kBar - 4, html_escape(label).c_str());
+    o += str_format("<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>", f.left - 8, y + kBar - 4, name.c_str());
     o += str_format("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" fill=\"%s\"><title>%s: %.1f tok/s, %.3f of the %s"
                     "</title></rect>",
-                    f.left, y, f.px(share) - f.left, kBar, decode ? kPalette[0] : kPalette[1], html_escape(label).c_str(), r.tok_s,
-                    share, html_escape(limit).c_str());
-    o += str_format("<text class=\"halo\" x=\"%.1f\" y=\"%.1f\">%.2f of the %s</text>", f.px(share) + 4, y + kBar - 4, share, html_escape(limit).c_str());
+                    f.left, y, f.px(share) - f.left, kBar, decode ? kPalette[0] : kPalette[1], name.c_str(), r.tok_s, share,
+                    limit_name.c_str());
+    o += str_format("<text class=\"halo\" x=\"%.1f\" y=\"%.1f\">%.2f of the %s</text>", f.px(share) + 4, y + kBar - 4, share,
+                    limit_name.c_str());
   }
   *height = f.top + f.height + 30 - top;
   return o;
