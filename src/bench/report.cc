@@ -3,11 +3,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "base/status.h"
 #include "ops/dot_kernels.h"
 
 namespace moepp {
 namespace {
+
+// The streams per thread each one-token kernel of the active set walks (0: one fixed order).
+std::vector<std::pair<const char*, int>> one_token_stream_counts() {
+  using kernels::StreamKernel;
+  return {{"bf16", kernels::active_one_token_streams(StreamKernel::kBf16)},
+          {"q8", kernels::active_one_token_streams(StreamKernel::kQ8)},
+          {"q4", kernels::active_one_token_streams(StreamKernel::kQ4)}};
+}
 
 nlohmann::ordered_json machine_json(const MachineLimits& m) {
   nlohmann::ordered_json j;
@@ -22,7 +34,9 @@ nlohmann::ordered_json machine_json(const MachineLimits& m) {
   j["int8_isa"] = m.int8_isa;
   j["cpu_features"] = cpu_feature_string();
   j["kernels"] = kernels::active_kernels().isa;  // the matmul kernel set the model rows run on
-  j["one_token_streams"] = kernels::active_one_token_streams();  // per thread; 0: one fixed order
+  nlohmann::ordered_json streams;  // per thread and kernel; 0: one fixed order
+  for (const auto& [name, count] : one_token_stream_counts()) streams[name] = count;
+  j["one_token_streams"] = streams;
   return j;
 }
 
@@ -99,8 +113,10 @@ void print_machine(std::FILE* out, ReportFormat format, const std::vector<Machin
                      m.int8_isa.c_str());
       break;
     case ReportFormat::kMarkdown: {
-      const int count = kernels::active_one_token_streams();
-      const std::string streams = count > 0 ? " (one-token streams: " + std::to_string(count) + ")" : "";
+      std::string streams;
+      for (const auto& [name, count] : one_token_stream_counts())
+        if (count > 0) streams += std::string(streams.empty() ? "" : ", ") + name + " " + std::to_string(count);
+      if (!streams.empty()) streams = " (one-token streams: " + streams + ")";
       std::fprintf(out, "CPU features: %s; matmul kernels: %s%s\n\n", cpu_feature_string().c_str(),
                    kernels::active_kernels().isa, streams.c_str());
       std::fprintf(out, "| threads | read GB/s | fp32 GFLOP/s | bf16 GFLOP/s | int8 GOP/s |\n");

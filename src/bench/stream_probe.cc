@@ -79,7 +79,7 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   auto base = random_matrix(format, o.rows, o.cols, o.seed);
   if (!base.ok()) return base.status();
   // Each set's S + 1 variants start on distinct copies after the first (which the bit check reads).
-  const int least_copies = static_cast<int>(o.streams.size()) + 2;
+  const int least_copies = static_cast<int>(std::max<size_t>(1, o.streams.size())) + 2;
   std::vector<Weight> huge = cold_copies(*base, o.copies_bytes, least_copies), small;
   const Weight& first = huge[0];
   const size_t extent = interleaved_extent(first);
@@ -123,10 +123,13 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
     });
   };
   // Each stream count's products, on both page sizes, must be the first one's bits. Where this
-  // format's kernel walks one fixed order (one_token_streams_apply), one count is run, shown as 0.
+  // format's kernel walks one fixed order (one_token_streams_of is 0), one count is run, shown as 0;
+  // where none is named, the count this format's kernel walks now.
   const kernels::KeepOneTokenStreams keep;
-  const bool counted = kernels::one_token_streams_apply(first);
-  const std::vector<int> streams = counted ? o.streams : std::vector<int>{kernels::one_token_streams()};
+  const int in_use = kernels::one_token_streams_of(first);
+  const std::vector<int> streams = in_use == 0       ? std::vector<int>{0}
+                                   : o.streams.empty() ? std::vector<int>{in_use}
+                                                       : o.streams;
   const int S = static_cast<int>(streams.size());
   kernels::set_one_token_streams(streams[0]);
   product(huge[0], y.data());
@@ -176,7 +179,7 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
     for (int v = 0; v < S; ++v) {
       StreamProbeRow r = row;
       r.pages = set == 0 ? "huge" : "small";
-      r.streams = counted ? streams[static_cast<size_t>(v)] : 0;
+      r.streams = streams[static_cast<size_t>(v)];
       r.kernel_gb_s = bytes / seconds[static_cast<size_t>(set * S + v)];
       r.read_gb_s = bytes / seconds[static_cast<size_t>(2 * S + set)];
       out->push_back(r);
@@ -299,7 +302,6 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
     return Status::Error("-t: expected 1 to 1024 threads, got " + std::to_string(options.threads));
   if (options.calls < 1) return Status::Error("bench --stream: expected at least one call per variant");
   StreamProbeOptions o = options;
-  if (o.streams.empty()) o.streams = {kernels::one_token_streams()};
   for (size_t i = 0; i < o.streams.size(); ++i) {
     if (!kernels::valid_one_token_streams(o.streams[i]))
       return Status::Error("--streams: expected 1, 2 or 4 streams per thread, got " + std::to_string(o.streams[i]));

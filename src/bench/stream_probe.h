@@ -26,7 +26,7 @@ struct StreamProbeOptions {
                           // 0: one block per thread
   int threads = 1;        // a ThreadPool of this many threads shares each call (the read too)
   std::vector<int> streams;  // one-token stream counts to compare (1, 2, 4; kernels::one_token_streams);
-                             // empty: the one in use
+                             // empty: the one each format's kernel walks now
   uint64_t seed = 1234;
 };
 
@@ -37,7 +37,7 @@ struct StreamProbeRow {
   int64_t matrix_bytes = 0;  // bytes of one stored matrix (values and scales, padding included)
   int copies = 0;
   int streams = 0;         // memory streams per thread the kernel walked (kernels::one_token_streams);
-                           // 0 where it walks one fixed order (kernels::one_token_streams_apply)
+                           // 0 where it walks one fixed order (kernels::one_token_streams_of)
   double kernel_gb_s = 0;  // the kernel's stream
   double read_gb_s = 0;    // a plain read of the same copies
 };

@@ -42,7 +42,7 @@ inline void row_blocks_as_streams(int64_t block_rows, int64_t first, int64_t blo
   });
 }
 
-// row_blocks_as_streams with S chosen at run time: 1, 2 or 4 (one_token_streams()).
+// row_blocks_as_streams with S chosen at run time: 1, 2 or 4 (one_token_streams(kernel)).
 template <class Fn>
 inline void row_blocks_as_n_streams(int streams, int64_t block_rows, int64_t first, int64_t blocks, float* y, Fn fn) {
   switch (streams) {

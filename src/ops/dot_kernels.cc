@@ -4,6 +4,8 @@
 
 #include "ops/exp_f32.h"
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -192,48 +194,72 @@ const KernelSet& active_kernels() {
 
 namespace {
 
-int initial_one_token_streams() {
+// The count MOEPP_STREAMS names (1, 2 or 4), else 0: each kernel's CPU default.
+int initial_forced_streams() {
   if (const char* forced = std::getenv("MOEPP_STREAMS")) {
     const int streams = std::atoi(forced);
     if (valid_one_token_streams(streams)) return streams;
   }
-  return default_one_token_streams();
+  return 0;
 }
 
-std::atomic<int>& stream_count() {
-  static std::atomic<int> count{initial_one_token_streams()};
+std::atomic<int>& forced_streams() {
+  static std::atomic<int> count{initial_forced_streams()};
   return count;
+}
+
+// The CPU's family as cpuid leaf 1 gives it (base plus extended family; AMD Zen 4 0x19, Zen 5
+// 0x1a). GCC 12's __builtin_cpu_is knows no name for family 1ah.
+unsigned cpu_family() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return 0;
+  const unsigned base = (eax >> 8) & 0xf;
+  return base == 0xf ? base + ((eax >> 20) & 0xff) : base;
 }
 
 }  // namespace
 
-int default_one_token_streams() {
+int default_one_token_streams(StreamKernel kernel) {
   // One thread's one-token products against a plain read of the same cold memory, huge pages
-  // (`moepp bench --stream --streams 1,2,4`, two runs): on Zen 4 (session 26) one stream against
-  // four gave bf16 0.92-0.95 / 0.77-0.83, q8 0.88-0.96 / 0.66-0.81, q4 0.91-0.92 / 0.81-0.82 (two
-  // streams between them for bf16 and q8, level with one for q4); on Zen 5 (session 14) four
-  // gained over two. Other CPUs keep four, as measured on Zen 5 and run on the Intel machine of
-  // session 25.
-  return __builtin_cpu_is("amdfam19h") ? 1 : 4;
+  // (`moepp bench --stream --streams 1,2,4`; docs/performance.md, "Streams per thread by CPU").
+  // Zen 4 (session 26), one stream against four: bf16 0.92-0.95 / 0.77-0.83, q8 0.88-0.96 /
+  // 0.66-0.81, q4 0.91-0.92 / 0.81-0.82. Zen 5 with 16-row q8/q4 blocks (session 34, six shapes,
+  // three alternations): bf16 reads best with four; q8 with four 0.50-0.79 against 0.75-1.06 with
+  // two (a q8 stream's step is 9 cache lines, four streams' 36); q4 (5 lines a step) best with two
+  // on one thread (65536 x 768 0.96-0.97 against 0.83-0.90 with four). Other CPUs keep four, as
+  // measured on Zen 5 with 8-row blocks (session 14) and run on the Intel machine of session 25.
+  // cpuid traps to the hypervisor under KVM: asked once, not per product.
+  static const unsigned family = __builtin_cpu_is("amd") ? cpu_family() : 0;
+  if (family == 0x19) return 1;
+  if (family == 0x1a && kernel != StreamKernel::kBf16) return 2;
+  return 4;
 }
 
-int one_token_streams() { return stream_count().load(std::memory_order_relaxed); }
+int forced_one_token_streams() { return forced_streams().load(std::memory_order_relaxed); }
 
-int active_one_token_streams() {
-  return std::strncmp(active_kernels().isa, "avx512", 6) == 0 ? one_token_streams() : 0;
+int one_token_streams(StreamKernel kernel) {
+  const int forced = forced_one_token_streams();
+  return forced != 0 ? forced : default_one_token_streams(kernel);
 }
 
-bool one_token_streams_apply(const Weight& w) {
-  if (active_one_token_streams() == 0 || !w.interleaved) return false;
-  if (w.quant != WeightQuant::kNone) return true;
-  return w.dtype == DType::kBF16 && __builtin_cpu_supports("avx512bf16");
+int active_one_token_streams(StreamKernel kernel) {
+  if (std::strncmp(active_kernels().isa, "avx512", 6) != 0) return 0;
+  if (kernel == StreamKernel::kBf16 && !__builtin_cpu_supports("avx512bf16")) return 0;
+  return one_token_streams(kernel);
+}
+
+int one_token_streams_of(const Weight& w) {
+  if (!w.interleaved) return 0;
+  if (w.quant == WeightQuant::kQ8) return active_one_token_streams(StreamKernel::kQ8);
+  if (w.quant == WeightQuant::kQ4) return active_one_token_streams(StreamKernel::kQ4);
+  return w.dtype == DType::kBF16 ? active_one_token_streams(StreamKernel::kBf16) : 0;
 }
 
 bool valid_one_token_streams(int streams) { return streams == 1 || streams == 2 || streams == 4; }
 
 bool set_one_token_streams(int streams) {
-  if (!valid_one_token_streams(streams)) return false;
-  stream_count().store(streams, std::memory_order_relaxed);
+  if (streams != 0 && !valid_one_token_streams(streams)) return false;
+  forced_streams().store(streams, std::memory_order_relaxed);
   return true;
 }
 

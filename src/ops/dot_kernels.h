@@ -204,21 +204,30 @@ const KernelSet& active_kernels();
 std::vector<const KernelSet*> available_kernels();
 
 // How many memory streams one thread's one-token products walk at once (the AVX-512 sets' bf16,
-// q8 and q4 matrix-vector kernels; blocks_as_streams in block_streams.h): 1, 2 or 4. Hardware
-// prefetchers differ: AMD's Zen 5 keeps more lines in flight for four streams, Zen 4 for one
-// (docs/performance.md, "Streams per thread by CPU"). The start value is MOEPP_STREAMS where it
-// names 1, 2 or 4, else the CPU's default; `moepp bench --stream --streams 1,2,4` compares them.
-// The count changes no bits: every block keeps its own sums in its own order.
-int one_token_streams();
+// q8 and q4 matrix-vector kernels; blocks_as_streams in block_streams.h): 1, 2 or 4, per kernel.
+// Hardware prefetchers differ: AMD's Zen 4 keeps the most lines in flight for one stream, Zen 5
+// for four of bf16's 4-line steps and two of q8's 9-line and q4's 5-line ones
+// (docs/performance.md, "Streams per thread by CPU"). MOEPP_STREAMS, where it names 1, 2 or 4,
+// forces one count on every kernel; `moepp bench --stream --streams 1,2,4` compares them. The
+// count changes no bits: every block keeps its own sums in its own order.
+enum class StreamKernel { kBf16, kQ8, kQ4 };
+// The count `kernel` walks now: the forced one, else its CPU default.
+int one_token_streams(StreamKernel kernel);
+// Without a forced count: 1 on AMD family 19h (Zen 4); on family 1ah (Zen 5) 4 for bf16 and 2 for
+// q8 and q4; else 4.
+int default_one_token_streams(StreamKernel kernel);
 // Whether `streams` is a count the kernels take: 1, 2 or 4.
 bool valid_one_token_streams(int streams);
-// Sets the count for later calls (false, changing nothing, for anything but 1, 2 or 4). Not for
-// use while products run on other threads.
+// The count forced on every kernel (MOEPP_STREAMS, set_one_token_streams), or 0: CPU defaults.
+int forced_one_token_streams();
+// Forces 1, 2 or 4 on every kernel for later calls, or with 0 puts back the CPU defaults (false,
+// changing nothing, for any other value). Not for use while products run on other threads.
 bool set_one_token_streams(int streams);
-// Puts back, when it goes out of scope, the count in use when it was made (bench probes, tests).
+// Puts back, when it goes out of scope, the forced count (or the defaults) in place when it was
+// made (bench probes, tests).
 class KeepOneTokenStreams {
  public:
-  KeepOneTokenStreams() : kept_(one_token_streams()) {}
+  KeepOneTokenStreams() : kept_(forced_one_token_streams()) {}
   ~KeepOneTokenStreams() { set_one_token_streams(kept_); }
   KeepOneTokenStreams(const KeepOneTokenStreams&) = delete;
   KeepOneTokenStreams& operator=(const KeepOneTokenStreams&) = delete;
@@ -226,15 +235,12 @@ class KeepOneTokenStreams {
  private:
   int kept_;
 };
-// The default without MOEPP_STREAMS: 1 on AMD family 19h (Zen 4 among the AVX-512 CPUs), else 4.
-int default_one_token_streams();
-// The count the active set's one-token kernels walk: one_token_streams() in an AVX-512 set, 0 in
-// the others (one fixed order).
-int active_one_token_streams();
-// Whether the active set's one-token product of `w` walks one_token_streams() streams: the
-// AVX-512 sets' kernels for interleaved q8, q4 and (on CPUs with AVX512_BF16, for bf16-valued
-// inputs) bf16 weights. The rest walk one fixed order.
-bool one_token_streams_apply(const Weight& w);
+// The count `kernel` walks in the active set: one_token_streams(kernel) in the AVX-512 sets (bf16
+// on CPUs with AVX512_BF16, for bf16-valued inputs), 0 where it walks one fixed order.
+int active_one_token_streams(StreamKernel kernel);
+// The streams the active set's one-token product of `w` walks: active_one_token_streams() of its
+// kernel for interleaved q8, q4 and bf16 weights, 0 for the rest (one fixed order).
+int one_token_streams_of(const Weight& w);
 
 // Weight element as f32 (dequantised: float(q) * scale for q8/q4).
 float weight_element(const Weight& w, int64_t n, int64_t c);

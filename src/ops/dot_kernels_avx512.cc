@@ -486,7 +486,7 @@ void gemv_block8_paired(const uint32_t* xp, int64_t Q, const uint16_t* const* bl
 
 // One token against bf16 rows [n0, n1) of an interleaved weight: false, computing nothing, when
 // the input is not a bf16 value. Rows outside whole blocks of 8 go through bf16_panels.
-// As one_token_streams() streams (Zen 5 gained from four, Zen 4 from one: dot_kernels.h).
+// As one_token_streams(kBf16) streams (Zen 5 gains from four, Zen 4 from one: dot_kernels.h).
 bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, float* y) {
   const int64_t Q = (w.cols + 15) / 16;
   thread_local std::vector<uint32_t> xp;  // [Q][8]
@@ -495,7 +495,7 @@ bool gemv_bf16_paired(const float* x, const Weight& w, int64_t n0, int64_t n1, f
   const int64_t first = std::min(n1, (n0 + 7) / 8 * 8), last = std::max(first, n1 / 8 * 8);
   if (first > n0) bf16_panels(xp.data(), 1, w, n0, first, y, n1 - n0);
   auto block = [&](int64_t n) { return w.bf16() + (n / 8) * 8 * w.padded_cols(); };
-  row_blocks_as_n_streams(one_token_streams(), 8, first, (last - first) / 8, y + (first - n0),
+  row_blocks_as_n_streams(one_token_streams(StreamKernel::kBf16), 8, first, (last - first) / 8, y + (first - n0),
                           [&](const int64_t* rows, float* const* outs, auto streams) {
                             constexpr int S = decltype(streams)::value;
                             const uint16_t* blocks[S];
@@ -725,11 +725,12 @@ inline __m512 add_group(__m512 acc, __m512i isum, const uint8_t* group, __m512 s
 
 // One token (row m of a) x NB blocks of 16 interleaved q8/q4 rows starting at rows n[b] (n[b] %
 // 16 == 0), group by group through all NB at once: blocks from NB distant places of a matrix are
-// NB memory streams (one_token_rows takes one_token_streams()). On Zen 5 (8-row blocks), two
-// streams read q8 and q4 at 1.02-1.04 and 0.99-1.01 of the then one-stream plain read, against
-// 0.88-0.90 and 0.82-0.85 with one (`bench --stream`, alternated): its hardware prefetcher keeps
-// more lines in flight for two streams than for one; software prefetch only slowed the one
-// stream down. Zen 4's does best on one.
+// NB memory streams (one_token_rows takes one_token_streams() of q8 or q4). On Zen 5 (8-row
+// blocks, session 14), two streams read q8 and q4 at 1.02-1.04 and 0.99-1.01 of the then
+// one-stream plain read, against 0.88-0.90 and 0.82-0.85 with one (`bench --stream`,
+// alternated): its hardware prefetcher keeps more lines in flight for two streams than for one;
+// software prefetch only slowed the one stream down. With 16-row blocks, four q8 streams read
+// 0.50-0.79 of it (session 34): two there. Zen 4's does best on one.
 template <int NB, bool kQ4>
 void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
                       float* const* y /*[NB]*/) {
@@ -812,12 +813,12 @@ void quant_block16_any(int mr, const QuantizedRows& a, int64_t m0, const Weight&
   }
 }
 
-// One token over whole blocks [first, last) as one_token_streams() streams (blocks_as_streams).
-// On Zen 5, four against two, mixtral-1.8b one thread alternated (`bench -p 0 -n 64 -r 5`): q4
-// 79-85 -> 92-96 tok/s, q8 within the spread (41-51 either way); Zen 4 reads best with one.
+// One token over whole blocks [first, last) as one_token_streams() streams of q8 or q4
+// (blocks_as_streams; the counts by CPU in dot_kernels.h).
 template <bool kQ4>
 void one_token_rows(const QuantizedRows& a, int64_t m, const Weight& w, int64_t first, int64_t last, float* y) {
-  row_blocks_as_n_streams(one_token_streams(), kQuantBlockRows, first, (last - first) / kQuantBlockRows, y,
+  const StreamKernel kernel = kQ4 ? StreamKernel::kQ4 : StreamKernel::kQ8;
+  row_blocks_as_n_streams(one_token_streams(kernel), kQuantBlockRows, first, (last - first) / kQuantBlockRows, y,
                           [&](const int64_t* rows, float* const* outs, auto streams) {
                             one_token_blocks<decltype(streams)::value, kQ4>(a, m, w, rows, outs);
                           });

@@ -34,13 +34,17 @@ forced = subprocess.run([args.moepp, "bench", "--machine", "--json", "-t", "1", 
                         text=True, env={**os.environ, "MOEPP_KERNELS": "scalar"})
 expect(forced.returncode == 0 and json.loads(forced.stdout.splitlines()[0]).get("kernels") == "scalar",
        f"MOEPP_KERNELS=scalar: {forced.stdout!r} {forced.stderr!r}")
-# one_token_streams: the count in use in an AVX-512 set (MOEPP_STREAMS sets it), else 0.
+# one_token_streams: per one-token kernel (bf16, q8, q4) the count in use in an AVX-512 set
+# (MOEPP_STREAMS forces one on all), else 0; bf16 walks streams only with AVX512_BF16.
 avx512 = machine[0].get("kernels", "").startswith("avx512")
-expect(machine[0].get("one_token_streams") in ((1, 2, 4) if avx512 else (0,)), f"--machine --json: one_token_streams: {machine}")
+streams = machine[0].get("one_token_streams")
+expect(isinstance(streams, dict) and sorted(streams) == ["bf16", "q4", "q8"], f"--machine --json: one_token_streams: {machine}")
+expect(all(streams[k] in ((1, 2, 4) if avx512 else (0,)) for k in ("q8", "q4")), f"--machine --json: one_token_streams: {streams}")
+expect(streams["bf16"] in (0, 1, 2, 4) and (avx512 or streams["bf16"] == 0), f"--machine --json: one_token_streams: {streams}")
 two = subprocess.run([args.moepp, "bench", "--machine", "--json", "-t", "1", "--read-mib", "32"], capture_output=True,
                      text=True, env={**os.environ, "MOEPP_STREAMS": "2"})
-expect(two.returncode == 0 and json.loads(two.stdout.splitlines()[0]).get("one_token_streams") == (2 if avx512 else 0),
-       f"MOEPP_STREAMS=2: {two.stdout!r} {two.stderr!r}")
+forced_streams = json.loads(two.stdout.splitlines()[0]).get("one_token_streams") if two.returncode == 0 else None
+expect(forced_streams == {k: (2 if v > 0 else 0) for k, v in streams.items()}, f"MOEPP_STREAMS=2: {two.stdout!r} {two.stderr!r}")
 
 rows = run("--model-shape", "moepp-0.6b", "--layers", "1", "-p", "16", "-n", "4", "-r", "1", "-t", "1",
            "--json", "--read-mib", "32")

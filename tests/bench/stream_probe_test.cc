@@ -22,12 +22,18 @@ StreamProbeOptions tiny_probe() {
   return o;
 }
 
-// Whether the active set walks `format`'s one-token product as one_token_streams() streams
-// (restated here: the AVX-512 sets' q8, q4 and, with AVX512_BF16, bf16 kernels).
-bool counted(const std::string& format) {
-  if (std::string(kernels::active_kernels().isa).rfind("avx512", 0) != 0) return false;
-  return format == "q8" || format == "q4" || (format == "bf16" && __builtin_cpu_supports("avx512bf16"));
+// The streams the active set walks `format`'s one-token product as, 0 for one fixed order
+// (restated here: the AVX-512 sets' q8, q4 and, with AVX512_BF16, bf16 kernels, each its count).
+int in_use(const std::string& format) {
+  using kernels::StreamKernel;
+  if (std::string(kernels::active_kernels().isa).rfind("avx512", 0) != 0) return 0;
+  if (format == "q8") return kernels::one_token_streams(StreamKernel::kQ8);
+  if (format == "q4") return kernels::one_token_streams(StreamKernel::kQ4);
+  const bool bf16 = format == "bf16" && __builtin_cpu_supports("avx512bf16");
+  return bf16 ? kernels::one_token_streams(StreamKernel::kBf16) : 0;
 }
+
+bool counted(const std::string& format) { return in_use(format) > 0; }
 
 TEST(StreamProbe, RowsForEveryFormatOnHugeThenSmallPages) {
   auto rows = probe_one_token_stream({"bf16", "q8", "q4", "f32"}, tiny_probe());
@@ -45,7 +51,7 @@ TEST(StreamProbe, RowsForEveryFormatOnHugeThenSmallPages) {
     EXPECT_GE(r.copies, 2);
     EXPECT_TRUE(std::isfinite(r.kernel_gb_s) && r.kernel_gb_s > 0) << r.weights;
     EXPECT_TRUE(std::isfinite(r.read_gb_s) && r.read_gb_s > 0) << r.weights;
-    EXPECT_EQ(r.streams, counted(r.weights) ? kernels::one_token_streams() : 0) << r.weights;  // none named
+    EXPECT_EQ(r.streams, in_use(r.weights)) << r.weights;  // none named: each format's own
   }
 }
 
@@ -69,7 +75,7 @@ TEST(StreamProbe, EachStreamCountNamedGetsItsRowsAndTheCountInUseIsKept) {
     EXPECT_EQ(r.streams, want[i].second) << i;
     EXPECT_EQ(r.read_gb_s, (*rows)[i - i % (r.streams > 0 ? 2 : 1)].read_gb_s);  // one read per page size
   }
-  EXPECT_EQ(kernels::one_token_streams(), 2);
+  EXPECT_EQ(kernels::forced_one_token_streams(), 2);
 }
 
 TEST(StreamProbe, BadRequestsGetClearErrors) {

@@ -163,18 +163,24 @@ TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
   // use depends on the CPU): each count against the scalar reference, on ranges whose whole blocks
   // split evenly or leave blocks over (of 8 rows 11, 9, 5, 2, 1 and 2 whole blocks; of 16, q8/q4's,
   // 5, 4, 2, 0, 0 and 1), bf16-valued inputs too.
+  using kernels::StreamKernel;
+  const StreamKernel every_kernel[] = {StreamKernel::kBf16, StreamKernel::kQ8, StreamKernel::kQ4};
   const kernels::KeepOneTokenStreams keep;
-  const int kept = kernels::one_token_streams();
+  const int kept = kernels::one_token_streams(StreamKernel::kQ8);
   EXPECT_TRUE(kept == 1 || kept == 2 || kept == 4) << kept;
   EXPECT_FALSE(kernels::set_one_token_streams(3));
-  EXPECT_FALSE(kernels::set_one_token_streams(0));
-  EXPECT_EQ(kernels::one_token_streams(), kept);
+  EXPECT_FALSE(kernels::set_one_token_streams(-1));
+  EXPECT_EQ(kernels::one_token_streams(StreamKernel::kQ8), kept);
+  // 0 puts back each kernel's CPU default.
+  ASSERT_TRUE(kernels::set_one_token_streams(0));
+  EXPECT_EQ(kernels::forced_one_token_streams(), 0);
+  for (StreamKernel k : every_kernel) EXPECT_EQ(kernels::one_token_streams(k), kernels::default_one_token_streams(k));
   std::mt19937 rng(38);
   const int64_t N = 91, K = 200;
   const std::vector<Weight> weights = weights_in_every_format(rng, N, K);
   for (int streams : {1, 2, 4}) {
     ASSERT_TRUE(kernels::set_one_token_streams(streams));
-    EXPECT_EQ(kernels::one_token_streams(), streams);
+    for (StreamKernel k : every_kernel) EXPECT_EQ(kernels::one_token_streams(k), streams);
     for (const Weight& w : weights)
       for (bool bf16_input : {false, true}) {
         std::vector<float> x = testing::random_vector(rng, K);
