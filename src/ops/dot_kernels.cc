@@ -223,11 +223,14 @@ int default_one_token_streams(StreamKernel kernel) {
   // One thread's one-token products against a plain read of the same cold memory, huge pages
   // (`moepp bench --stream --streams 1,2,4`; docs/performance.md, "Streams per thread by CPU").
   // Zen 4 (session 26), one stream against four: bf16 0.92-0.95 / 0.77-0.83, q8 0.88-0.96 /
-  // 0.66-0.81, q4 0.91-0.92 / 0.81-0.82. Zen 5 with 16-row q8/q4 blocks (session 34, six shapes,
-  // three alternations): bf16 reads best with four; q8 with four 0.50-0.79 against 0.75-1.06 with
-  // two (a q8 stream's step is 9 cache lines, four streams' 36); q4 (5 lines a step) best with two
-  // on one thread (65536 x 768 0.96-0.97 against 0.83-0.90 with four). Other CPUs keep four, as
-  // measured on Zen 5 with 8-row blocks (session 14) and run on the Intel machine of session 25.
+  // 0.66-0.81, q4 0.91-0.92 / 0.81-0.82. Zen 5 with 16-row q8/q4 blocks (session 34; six shapes,
+  // one and two threads, three alternations; then the models): bf16 reads best with four (median
+  // 0.95 against 0.91 with two); q8 with four 0.50-0.93 (median 0.65) against 0.69-1.06 (0.88) with
+  // two, and mixtral-1.8b / moepp-1b decode on one thread 52-57 / 154-196 tok/s with two against
+  // 52-54 / 155-176 with one (a q8 stream's step is 9 cache lines, four streams' 36); q4 (5 lines a
+  // step) decodes fastest with two on one and two threads (moepp-1b two threads 379-496 tok/s
+  // against 331-436 with four, 295-444 with one). Other CPUs keep four, as measured on Zen 5 with
+  // 8-row blocks (session 14) and run on the Intel machine of session 25.
   // cpuid traps to the hypervisor under KVM: asked once, not per product.
   static const unsigned family = __builtin_cpu_is("amd") ? cpu_family() : 0;
   if (family == 0x19) return 1;
