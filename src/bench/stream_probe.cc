@@ -124,7 +124,8 @@ Status probe_format(const std::string& format, const StreamProbeOptions& o, std:
   };
   // Each stream count's products, on both page sizes, must be the first one's bits. Where this
   // format's kernel walks one fixed order (one_token_streams_of is 0), one count is run, shown as 0;
-  // where none is named, the count this format's kernel walks now.
+  // where none is named, the count this format's kernel walks now. (Setting 0 for such a format
+  // clears any forced count, which it never reads; `keep` puts it back.)
   const kernels::KeepOneTokenStreams keep;
   const int in_use = kernels::one_token_streams_of(first);
   const std::vector<int> streams = in_use == 0       ? std::vector<int>{0}

@@ -226,8 +226,9 @@ int default_one_token_streams(StreamKernel kernel) {
   // 0.66-0.81, q4 0.91-0.92 / 0.81-0.82. Zen 5 with 16-row q8/q4 blocks (session 34; six shapes,
   // one and two threads, three alternations; then the models): bf16 reads best with four (median
   // 0.95 against 0.91 with two); q8 with four 0.50-0.93 (median 0.65) against 0.69-1.06 (0.88) with
-  // two, and mixtral-1.8b / moepp-1b decode on one thread 52-57 / 154-196 tok/s with two against
-  // 52-54 / 155-176 with one (a q8 stream's step is 9 cache lines, four streams' 36); q4 (5 lines a
+  // two and 0.74-0.98 (0.90) with one (a q8 stream's step is 9 cache lines, four streams' 36); two
+  // over one from the models: one-thread decode's share 0.87-0.98 against 0.81-0.90 (three rounds
+  // of mixtral-1.8b and moepp-1b; with two threads one was the steadier); q4 (5 lines a
   // step) decodes fastest with two on one and two threads (moepp-1b two threads 379-496 tok/s
   // against 331-436 with four, 295-444 with one). Other CPUs keep four, as measured on Zen 5 with
   // 8-row blocks (session 14) and run on the Intel machine of session 25.

@@ -730,7 +730,8 @@ inline __m512 add_group(__m512 acc, __m512i isum, const uint8_t* group, __m512 s
 // one-stream plain read, against 0.88-0.90 and 0.82-0.85 with one (`bench --stream`,
 // alternated): its hardware prefetcher keeps more lines in flight for two streams than for one;
 // software prefetch only slowed the one stream down. With 16-row blocks, four q8 streams read
-// 0.50-0.79 of it (session 34): two there. Zen 4's does best on one.
+// 0.50-0.93 (median 0.65) of today's two-stream read against 0.69-1.06 (0.88) with two (session
+// 34): two there. Zen 4's does best on one.
 template <int NB, bool kQ4>
 void one_token_blocks(const QuantizedRows& a, int64_t m, const Weight& w, const int64_t* n /*[NB]*/,
                       float* const* y /*[NB]*/) {

@@ -38,13 +38,18 @@ expect(forced.returncode == 0 and json.loads(forced.stdout.splitlines()[0]).get(
 # (MOEPP_STREAMS forces one on all), else 0; bf16 walks streams only with AVX512_BF16.
 avx512 = machine[0].get("kernels", "").startswith("avx512")
 streams = machine[0].get("one_token_streams")
-expect(isinstance(streams, dict) and sorted(streams) == ["bf16", "q4", "q8"], f"--machine --json: one_token_streams: {machine}")
-expect(all(streams[k] in ((1, 2, 4) if avx512 else (0,)) for k in ("q8", "q4")), f"--machine --json: one_token_streams: {streams}")
-expect(streams["bf16"] in (0, 1, 2, 4) and (avx512 or streams["bf16"] == 0), f"--machine --json: one_token_streams: {streams}")
-two = subprocess.run([args.moepp, "bench", "--machine", "--json", "-t", "1", "--read-mib", "32"], capture_output=True,
-                     text=True, env={**os.environ, "MOEPP_STREAMS": "2"})
-forced_streams = json.loads(two.stdout.splitlines()[0]).get("one_token_streams") if two.returncode == 0 else None
-expect(forced_streams == {k: (2 if v > 0 else 0) for k, v in streams.items()}, f"MOEPP_STREAMS=2: {two.stdout!r} {two.stderr!r}")
+if isinstance(streams, dict) and sorted(streams) == ["bf16", "q4", "q8"]:
+    expect(all(streams[k] in ((1, 2, 4) if avx512 else (0,)) for k in ("q8", "q4")),
+           f"--machine --json: one_token_streams: {streams}")
+    expect(streams["bf16"] in (0, 1, 2, 4) and (avx512 or streams["bf16"] == 0),
+           f"--machine --json: one_token_streams: {streams}")
+    two = subprocess.run([args.moepp, "bench", "--machine", "--json", "-t", "1", "--read-mib", "32"],
+                         capture_output=True, text=True, env={**os.environ, "MOEPP_STREAMS": "2"})
+    forced_counts = json.loads(two.stdout.splitlines()[0]).get("one_token_streams") if two.returncode == 0 else None
+    expect(forced_counts == {k: (2 if v > 0 else 0) for k, v in streams.items()},
+           f"MOEPP_STREAMS=2: {two.stdout!r} {two.stderr!r}")
+else:
+    expect(False, f"--machine --json: one_token_streams, expected bf16, q8 and q4 counts: {machine}")
 
 rows = run("--model-shape", "moepp-0.6b", "--layers", "1", "-p", "16", "-n", "4", "-r", "1", "-t", "1",
            "--json", "--read-mib", "32")

@@ -36,7 +36,9 @@ int in_use(const std::string& format) {
 bool counted(const std::string& format) { return in_use(format) > 0; }
 
 TEST(StreamProbe, RowsForEveryFormatOnHugeThenSmallPages) {
+  const int forced = kernels::forced_one_token_streams();  // the probe sets counts, then puts this back
   auto rows = probe_one_token_stream({"bf16", "q8", "q4", "f32"}, tiny_probe());
+  EXPECT_EQ(kernels::forced_one_token_streams(), forced);
   ASSERT_TRUE(rows.ok()) << rows.status().message();
   ASSERT_EQ(rows->size(), 8u);
   const char* formats[] = {"bf16", "q8", "q4", "f32"};

@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <utility>
 
 #include "ops/dot_kernels.h"
 #include "ops/elementwise.h"
@@ -158,6 +162,35 @@ TEST(DotKernels, WholeRowBlocksAndWideTilesEqualTheScalarReference) {
   }
 }
 
+// The CPU's vendor and family as /proc/cpuinfo states them (read apart from the kernels' cpuid),
+// or {"", -1} where it cannot be read.
+std::pair<std::string, int> cpuinfo_vendor_and_family() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, vendor;
+  int family = -1;
+  while (std::getline(in, line) && (vendor.empty() || family < 0)) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string value = line.substr(std::min(line.size(), colon + 2));
+    if (line.rfind("vendor_id", 0) == 0) vendor = value;
+    if (line.rfind("cpu family", 0) == 0) family = std::atoi(value.c_str());
+  }
+  return {vendor, family};
+}
+
+TEST(DotKernels, OneTokenStreamDefaultsFollowTheCpu) {
+  // AMD family 25 (Zen 4) walks one stream in every kernel, family 26 (Zen 5) four for bf16 and two
+  // for q8/q4, every other CPU four (docs/performance.md, "Streams per thread by CPU").
+  using kernels::StreamKernel;
+  const auto [vendor, family] = cpuinfo_vendor_and_family();
+  if (vendor.empty() || family < 0) GTEST_SKIP() << "no /proc/cpuinfo vendor and family";
+  const bool amd = vendor == "AuthenticAMD";
+  const int bf16 = amd && family == 25 ? 1 : 4, quantized = amd && family == 25 ? 1 : amd && family == 26 ? 2 : 4;
+  EXPECT_EQ(kernels::default_one_token_streams(StreamKernel::kBf16), bf16) << vendor << " family " << family;
+  EXPECT_EQ(kernels::default_one_token_streams(StreamKernel::kQ8), quantized) << vendor << " family " << family;
+  EXPECT_EQ(kernels::default_one_token_streams(StreamKernel::kQ4), quantized) << vendor << " family " << family;
+}
+
 TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
   // The one-token kernels walk a thread's whole row blocks as 1, 2 or 4 streams (the count in
   // use depends on the CPU): each count against the scalar reference, on ranges whose whole blocks
@@ -166,11 +199,12 @@ TEST(DotKernels, OneTokenProductsAreTheSameBitsForEveryStreamCount) {
   using kernels::StreamKernel;
   const StreamKernel every_kernel[] = {StreamKernel::kBf16, StreamKernel::kQ8, StreamKernel::kQ4};
   const kernels::KeepOneTokenStreams keep;
-  const int kept = kernels::one_token_streams(StreamKernel::kQ8);
+  const int kept = kernels::one_token_streams(StreamKernel::kQ8), forced = kernels::forced_one_token_streams();
   EXPECT_TRUE(kept == 1 || kept == 2 || kept == 4) << kept;
   EXPECT_FALSE(kernels::set_one_token_streams(3));
   EXPECT_FALSE(kernels::set_one_token_streams(-1));
   EXPECT_EQ(kernels::one_token_streams(StreamKernel::kQ8), kept);
+  EXPECT_EQ(kernels::forced_one_token_streams(), forced);
   // 0 puts back each kernel's CPU default.
   ASSERT_TRUE(kernels::set_one_token_streams(0));
   EXPECT_EQ(kernels::forced_one_token_streams(), 0);

@@ -62,7 +62,7 @@ struct BenchOptions {
   std::string stream_shape = "2816x1024";
   int stream_calls = 400;
   int64_t stream_task_rows = 0;
-  std::string stream_counts;           // --streams: one-token stream counts to compare ("": the one in use)
+  std::string stream_counts;           // --streams: one-token stream counts to compare ("": each format's own)
   bool batch_kernels = false;          // every SIMD set's batch kernels side by side on cold weights
   int batch_calls = 40;
   bool attention = false;              // one decode step's attention against a plain read of the cache
@@ -639,7 +639,8 @@ Runner add_bench_command(CLI::App& app) {
                   "decode's (expert, row block) tasks are (default 0: one block per thread)");
   sub->add_option("--streams", o->stream_counts,
                   "--stream: compare the one-token kernels walking each thread's rows as 1, 2 or 4 memory streams "
-                  "(comma-separated, e.g. 1,2,4; default: the count in use, MOEPP_STREAMS or the CPU's default). "
+                  "(comma-separated, e.g. 1,2,4; default: the count each format's kernel walks, MOEPP_STREAMS or its CPU "
+                  "default). "
                   "Same bits whatever the count; the best depends on the CPU's prefetchers");
   CLI::Option* batch_kernels = sub->add_flag("--batch-kernels", o->batch_kernels,
                 "Measure the batch kernels (-p tokens against one matrix, as a prefill's projections and an expert's "
