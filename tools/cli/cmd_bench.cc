@@ -640,8 +640,7 @@ Runner add_bench_command(CLI::App& app) {
   sub->add_option("--streams", o->stream_counts,
                   "--stream: compare the one-token kernels walking each thread's rows as 1, 2 or 4 memory streams "
                   "(comma-separated, e.g. 1,2,4; default: the count each format's kernel walks, MOEPP_STREAMS or its CPU "
-                  "default). "
-                  "Same bits whatever the count; the best depends on the CPU's prefetchers");
+                  "default). Same bits whatever the count; the best depends on the CPU's prefetchers");
   CLI::Option* batch_kernels = sub->add_flag("--batch-kernels", o->batch_kernels,
                 "Measure the batch kernels (-p tokens against one matrix, as a prefill's projections and an expert's "
                 "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
