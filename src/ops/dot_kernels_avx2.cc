@@ -21,6 +21,7 @@
 #include "ops/block_streams.h"
 #include "ops/dot_kernels.h"
 #include "ops/exp_f32.h"
+#include "ops/prefetch.h"
 
 namespace moepp::kernels {
 namespace {
@@ -66,11 +67,15 @@ struct RowMajorLoader : TailFromElements {
   static constexpr int64_t kColumnsPerLine = 64 / sizeof(E);
   const E* base() const { return static_cast<const E*>(w->data); }
   const E* address(int64_t n, int64_t k) const { return base() + n * w->cols + k; }
+  // For requests only: row n may be past the last (prefetch.h).
+  const char* request_address(int64_t n, int64_t k) const {
+    return bytes_ahead(base(), static_cast<int64_t>(sizeof(E)) * (n * w->cols + k));
+  }
   __m256 load(int64_t n, int64_t k) const { return f32x8(address(n, k)); }
   template <int NR>
   void prefetch(int64_t n, int64_t k) const {
     if (k % kColumnsPerLine == 0)
-      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(address(n + NR + r, k)), _MM_HINT_T0);
+      for (int r = 0; r < NR; ++r) _mm_prefetch(request_address(n + NR + r, k), _MM_HINT_T0);
   }
 };
 
@@ -87,8 +92,8 @@ struct InterleavedLoader {
   __m256 load_tail(int64_t n, int64_t k) const { return load(n, k); }  // zero-padded to 8 columns
   template <int NR>
   void prefetch(int64_t n, int64_t k) const {
-    const char* p = reinterpret_cast<const char*>(address(n, k)) + 2048;
-    for (size_t b = 0; b < 64 * sizeof(E); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+    for (int64_t b = 0; b < 64 * static_cast<int64_t>(sizeof(E)); b += 64)
+      _mm_prefetch(bytes_ahead(address(n, k), 2048 + b), _MM_HINT_T0);
   }
 };
 
@@ -313,8 +318,7 @@ void pack_rows(const InterleavedLoader<uint16_t>& ld, int64_t n0, int64_t n1, in
     const uint16_t* block = ld.pairs(n, 0);  // [steps][8 rows][16 pairs]
     float* out = packed + (n - n0) * ld_packed;  // [8 rows][ld_packed]
     for (int64_t q = 0; q < steps; ++q) {
-      const char* ahead = reinterpret_cast<const char*>(block + 128 * q) + 2048;
-      for (int b = 0; b < 256; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+      for (int b = 0; b < 256; b += 64) _mm_prefetch(bytes_ahead(block + 128 * q, 2048 + b), _MM_HINT_T0);
       const bool low_chunk = 16 * q + 8 < ld_packed;  // past K rounded up to 8: not stored
       for (int r = 0; r < 8; ++r) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 * q + 16 * r));
@@ -443,7 +447,7 @@ void bf16_pair_tile(const float* x, int64_t ldx, int64_t K, const uint16_t* cons
   // 1 KiB ahead, a line for each two rows (a tile's rows share lines): 0.78-0.82 of the
   // two-stream read against 0.76-0.80 at 2 KiB in the microbenchmark above
   bf16_pair_steps<MR, NR>(x, ldx, K, rows, 0, (K + 15) / 16, acc, [&](int64_t q) {
-    for (int r = 0; r < NR; r += 2) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 1024, _MM_HINT_T0);
+    for (int r = 0; r < NR; r += 2) _mm_prefetch(bytes_ahead(rows[r] + 128 * q, 1024), _MM_HINT_T0);
   });
   store_lane_sums(acc, y, ldy);
 }
@@ -526,7 +530,7 @@ void bf16_pair_blocks(const float* x, int64_t M, int64_t ldx, const Weight& w, i
         bf16_pair_steps<MR, NR>(xm, ldx, K, rows + r0, q0, q1, acc, [&](int64_t q) {
           if (q != next_request) return;
           for (int r = (r0 + 1) / 2 * 2; r < r0 + NR; r += 2)  // a line a pair, once
-            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 128 * q) + 4096, _MM_HINT_T0);
+            _mm_prefetch(bytes_ahead(rows[r] + 128 * q, 4096), _MM_HINT_T0);
           next_request += groups;
         });
         for (int m = 0; m < MR; ++m)
@@ -653,6 +657,10 @@ struct CacheRowsLoader {
   const T* rows;
   int64_t stride, cols;
   const T* address(int64_t n, int64_t k) const { return rows + n * stride + k; }
+  // For requests only: row n may be past the last (prefetch.h).
+  const char* request_address(int64_t n, int64_t k) const {
+    return bytes_ahead(rows, static_cast<int64_t>(sizeof(T)) * (n * stride + k));
+  }
   __m256 load(int64_t n, int64_t k) const { return f32x8(address(n, k)); }
   float value(int64_t n, int64_t k) const { return row_value(address(n, k), 0); }
   __m256 load_tail(int64_t n, int64_t k) const {
@@ -666,7 +674,7 @@ struct CacheRowsLoader {
   template <int NR>
   void prefetch(int64_t n, int64_t k) const {
     if (k % kColumnsPerLine == 0)
-      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(address(n + 2 * NR + r, k)), _MM_HINT_T0);
+      for (int r = 0; r < NR; ++r) _mm_prefetch(request_address(n + 2 * NR + r, k), _MM_HINT_T0);
   }
 };
 
@@ -686,6 +694,8 @@ struct Q8CacheRowsLoader {
   int64_t cols() const { return kCols > 0 ? kCols : cols_given; }
   int64_t groups() const { return (cols() + kQuantGroup - 1) / kQuantGroup; }
   const int8_t* address(int64_t n, int64_t k) const { return rows + n * cols() + k; }
+  // For requests only: row n may be past the last (prefetch.h).
+  const char* request_address(int64_t n, int64_t k) const { return bytes_ahead(rows, n * cols() + k); }
   float scale(int64_t n, int64_t k) const { return scales[n * groups() + k / kQuantGroup]; }
   __m256 load(int64_t n, int64_t k) const {  // k % 8 == 0: the 8 values share a group
     const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(address(n, k))));
@@ -701,7 +711,7 @@ struct Q8CacheRowsLoader {
   template <int NR>
   void prefetch(int64_t n, int64_t k) const {
     if (k % kColumnsPerLine == 0)
-      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(address(n + 2 * NR + r, k)), _MM_HINT_T0);
+      for (int r = 0; r < NR; ++r) _mm_prefetch(request_address(n + 2 * NR + r, k), _MM_HINT_T0);
   }
 };
 
@@ -726,8 +736,8 @@ struct TwoRunsLoader {
   void prefetch(int64_t, int64_t k) const {
     if (k % kColumnsPerLine == 0)
       for (int r = 0; r < 4; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(a.address(8 + r, k)), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b.address(8 + r, k)), _MM_HINT_T0);
+        _mm_prefetch(a.request_address(8 + r, k), _MM_HINT_T0);
+        _mm_prefetch(b.request_address(8 + r, k), _MM_HINT_T0);
       }
   }
 };
@@ -778,7 +788,7 @@ template <int A, int P, bool kPrefetchRows = false, bool kFma = false, class L>
   auto step = [&](int64_t j, auto first) {
     if constexpr (kPrefetchRows)
       for (int64_t k = 0; k < 8 * P; k += L::kColumnsPerLine)
-        _mm_prefetch(reinterpret_cast<const char*>(ld.address(j + kAhead, i + k)), _MM_HINT_T0);
+        _mm_prefetch(ld.request_address(j + kAhead, i + k), _MM_HINT_T0);
     __m256 v[P];
     for (int b = 0; b < P; ++b) v[b] = ld.load(j, i + 8 * b);
     for (int a = 0; a < A; ++a) {
@@ -818,7 +828,7 @@ void axpy_row_blocks(const float* c, int64_t ldc, const L& rows, int64_t count, 
     auto request = [&](int64_t upto) {
       for (; requested < upto; ++requested)
         for (int64_t b = 0; b < row_bytes; b += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(block.address(rows_here + requested, 0)) + b, _MM_HINT_T0);
+          _mm_prefetch(bytes_ahead(block.request_address(rows_here + requested, 0), b), _MM_HINT_T0);
     };
     int64_t i = i0;
     for (; i + 16 <= n; i += 16) {
