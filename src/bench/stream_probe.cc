@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -207,25 +208,48 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
   std::vector<std::vector<float>> ys(sets.size(), std::vector<float>(static_cast<size_t>(tokens * N)));
   // As matmul_many: the inputs quantised (q8/q4) or paired (bf16, where the set pairs this many
   // tokens) once for all tasks.
-  auto product = [&](const kernels::KernelSet& set, const Weight& w, float* y) {
-    thread_local kernels::QuantizedRows qx;
-    thread_local kernels::PairedRows px;
+  thread_local kernels::QuantizedRows qx;
+  thread_local kernels::PairedRows px;
+  auto prepare = [&](const kernels::KernelSet& set, const Weight& w) {
     if (quantized) kernels::quantize_all_rows(set, x.data(), tokens, K, K, &qx);
     px.K = 0;
     if (!quantized && w.dtype == DType::kBF16 && set.pairs(tokens)) {
       px.pairs.resize(static_cast<size_t>(tokens * kernels::paired_row_words(K)));
       if (set.pair_rows(x.data(), tokens, K, K, px.pairs.data())) px.K = K;
     }
+  };
+  auto task = [&](const kernels::KernelSet& set, const Weight& w, int64_t r0, int64_t r1, float* y) {
+    if (quantized) set.quantized_rows(qx, 0, tokens, w, r0, r1, y + r0, N);
+    else if (px.K > 0) set.paired_rows(px, 0, tokens, w, r0, r1, y + r0, N);
+    else set.rows(x.data(), tokens, K, w, r0, r1, y + r0, N);
+  };
+  auto product = [&](const kernels::KernelSet& set, const Weight& w, float* y) {
+    prepare(set, w);
+    for (int64_t r0 = 0; r0 < N; r0 += o.task_rows) task(set, w, r0, std::min(N, r0 + o.task_rows), y);
+  };
+  // The same call with the weights in cache: each task run twice in a row and the second
+  // timed (its rows then in L2 where they fit), with the inputs' preparation: the arithmetic alone,
+  // against which the cold call shows how much of the memory's time it hides. Returns the timed
+  // seconds; it takes its turns with the others, so that the machine's drift hits all alike.
+  using Clock = std::chrono::steady_clock;
+  const Weight& cached_copy = copies.back();  // read by these calls alone
+  auto cached_call = [&](const kernels::KernelSet& set, float* y) {
+    auto t0 = Clock::now();
+    prepare(set, cached_copy);
+    double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     for (int64_t r0 = 0; r0 < N; r0 += o.task_rows) {
       const int64_t r1 = std::min(N, r0 + o.task_rows);
-      if (quantized) set.quantized_rows(qx, 0, tokens, w, r0, r1, y + r0, N);
-      else if (px.K > 0) set.paired_rows(px, 0, tokens, w, r0, r1, y + r0, N);
-      else set.rows(x.data(), tokens, K, w, r0, r1, y + r0, N);
+      task(set, cached_copy, r0, r1, y);
+      t0 = Clock::now();
+      task(set, cached_copy, r0, r1, y);
+      seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     }
+    return seconds;
   };
   std::vector<std::function<void(int)>> variants;
   std::vector<int> first;
-  const int n_copies = static_cast<int>(copies.size());
+  // The others take turns through all copies but the last, the cached calls'.
+  const int n_copies = static_cast<int>(copies.size()) - 1;
   for (size_t v = 0; v < sets.size(); ++v) {
     product(*sets[v], copies[0], ys[v].data());
     if (std::memcmp(ys[v].data(), ys[0].data(), ys[v].size() * sizeof(float)) != 0)
@@ -235,6 +259,12 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
     // Each set (and the read below) starts its own share of the copies away, so none reads a
     // copy another just left in the last-level cache (nor copy 0, which the check above just read).
     first.push_back(1 + static_cast<int>(v) * (n_copies - 1) / static_cast<int>(sets.size() + 1));
+  }
+  // The cached calls take turns as well (their own timing: the second run of each task).
+  std::vector<double> cached(sets.size(), 0.0);
+  for (size_t v = 0; v < sets.size(); ++v) {
+    variants.push_back([&, v](int) { cached[v] += cached_call(*sets[v], ys[v].data()); });
+    first.push_back(0);
   }
   // A plain read of the same copies takes its turns too: the kernels' GB/s as a share of what the
   // memory gave in the same moments.
@@ -248,6 +278,7 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
   g_read_sink = g_read_sink + read_sum;
   const double bytes = static_cast<double>(extent) * o.calls;
   const double read_gb_s = bytes / seconds.back() / 1e9;
+  const double read_seconds = seconds.back();
   for (size_t v = 0; v < sets.size(); ++v) {
     BatchProbeRow row;
     row.weights = format;
@@ -258,6 +289,8 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
     row.gflop_s = 2.0 * static_cast<double>(N * K * tokens) * o.calls / seconds[v] / 1e9;
     row.gb_s = bytes / seconds[v] / 1e9;
     row.read_gb_s = read_gb_s;
+    row.cached_gflop_s = 2.0 * static_cast<double>(N * K * tokens) * o.calls / cached[v] / 1e9;
+    row.overlap = (cached[v] + read_seconds - seconds[v]) / std::min(cached[v], read_seconds);
     out->push_back(row);
   }
   return Status::Ok();
@@ -287,8 +320,8 @@ Result<std::vector<BatchProbeRow>> probe_batch_kernels(const std::vector<std::st
     auto base = random_matrix(f, options.rows, options.cols, options.seed);
     if (!base.ok()) return base.status();
     // At least one copy per set and the read, plus copy 0 (the bit check's), so that each starts
-    // on its own.
-    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes, static_cast<int>(sets.size()) + 2);
+    // on its own, and the cached calls' own.
+    const std::vector<Weight> copies = cold_copies(*base, options.copies_bytes, static_cast<int>(sets.size()) + 3);
     for (int64_t tokens : options.tokens)
       if (Status s = probe_batch(f, copies, tokens, sets, options, &rows); !s.ok()) return s;
   }

@@ -188,6 +188,15 @@ for r in bk:
     # kernel / read: the two rates of one row divided (one read per format and token count).
     expect(r.get("read_gb_s", 0) > 0 and abs(r.get("ratio", 0) - r["gb_s"] / r["read_gb_s"]) < 1e-9 * r.get("ratio", 1),
            f"--batch-kernels read: {r}")
+    # The cached rate and the overlap: (cached + read - cold) / min(cached, read), seconds a call,
+    # recomputed from the row's own rates (each rate is the call's work over its seconds).
+    expect(r.get("cached_gflop_s", 0) > 0 and "overlap" in r, f"--batch-kernels cached fields: {r}")
+    if r.get("cached_gflop_s", 0) > 0 and "overlap" in r:
+        # Times in the unit of one call's work: the read moves the bytes gb_s counts.
+        cold, cached = 1 / r["gflop_s"], 1 / r["cached_gflop_s"]
+        read = cold * r["gb_s"] / r["read_gb_s"]
+        expect(abs(r["overlap"] - (cached + read - cold) / min(cached, read)) < 1e-6 * max(1.0, abs(r["overlap"])),
+               f"--batch-kernels overlap: {r}")
 for fmt, tokens in (("bf16", 3), ("bf16", 50), ("q4", 3), ("q4", 50)):
     reads = {r["read_gb_s"] for r in bk if r["weights"] == fmt and r["tokens"] == tokens}
     expect(len(reads) == 1, f"--batch-kernels {fmt} x {tokens}: one read for all sets, got {reads}")

@@ -434,25 +434,26 @@ int run_batch_kernels(const BenchOptions& o, const std::vector<std::string>& for
   auto rows_out = probe_batch_kernels(formats, bo);
   if (!rows_out.ok()) return fail(rows_out.status());
   if (format == ReportFormat::kMarkdown)
-    std::printf("| weights | tokens | kernels | matrix | GFLOP/s | GB/s | read GB/s | kernel / read |\n"
-                "|---|--:|---|---|--:|--:|--:|--:|\n");
-  if (format == ReportFormat::kCsv) std::printf("weights,tokens,kernels,rows,cols,gflop_s,gb_s,read_gb_s,ratio\n");
+    std::printf("| weights | tokens | kernels | matrix | GFLOP/s | GB/s | read GB/s | kernel / read | GFLOP/s cached | overlap |\n"
+                "|---|--:|---|---|--:|--:|--:|--:|--:|--:|\n");
+  if (format == ReportFormat::kCsv)
+    std::printf("weights,tokens,kernels,rows,cols,gflop_s,gb_s,read_gb_s,ratio,cached_gflop_s,overlap\n");
   for (const BatchProbeRow& r : *rows_out) {
     const double ratio = r.read_gb_s > 0 ? r.gb_s / r.read_gb_s : 0;
     if (format == ReportFormat::kJson) {
       nlohmann::json j = {{"test", "batch_kernels"}, {"weights", r.weights}, {"tokens", r.tokens},
                           {"kernels", r.kernels},    {"rows", r.rows},       {"cols", r.cols},
                           {"gflop_s", r.gflop_s},    {"gb_s", r.gb_s},       {"read_gb_s", r.read_gb_s},
-                          {"ratio", ratio}};
+                          {"ratio", ratio},          {"cached_gflop_s", r.cached_gflop_s}, {"overlap", r.overlap}};
       std::printf("%s\n", j.dump().c_str());
     } else if (format == ReportFormat::kCsv) {
-      std::printf("%s,%lld,%s,%lld,%lld,%.2f,%.2f,%.2f,%.3f\n", r.weights.c_str(), static_cast<long long>(r.tokens),
-                  r.kernels.c_str(), static_cast<long long>(r.rows), static_cast<long long>(r.cols), r.gflop_s, r.gb_s,
-                  r.read_gb_s, ratio);
-    } else {
-      std::printf("| %s | %lld | %s | %lld x %lld | %.1f | %.2f | %.2f | %.3f |\n", r.weights.c_str(),
+      std::printf("%s,%lld,%s,%lld,%lld,%.2f,%.2f,%.2f,%.3f,%.2f,%.3f\n", r.weights.c_str(),
                   static_cast<long long>(r.tokens), r.kernels.c_str(), static_cast<long long>(r.rows),
-                  static_cast<long long>(r.cols), r.gflop_s, r.gb_s, r.read_gb_s, ratio);
+                  static_cast<long long>(r.cols), r.gflop_s, r.gb_s, r.read_gb_s, ratio, r.cached_gflop_s, r.overlap);
+    } else {
+      std::printf("| %s | %lld | %s | %lld x %lld | %.1f | %.2f | %.2f | %.3f | %.1f | %.2f |\n", r.weights.c_str(),
+                  static_cast<long long>(r.tokens), r.kernels.c_str(), static_cast<long long>(r.rows),
+                  static_cast<long long>(r.cols), r.gflop_s, r.gb_s, r.read_gb_s, ratio, r.cached_gflop_s, r.overlap);
     }
   }
   return 0;
@@ -646,7 +647,9 @@ Runner add_bench_command(CLI::App& app) {
                 "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
                 "matrix per --weights format, bf16-valued inputs, 128-row tasks on one thread, the sets taking turns "
                 "call by call with a plain read of the same copies; GFLOP/s, GB/s of the stored matrix, the read's GB/s "
-                "and kernel / read. Alone, runs nothing else");
+                "and kernel / read; then GFLOP/s with the matrix in cache (the arithmetic alone) and the overlap: the "
+                "share of the read's time the cold call hides under its arithmetic (1 all, 0 none: the two add up). "
+                "Alone, runs nothing else");
   sub->add_option("--batch-calls", o->batch_calls, "--batch-kernels: calls per set (and by the read) and token count (default 40)");
   CLI::Option* attention = sub->add_flag("--attention", o->attention,
                 "Measure one decode step's attention (the engine's per-kv-head step: q.k, softmax, times V) over a "
