@@ -227,9 +227,9 @@ Status probe_batch(const std::string& format, const std::vector<Weight>& copies,
     prepare(set, w);
     for (int64_t r0 = 0; r0 < N; r0 += o.task_rows) task(set, w, r0, std::min(N, r0 + o.task_rows), y);
   };
-  // The same call with the weights in cache: each task run twice in a row and the second
-  // timed (its rows then in L2 where they fit), with the inputs' preparation: the arithmetic alone,
-  // against which the cold call shows how much of the memory's time it hides. Returns the timed
+  // The same call with the weights in cache: each task run twice in a row and the second timed
+  // (its rows then in L2 where they fit), with the inputs' preparation: the arithmetic alone, which
+  // with the read's time shows how much of the shorter one the cold call hides. Returns the timed
   // seconds; it takes its turns with the others, so that the machine's drift hits all alike.
   using Clock = std::chrono::steady_clock;
   const Weight& cached_copy = copies.back();  // read by these calls alone

@@ -54,8 +54,9 @@ Result<std::vector<StreamProbeRow>> probe_one_token_stream(const std::vector<std
 // Each call multiplies `tokens` bf16-valued
 // input rows (as under --dtype bf16) by the matrix in tasks of `task_rows` rows, the inputs
 // quantised (q8/q4) or paired (bf16, where the set pairs that many tokens) once per call, as
-// matmul_many does. The same calls with the matrix in cache take their turns too: how much of the
-// memory's time the cold calls hide under their arithmetic (on Zen 5, little: session 35).
+// matmul_many does. The same calls with each task's rows in cache take their turns too: how much of
+// the shorter of the arithmetic and the read the cold calls hide under the longer (on Zen 5,
+// little: session 35).
 struct BatchProbeOptions {
   int64_t rows = 2816;
   int64_t cols = 1024;
@@ -74,12 +75,12 @@ struct BatchProbeRow {
   double gflop_s = 0;   // 2 x rows x cols x tokens per call
   double gb_s = 0;      // the stored matrix's bytes per call
   double read_gb_s = 0; // a plain read of the same copies, taking its turns with the sets
-  // The same calls with the matrix in cache (each task run twice in a row, the second timed): the
-  // arithmetic alone, taking its turns with the others.
+  // The same calls with each task's rows in cache (each task run twice in a row, the second timed,
+  // the inputs' preparation included): the arithmetic alone, taking its turns with the others.
   double cached_gflop_s = 0;
-  // How much of the memory's time the cold call hides under its arithmetic: (cached + read - cold)
-  // / min(cached, read), seconds a call. 1: the longer of the two alone (they overlap fully); 0:
-  // the two added up; below 0: slower than that.
+  // How much of the shorter of the two (cached arithmetic, plain read) the cold call hides under
+  // the longer: (cached + read - cold) / min(cached, read), seconds a call. 1: the longer of the
+  // two alone (they overlap fully); 0: the two added up; below 0 slower than that, above 1 noise.
   double overlap = 0;
 };
 

@@ -2,6 +2,7 @@
 """`moepp bench --json` prints one JSON object per line with the contract's fields (a tiny run)."""
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -190,8 +191,9 @@ for r in bk:
            f"--batch-kernels read: {r}")
     # The cached rate and the overlap: (cached + read - cold) / min(cached, read), seconds a call,
     # recomputed from the row's own rates (each rate is the call's work over its seconds).
-    expect(r.get("cached_gflop_s", 0) > 0 and "overlap" in r, f"--batch-kernels cached fields: {r}")
-    if r.get("cached_gflop_s", 0) > 0 and "overlap" in r:
+    finite_overlap = isinstance(r.get("overlap"), float) and math.isfinite(r["overlap"])
+    expect(r.get("cached_gflop_s", 0) > 0 and finite_overlap, f"--batch-kernels cached fields: {r}")
+    if r.get("cached_gflop_s", 0) > 0 and finite_overlap:
         # Times in the unit of one call's work: the read moves the bytes gb_s counts.
         cold, cached = 1 / r["gflop_s"], 1 / r["cached_gflop_s"]
         read = cold * r["gb_s"] / r["read_gb_s"]

@@ -647,8 +647,9 @@ Runner add_bench_command(CLI::App& app) {
                 "tokens) of every SIMD kernel set this CPU has, side by side: cold copies of one random --stream-shape "
                 "matrix per --weights format, bf16-valued inputs, 128-row tasks on one thread, the sets taking turns "
                 "call by call with a plain read of the same copies; GFLOP/s, GB/s of the stored matrix, the read's GB/s "
-                "and kernel / read; then GFLOP/s with the matrix in cache (the arithmetic alone) and the overlap: the "
-                "share of the read's time the cold call hides under its arithmetic (1 all, 0 none: the two add up). "
+                "and kernel / read; then GFLOP/s with each task's rows in cache (the arithmetic alone) and the overlap: "
+                "the share of the shorter of the two (arithmetic, read) that the cold call hides under the longer (1 "
+                "all, 0 none: the two add up). "
                 "Alone, runs nothing else");
   sub->add_option("--batch-calls", o->batch_calls, "--batch-kernels: calls per set (and by the read) and token count (default 40)");
   CLI::Option* attention = sub->add_flag("--attention", o->attention,
